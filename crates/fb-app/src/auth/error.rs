@@ -1,0 +1,62 @@
+use fb_core::error::{Code, Coded, FieldError};
+use fb_core::identity::Permission;
+use fb_core::ports::StoreError;
+
+use super::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("invalid access token: {}", .0.reason())]
+    InvalidToken(Rejection),
+    #[error("invalid API key: unknown, revoked or expired")]
+    InvalidApiKey,
+    #[error("this role lacks the permission {0}")]
+    PermissionDenied(Permission),
+    #[error("this action needs a user session; API keys cannot perform it")]
+    UserSessionRequired,
+    #[error("no such user")]
+    UserNotFound,
+    #[error("no such API key")]
+    ApiKeyNotFound,
+    #[error("the username is taken")]
+    UsernameTaken,
+    #[error("the API key is already revoked")]
+    ApiKeyRevoked,
+    #[error("the last active admin cannot be disabled")]
+    LastAdmin,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Coded for Error {
+    fn code(&self) -> Code {
+        match self {
+            Error::Validation(_) => Code::invalid_field,
+            Error::InvalidCredentials => Code::invalid_credentials,
+            Error::InvalidToken(_) => Code::invalid_token,
+            Error::InvalidApiKey => Code::invalid_api_key,
+            Error::PermissionDenied(_) => Code::permission_denied,
+            Error::UserSessionRequired => Code::user_session_required,
+            Error::UserNotFound => Code::user_not_found,
+            Error::ApiKeyNotFound => Code::api_key_not_found,
+            Error::UsernameTaken => Code::username_taken,
+            Error::ApiKeyRevoked => Code::api_key_revoked,
+            Error::LastAdmin => Code::last_admin,
+            Error::Store(StoreError::Unavailable(_)) => Code::storage_unavailable,
+            Error::Store(_) | Error::Internal(_) => Code::internal,
+        }
+    }
+
+    fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Error::Validation(fields) => fields,
+            _ => &[],
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! FactoryBrain's use cases. Each area is a module with an `Options`, a `Service` and an
+//! `Error` that carries a stable [`fb_core::Code`].
+//!
+//! Invariant: this crate orchestrates ports from `fb_core::ports` and never names an adapter.
+
+pub mod auth;

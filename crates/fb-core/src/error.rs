@@ -1,0 +1,158 @@
+//! The one error-code table of the product.
+//!
+//! Every error that reaches a user (HTTP body, CLI message, later MQTT dead letters and MCP
+//! errors) carries a stable snake_case [`Code`]. Each code belongs to an [`ErrorKind`]; only the
+//! edge adapters translate kinds into protocol statuses. Codes are part of the public API: never
+//! rename one, add a new one instead.
+
+use serde::Serialize;
+
+/// What kind of failure a code is, independent of any protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidInput,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimited,
+    Unavailable,
+    Timeout,
+    Internal,
+}
+
+macro_rules! error_codes {
+    ($( $(#[doc = $doc:literal])+ $code:ident => $kind:ident; )+) => {
+        /// A stable, documented error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[allow(non_camel_case_types)]
+        pub enum Code {
+            $( $(#[doc = $doc])+ $code, )+
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$code,)+];
+
+            pub fn kind(self) -> ErrorKind {
+                match self { $(Code::$code => ErrorKind::$kind,)+ }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$code => stringify!($code),)+ }
+            }
+
+            /// The one-line description shown in the error reference.
+            pub fn description(self) -> &'static str {
+                match self { $(Code::$code => concat!($($doc),+).trim_ascii(),)+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The request body is not valid JSON or does not match the expected shape.
+    invalid_json => InvalidInput;
+    /// One or more fields are invalid; `details` lists each field and the reason.
+    invalid_field => InvalidInput;
+    /// A path or query parameter is malformed.
+    invalid_parameter => InvalidInput;
+    /// The request body is larger than `server.max_body_bytes`.
+    payload_too_large => PayloadTooLarge;
+    /// The request's Content-Type is not one the endpoint accepts.
+    unsupported_media_type => UnsupportedMediaType;
+    /// No route matches the path.
+    route_not_found => NotFound;
+    /// The route exists but not for this HTTP method.
+    method_not_allowed => MethodNotAllowed;
+    /// No credentials were sent (Authorization: Bearer <token or API key>).
+    missing_credentials => Unauthenticated;
+    /// Username or password is wrong, or the account is disabled.
+    invalid_credentials => Unauthenticated;
+    /// The access token is malformed, expired, not yet valid or signed with another key or algorithm.
+    invalid_token => Unauthenticated;
+    /// The API key is unknown, revoked or expired.
+    invalid_api_key => Unauthenticated;
+    /// The caller is authenticated but its role lacks the permission the route declares.
+    permission_denied => Forbidden;
+    /// The action needs a user session; API keys cannot perform it.
+    user_session_required => Forbidden;
+    /// No user has this id or username.
+    user_not_found => NotFound;
+    /// No API key has this id.
+    api_key_not_found => NotFound;
+    /// Another user already has this username.
+    username_taken => Conflict;
+    /// The API key is already revoked.
+    api_key_revoked => Conflict;
+    /// The last active admin cannot be disabled.
+    last_admin => Conflict;
+    /// The store (database) cannot be reached or timed out.
+    storage_unavailable => Unavailable;
+    /// The service is starting or shutting down, or a dependency is not ready.
+    not_ready => Unavailable;
+    /// The request took longer than `server.request_timeout_secs`.
+    request_timeout => Timeout;
+    /// An unexpected error; details are in the server log under the request id.
+    internal => Internal;
+}
+
+/// A field-level validation failure: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `password` or `sensors[2].unit`.
+    pub field: String,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Implemented by every area error so the edges can render it uniformly.
+pub trait Coded: std::error::Error {
+    fn code(&self) -> Code;
+
+    /// Field-level details, if any.
+    fn field_errors(&self) -> &[FieldError] {
+        &[]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_documented() {
+        let mut seen = HashSet::new();
+        for code in Code::ALL {
+            let name = code.as_str();
+            assert!(seen.insert(name), "duplicate code {name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name} is not snake_case"
+            );
+            assert!(!code.description().is_empty(), "{name} has no description");
+        }
+    }
+
+    #[test]
+    fn description_is_the_doc_comment() {
+        assert_eq!(
+            Code::username_taken.description(),
+            "Another user already has this username."
+        );
+        assert_eq!(Code::username_taken.kind(), ErrorKind::Conflict);
+    }
+}

@@ -1,0 +1,429 @@
+//! Users, API keys, roles and the permission table (D1–D3).
+//!
+//! The permission table is policy, so it lives here and is pure: the HTTP layer asks
+//! [`Role::allows`] and never hard-codes a role.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::FieldError;
+
+/// A user's or API key's role. Ordered from most to least privileged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Supervisor,
+    Operator,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Supervisor, Role::Operator, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Supervisor => "supervisor",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Whether this role holds `permission`. The one place where roles meet permissions.
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission as P;
+        match self {
+            Role::Admin => true,
+            Role::Supervisor => !matches!(permission, P::UsersManage | P::ApiKeysManage),
+            Role::Operator => matches!(
+                permission,
+                P::SelfRead | P::SelfPassword | P::PlantRead | P::ReadingsWrite | P::AlertsManage
+            ),
+            Role::Viewer => matches!(permission, P::SelfRead | P::SelfPassword | P::PlantRead),
+        }
+    }
+
+    /// Whether a principal with this role may hand out `other` (e.g. an API key's role).
+    /// Nobody can create credentials more privileged than their own.
+    pub fn can_grant(self, other: Role) -> bool {
+        (self as u8) <= (other as u8)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A permission a route or use case declares. Names are `area.verb`.
+///
+/// Some permissions guard features that later issues add; they are listed now so that the
+/// role table is complete and stable for integrators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    /// Read one's own identity.
+    SelfRead,
+    /// Change one's own password.
+    SelfPassword,
+    /// Read machines, readings, alerts, KPIs.
+    PlantRead,
+    /// Ingest readings; edit readings metadata.
+    ReadingsWrite,
+    /// Acknowledge and resolve alerts.
+    AlertsManage,
+    /// Create, change and delete machines and plant resources.
+    PlantManage,
+    /// Create and update maintenance tickets.
+    TicketsManage,
+    /// Approve purchase orders and gated actions.
+    OrdersApprove,
+    /// List users.
+    UsersRead,
+    /// Create, disable and enable users.
+    UsersManage,
+    /// Create, list and revoke API keys.
+    ApiKeysManage,
+    /// Scrape Prometheus metrics.
+    MetricsRead,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 12] = [
+        Permission::SelfRead,
+        Permission::SelfPassword,
+        Permission::PlantRead,
+        Permission::ReadingsWrite,
+        Permission::AlertsManage,
+        Permission::PlantManage,
+        Permission::TicketsManage,
+        Permission::OrdersApprove,
+        Permission::UsersRead,
+        Permission::UsersManage,
+        Permission::ApiKeysManage,
+        Permission::MetricsRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::SelfRead => "self.read",
+            Permission::SelfPassword => "self.password",
+            Permission::PlantRead => "plant.read",
+            Permission::ReadingsWrite => "readings.write",
+            Permission::AlertsManage => "alerts.manage",
+            Permission::PlantManage => "plant.manage",
+            Permission::TicketsManage => "tickets.manage",
+            Permission::OrdersApprove => "orders.approve",
+            Permission::UsersRead => "users.read",
+            Permission::UsersManage => "users.manage",
+            Permission::ApiKeysManage => "api_keys.manage",
+            Permission::MetricsRead => "metrics.read",
+        }
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub Uuid);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ApiKeyId(pub Uuid);
+
+macro_rules! id_display {
+    ($($t:ty),+) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )+};
+}
+id_display!(UserId, ApiKeyId);
+
+/// A stored user. `password_hash` is a PHC string (argon2id); the password itself is never kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub disabled: bool,
+    /// Set for generated passwords (the first admin, `user add` without a password): the user
+    /// should choose their own.
+    pub must_change_password: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for User {
+    // The hash is not a secret in the same way a password is, but it has no business in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored API key: only a hash of its secret is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    /// Public, unique, shown in lists; the first part of the key string, used to look it up.
+    pub prefix: String,
+    /// SHA-256 of the secret part. API key secrets are 256-bit random, so a fast hash is safe.
+    pub secret_hash: Vec<u8>,
+    pub name: String,
+    pub role: Role,
+    pub created_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("prefix", &self.prefix)
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKey {
+    /// Usable at `now`: not revoked and not expired.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// Who is calling: the result of authentication, handed to every protected use case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub role: Role,
+    pub subject: Subject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    User {
+        id: UserId,
+        username: String,
+    },
+    ApiKey {
+        id: ApiKeyId,
+        name: String,
+    },
+    /// Local administration: the CLI and first-start bootstrap.
+    System,
+}
+
+impl Principal {
+    pub fn can(&self, permission: Permission) -> bool {
+        self.role.allows(permission)
+    }
+
+    pub fn user_id(&self) -> Option<UserId> {
+        match &self.subject {
+            Subject::User { id, .. } => Some(*id),
+            Subject::ApiKey { .. } | Subject::System => None,
+        }
+    }
+}
+
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 64;
+pub const PASSWORD_MIN: usize = 12;
+/// Upper bound so a huge password cannot be used to burn CPU in the hash.
+pub const PASSWORD_MAX: usize = 256;
+pub const API_KEY_NAME_MAX: usize = 100;
+
+/// Usernames are lowercase ASCII so that look-ups are unambiguous across backends.
+pub fn validate_username(field: &str, username: &str) -> Result<(), FieldError> {
+    let len = username.chars().count();
+    if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) {
+        return Err(FieldError::new(
+            field,
+            format!("must be {USERNAME_MIN} to {USERNAME_MAX} characters long"),
+        ));
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+    if !username.chars().all(allowed) {
+        return Err(FieldError::new(
+            field,
+            "may contain only lowercase letters, digits, '.', '_' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_password(field: &str, password: &str) -> Result<(), FieldError> {
+    let len = password.chars().count();
+    if len < PASSWORD_MIN {
+        return Err(FieldError::new(
+            field,
+            format!("must be at least {PASSWORD_MIN} characters long"),
+        ));
+    }
+    if len > PASSWORD_MAX {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {PASSWORD_MAX} characters long"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_api_key_name(field: &str, name: &str) -> Result<(), FieldError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > API_KEY_NAME_MAX {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {API_KEY_NAME_MAX} characters long"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_holds_every_permission_and_viewer_only_reads() {
+        for p in Permission::ALL {
+            assert!(Role::Admin.allows(p), "admin lacks {p}");
+        }
+        let viewer: Vec<_> = Permission::ALL
+            .into_iter()
+            .filter(|p| Role::Viewer.allows(*p))
+            .collect();
+        assert_eq!(
+            viewer,
+            [
+                Permission::SelfRead,
+                Permission::SelfPassword,
+                Permission::PlantRead
+            ]
+        );
+    }
+
+    #[test]
+    fn roles_are_nested() {
+        // Each role holds at least what the role below it holds.
+        for pair in Role::ALL.windows(2) {
+            for p in Permission::ALL {
+                if pair[1].allows(p) {
+                    assert!(
+                        pair[0].allows(p),
+                        "{} lacks {p} that {} has",
+                        pair[0],
+                        pair[1]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_admin_manages_users_and_keys() {
+        for role in [Role::Supervisor, Role::Operator, Role::Viewer] {
+            assert!(!role.allows(Permission::UsersManage));
+            assert!(!role.allows(Permission::ApiKeysManage));
+        }
+        assert!(Role::Supervisor.allows(Permission::OrdersApprove));
+        assert!(!Role::Operator.allows(Permission::OrdersApprove));
+    }
+
+    #[test]
+    fn grant_never_escalates() {
+        assert!(Role::Admin.can_grant(Role::Viewer));
+        assert!(Role::Supervisor.can_grant(Role::Supervisor));
+        assert!(!Role::Operator.can_grant(Role::Supervisor));
+    }
+
+    #[test]
+    fn role_parse_round_trips() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse(" Admin "), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn username_rules() {
+        assert!(validate_username("username", "ops.lead-2").is_ok());
+        assert_eq!(
+            validate_username("username", "ab").unwrap_err().field,
+            "username"
+        );
+        assert!(validate_username("username", "Admin").is_err());
+        assert!(validate_username("username", "a b c").is_err());
+    }
+
+    #[test]
+    fn password_rules() {
+        assert!(validate_password("password", "correct horse battery").is_ok());
+        assert!(
+            validate_password("password", "short")
+                .unwrap_err()
+                .reason
+                .contains("at least 12")
+        );
+        assert!(validate_password("password", &"x".repeat(PASSWORD_MAX + 1)).is_err());
+    }
+
+    #[test]
+    fn api_key_activity() {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(10);
+        let mut key = ApiKey {
+            id: ApiKeyId(Uuid::nil()),
+            prefix: "p".into(),
+            secret_hash: vec![],
+            name: "n".into(),
+            role: Role::Viewer,
+            created_by: None,
+            created_at: now,
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        assert!(key.is_active(now));
+        key.expires_at = Some(now);
+        assert!(!key.is_active(now));
+        key.expires_at = None;
+        key.revoked_at = Some(now);
+        assert!(!key.is_active(now));
+    }
+}

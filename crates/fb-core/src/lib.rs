@@ -1,0 +1,13 @@
+//! FactoryBrain's domain: types, ports (traits the adapters implement), pure policies and the
+//! error-code table.
+//!
+//! Invariant: this crate does no I/O and knows no wire or storage format. Adapters translate
+//! their errors into [`ports::StoreError`]; the HTTP edge maps [`error::ErrorKind`] to status codes.
+
+pub mod clock;
+pub mod error;
+pub mod identity;
+pub mod ports;
+
+pub use clock::{Clock, SystemClock};
+pub use error::{Code, Coded, ErrorKind, FieldError};

@@ -1,0 +1,44 @@
+//! The storage conformance suite: written once against the ports, run against every backend.
+//!
+//! An adapter's `tests/conformance.rs` defines `async fn open() -> Fixture` (a fresh, empty,
+//! migrated store with a `storage` field and an `async fn finish(self)`) and invokes
+//! [`storage_conformance!`](crate::storage_conformance), which generates one `#[tokio::test]`
+//! per case so that cases run in parallel and fail individually.
+
+mod identities;
+mod secrets;
+
+pub use identities::*;
+pub use secrets::*;
+
+/// Generates one test per conformance case. Expects `open()` in scope (see the module docs).
+#[macro_export]
+macro_rules! storage_conformance {
+    () => {
+        $crate::storage_conformance!(@cases
+            ping_answers,
+            users_round_trip,
+            usernames_are_unique,
+            user_lookups_miss_cleanly,
+            users_are_listed_by_username,
+            disable_and_enable_user,
+            password_change_clears_flag,
+            api_keys_round_trip,
+            api_key_prefixes_are_unique,
+            api_keys_are_listed_newest_first,
+            revoke_keeps_first_revocation_time,
+            touch_records_last_use,
+            secrets_first_writer_wins,
+        );
+    };
+    (@cases $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = open().await;
+                $crate::conformance::$case(&fixture.storage).await;
+                fixture.finish().await;
+            }
+        )+
+    };
+}
