@@ -1,1 +1,27 @@
+//! The HTTP adapter: `/healthz`, `/readyz`, `/metrics` and the versioned API under `/api/v1`.
+//!
+//! Invariants:
+//! - This is the only crate that knows HTTP status codes; it maps `fb_core::ErrorKind` to them in
+//!   one match ([`error::status_for`]).
+//! - Every route is declared in [`routes::table`] with its [`Access`]: public, or one permission.
+//!   There is no other way to add a route, and a test walks the table.
+//! - Every response carries `x-request-id`; every error body carries the same id.
 
+pub mod api;
+mod error;
+mod extract;
+mod openapi;
+pub mod routes;
+mod state;
+mod telemetry;
+
+pub use error::{ApiError, status_for};
+pub use openapi::document as openapi_document;
+pub use routes::{Access, Route};
+pub use state::{AppState, Options};
+pub use telemetry::{OP_ID_HEADER, metrics_handle};
+
+/// Builds the complete application router.
+pub fn router(state: AppState) -> axum::Router {
+    routes::build(state)
+}

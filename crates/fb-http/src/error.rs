@@ -1,0 +1,161 @@
+//! The one error format of the API:
+//! `{"error": {"code", "message", "details", "request_id"}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use fb_core::error::{Code, Coded, ErrorKind, FieldError};
+
+use crate::telemetry;
+
+/// The single mapping from error kinds to HTTP statuses.
+pub fn status_for(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error on its way to the client. Internal detail (`cause`) is logged, never sent.
+#[derive(Debug)]
+pub struct ApiError {
+    code: Code,
+    message: String,
+    details: Vec<FieldError>,
+    cause: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorObject,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorObject {
+    /// Stable machine-readable code from the error-code table.
+    #[schema(example = "invalid_field")]
+    code: &'static str,
+    /// Human-readable explanation.
+    message: String,
+    /// Field-level problems (empty when not applicable).
+    details: Vec<FieldDetail>,
+    /// The request's op id, also in the `x-request-id` response header and in the server log.
+    request_id: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct FieldDetail {
+    field: String,
+    reason: String,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), details: Vec::new(), cause: None }
+    }
+
+    pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// Converts an area error. Internal errors keep their text for the log only.
+    pub fn from_coded<E: Coded>(e: &E) -> Self {
+        let code = e.code();
+        let internal = matches!(code.kind(), ErrorKind::Internal | ErrorKind::Unavailable);
+        let message = if internal { code.description().to_owned() } else { e.to_string() };
+        Self {
+            code,
+            message,
+            details: e.field_errors().to_vec(),
+            cause: internal.then(|| error_chain(e)),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl From<fb_app::auth::Error> for ApiError {
+    fn from(e: fb_app::auth::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = status_for(self.code.kind());
+        // Logged once, here, where the error is turned into a response (inside the request span).
+        match (&self.cause, status.is_server_error()) {
+            (Some(cause), _) => tracing::error!(code = self.code.as_str(), error = %cause, "Request failed."),
+            (None, true) => tracing::warn!(code = self.code.as_str(), message = %self.message, "Request failed."),
+            (None, false) => tracing::debug!(code = self.code.as_str(), message = %self.message, "Request rejected."),
+        }
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: self.code.as_str(),
+                message: self.message,
+                details: self
+                    .details
+                    .into_iter()
+                    .map(|d| FieldDetail { field: d.field, reason: d.reason })
+                    .collect(),
+                request_id: telemetry::current_op_id().unwrap_or_default(),
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"factorybrain\""));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_a_4xx_or_5xx() {
+        for code in Code::ALL {
+            let status = status_for(code.kind());
+            assert!(status.is_client_error() || status.is_server_error(), "{code:?} -> {status}");
+        }
+        assert_eq!(status_for(Code::permission_denied.kind()), StatusCode::FORBIDDEN);
+        assert_eq!(status_for(Code::invalid_token.kind()), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak() {
+        let e = fb_app::auth::Error::Internal("connection to 10.0.0.5 refused: password=hunter2".into());
+        let api = ApiError::from_coded(&e);
+        assert_eq!(api.code, Code::internal);
+        assert!(!api.message.contains("hunter2"));
+        assert!(api.cause.unwrap().contains("refused"));
+    }
+}

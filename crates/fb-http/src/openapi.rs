@@ -1,0 +1,194 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the route table.
+//!
+//! Security and permissions are not annotated by hand: they are added here from
+//! [`routes::table`], so the document cannot disagree with what the router enforces.
+
+use std::sync::OnceLock;
+
+use axum::http::Method;
+use utoipa::OpenApi;
+use utoipa::openapi::PathItem;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+
+use crate::routes::{self, Access};
+
+const SECURITY_SCHEME: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "FactoryBrain API",
+        description = "Plant data, detection and operations agents. Errors use one format: \
+                       {\"error\": {\"code\", \"message\", \"details\", \"request_id\"}}.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        routes::meta::healthz,
+        routes::meta::readyz,
+        routes::meta::metrics,
+        routes::meta::openapi,
+        routes::auth::login,
+        routes::auth::me,
+        routes::auth::change_password,
+        routes::users::list,
+        routes::users::create,
+        routes::users::disable,
+        routes::users::enable,
+        routes::api_keys::list,
+        routes::api_keys::create,
+        routes::api_keys::revoke,
+    ),
+    tags(
+        (name = "health", description = "Liveness, readiness, metrics, this document"),
+        (name = "auth", description = "Login and the caller's identity"),
+        (name = "users", description = "User administration"),
+        (name = "api_keys", description = "API keys for machines and integrations"),
+    )
+)]
+struct ApiDoc;
+
+/// The document, with security requirements and permissions taken from the route table.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(
+        SECURITY_SCHEME,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT access token or fbk_ API key")
+                .build(),
+        ),
+    );
+    for route in routes::table() {
+        let Some(operation) =
+            doc.paths.paths.get_mut(route.path).and_then(|item| operation_mut(item, &route.method))
+        else {
+            continue; // A route without an annotated handler; the drift test reports it.
+        };
+        match route.access {
+            Access::Public => operation.security = Some(Vec::new()),
+            Access::Requires(permission) => {
+                operation.security =
+                    Some(vec![SecurityRequirement::new(SECURITY_SCHEME, Vec::<String>::new())]);
+                let note = format!("Requires the permission `{permission}`.");
+                operation.description = Some(match operation.description.take() {
+                    Some(text) if !text.is_empty() => format!("{text}\n\n{note}"),
+                    _ => note,
+                });
+            }
+        }
+    }
+    doc
+}
+
+fn operation_mut<'a>(item: &'a mut PathItem, method: &Method) -> Option<&'a mut Operation> {
+    match *method {
+        Method::GET => item.get.as_mut(),
+        Method::POST => item.post.as_mut(),
+        Method::PUT => item.put.as_mut(),
+        Method::DELETE => item.delete.as_mut(),
+        Method::PATCH => item.patch.as_mut(),
+        _ => None,
+    }
+}
+
+/// The pretty-printed JSON served at `/api/v1/openapi.json` and committed as
+/// `schema/openapi.json`.
+pub(crate) fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut text = document().to_pretty_json().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "OpenAPI document could not be serialised.");
+            String::from("{}")
+        });
+        text.push('\n');
+        text
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/openapi.json");
+
+    /// The committed document is what clients and reviewers read; it must match the code.
+    /// Regenerate with `FB_UPDATE_SCHEMA=1 cargo test -p fb-http openapi`.
+    #[test]
+    fn committed_openapi_matches_the_code() {
+        let generated = document_json();
+        if std::env::var_os("FB_UPDATE_SCHEMA").is_some() {
+            std::fs::write(COMMITTED, generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "schema/openapi.json is out of date: run FB_UPDATE_SCHEMA=1 cargo test -p fb-http openapi"
+        );
+    }
+
+    #[test]
+    fn document_is_openapi_3_1() {
+        let value: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        assert_eq!(value["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let doc = document();
+        let mut documented = BTreeSet::new();
+        for (path, item) in &doc.paths.paths {
+            for (method, op) in [
+                (Method::GET, &item.get),
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+            ] {
+                if op.is_some() {
+                    documented.insert((method.to_string(), path.clone()));
+                }
+            }
+        }
+        let routed: BTreeSet<_> =
+            routes::table().iter().map(|r| (r.method.to_string(), r.path.to_owned())).collect();
+        assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let value: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let mut ids = BTreeSet::new();
+        for item in value["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap().to_owned();
+                assert!(ids.insert(id.clone()), "duplicate operationId {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn protected_operations_declare_security_and_permission() {
+        let doc = document();
+        for route in routes::table() {
+            let item = doc.paths.paths.get(route.path).unwrap();
+            let op = match route.method {
+                Method::GET => item.get.as_ref(),
+                _ => item.post.as_ref(),
+            }
+            .unwrap();
+            let security = op.security.as_ref().unwrap();
+            match route.access {
+                Access::Public => assert!(security.is_empty(), "{} should be public", route.path),
+                Access::Requires(p) => {
+                    assert_eq!(security.len(), 1, "{}", route.path);
+                    assert!(op.description.as_deref().unwrap().contains(p.as_str()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Login, the caller's identity and password change.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::api::v1::{ChangePasswordRequest, LoginRequest, Me, TokenResponse};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{AppJson, Caller};
+use crate::state::AppState;
+
+/// Exchanges a username and password for an access token (valid one hour by default).
+#[utoipa::path(post, operation_id = "login", path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Wrong username or password, or account disabled", body = ErrorBody),
+    ))]
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<LoginRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let (user, token) = state.auth.login(body.username.trim(), &body.password).await?;
+    Ok(Json(TokenResponse {
+        access_token: token.token,
+        token_type: "Bearer".to_owned(),
+        expires_in: token.expires_in_secs,
+        expires_at: token.expires_at,
+        must_change_password: user.must_change_password,
+    }))
+}
+
+/// The authenticated caller: user or API key, role and permissions.
+#[utoipa::path(get, operation_id = "me", path = "/api/v1/auth/me", tag = "auth",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+    ))]
+pub(crate) async fn me(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<Me>, ApiError> {
+    let must_change = state.auth.current_user(&caller).await?.is_some_and(|u| u.must_change_password);
+    Ok(Json(Me::new(&caller, must_change)))
+}
+
+/// Changes the caller's own password. Needs a user session (not an API key).
+#[utoipa::path(post, operation_id = "change_password", path = "/api/v1/auth/password", tag = "auth",
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Password changed"),
+        (status = 400, description = "New password too short or too long", body = ErrorBody),
+        (status = 401, description = "Current password wrong", body = ErrorBody),
+        (status = 403, description = "Called with an API key", body = ErrorBody),
+    ))]
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AppJson(body): AppJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.auth.change_password(&caller, &body.current_password, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

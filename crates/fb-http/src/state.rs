@@ -1,0 +1,46 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use fb_app::auth;
+use fb_core::ports::StoreHealth;
+
+/// Limits applied to every request.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// What handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<auth::Service>,
+    pub store: Arc<dyn StoreHealth>,
+    pub metrics: PrometheusHandle,
+    pub options: Options,
+    draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(
+        auth: Arc<auth::Service>,
+        store: Arc<dyn StoreHealth>,
+        metrics: PrometheusHandle,
+        options: Options,
+    ) -> Self {
+        Self { auth, store, metrics, options, draining: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Marks the node as shutting down: `/readyz` answers 503 from now on so that load balancers
+    /// stop sending new work while in-flight requests drain.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
