@@ -62,7 +62,12 @@ pub(crate) struct FieldDetail {
 
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: Vec::new(), cause: None }
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            cause: None,
+        }
     }
 
     pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
@@ -78,7 +83,11 @@ impl ApiError {
     pub fn from_coded<E: Coded>(e: &E) -> Self {
         let code = e.code();
         let internal = matches!(code.kind(), ErrorKind::Internal | ErrorKind::Unavailable);
-        let message = if internal { code.description().to_owned() } else { e.to_string() };
+        let message = if internal {
+            code.description().to_owned()
+        } else {
+            e.to_string()
+        };
         Self {
             code,
             message,
@@ -110,9 +119,15 @@ impl IntoResponse for ApiError {
         let status = status_for(self.code.kind());
         // Logged once, here, where the error is turned into a response (inside the request span).
         match (&self.cause, status.is_server_error()) {
-            (Some(cause), _) => tracing::error!(code = self.code.as_str(), error = %cause, "Request failed."),
-            (None, true) => tracing::warn!(code = self.code.as_str(), message = %self.message, "Request failed."),
-            (None, false) => tracing::debug!(code = self.code.as_str(), message = %self.message, "Request rejected."),
+            (Some(cause), _) => {
+                tracing::error!(code = self.code.as_str(), error = %cause, "Request failed.")
+            }
+            (None, true) => {
+                tracing::warn!(code = self.code.as_str(), message = %self.message, "Request failed.")
+            }
+            (None, false) => {
+                tracing::debug!(code = self.code.as_str(), message = %self.message, "Request rejected.")
+            }
         }
         let body = ErrorBody {
             error: ErrorObject {
@@ -121,16 +136,20 @@ impl IntoResponse for ApiError {
                 details: self
                     .details
                     .into_iter()
-                    .map(|d| FieldDetail { field: d.field, reason: d.reason })
+                    .map(|d| FieldDetail {
+                        field: d.field,
+                        reason: d.reason,
+                    })
                     .collect(),
                 request_id: telemetry::current_op_id().unwrap_or_default(),
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"factorybrain\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"factorybrain\""),
+            );
         }
         response
     }
@@ -144,15 +163,26 @@ mod tests {
     fn every_kind_maps_to_a_4xx_or_5xx() {
         for code in Code::ALL {
             let status = status_for(code.kind());
-            assert!(status.is_client_error() || status.is_server_error(), "{code:?} -> {status}");
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code:?} -> {status}"
+            );
         }
-        assert_eq!(status_for(Code::permission_denied.kind()), StatusCode::FORBIDDEN);
-        assert_eq!(status_for(Code::invalid_token.kind()), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status_for(Code::permission_denied.kind()),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status_for(Code::invalid_token.kind()),
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     #[test]
     fn internal_errors_do_not_leak() {
-        let e = fb_app::auth::Error::Internal("connection to 10.0.0.5 refused: password=hunter2".into());
+        let e = fb_app::auth::Error::Internal(
+            "connection to 10.0.0.5 refused: password=hunter2".into(),
+        );
         let api = ApiError::from_coded(&e);
         assert_eq!(api.code, Code::internal);
         assert!(!api.message.contains("hunter2"));

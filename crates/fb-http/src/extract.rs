@@ -42,7 +42,9 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
             // axum's text is "Failed to deserialize the JSON body into the target type: <path>: <reason>";
             // keep the part after the first ": " that names the field.
             let text = rejection.body_text();
-            let detail = text.split_once(": ").map_or(text.as_str(), |(_, rest)| rest);
+            let detail = text
+                .split_once(": ")
+                .map_or(text.as_str(), |(_, rest)| rest);
             ApiError::new(Code::invalid_json, format!("invalid JSON body: {detail}"))
         }
     }
@@ -61,7 +63,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(AppPath(value)),
-            Err(rejection) => Err(ApiError::new(Code::invalid_parameter, rejection.body_text())),
+            Err(rejection) => Err(ApiError::new(
+                Code::invalid_parameter,
+                rejection.body_text(),
+            )),
         }
     }
 }

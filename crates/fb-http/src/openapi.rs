@@ -52,26 +52,33 @@ struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc.components.get_or_insert_with(Default::default).add_security_scheme(
-        SECURITY_SCHEME,
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("JWT access token or fbk_ API key")
-                .build(),
-        ),
-    );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            SECURITY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT access token or fbk_ API key")
+                    .build(),
+            ),
+        );
     for route in routes::table() {
-        let Some(operation) =
-            doc.paths.paths.get_mut(route.path).and_then(|item| operation_mut(item, &route.method))
+        let Some(operation) = doc
+            .paths
+            .paths
+            .get_mut(route.path)
+            .and_then(|item| operation_mut(item, &route.method))
         else {
             continue; // A route without an annotated handler; the drift test reports it.
         };
         match route.access {
             Access::Public => operation.security = Some(Vec::new()),
             Access::Requires(permission) => {
-                operation.security =
-                    Some(vec![SecurityRequirement::new(SECURITY_SCHEME, Vec::<String>::new())]);
+                operation.security = Some(vec![SecurityRequirement::new(
+                    SECURITY_SCHEME,
+                    Vec::<String>::new(),
+                )]);
                 let note = format!("Requires the permission `{permission}`.");
                 operation.description = Some(match operation.description.take() {
                     Some(text) if !text.is_empty() => format!("{text}\n\n{note}"),
@@ -154,8 +161,10 @@ mod tests {
                 }
             }
         }
-        let routed: BTreeSet<_> =
-            routes::table().iter().map(|r| (r.method.to_string(), r.path.to_owned())).collect();
+        let routed: BTreeSet<_> = routes::table()
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .collect();
         assert_eq!(documented, routed);
     }
 

@@ -31,7 +31,13 @@ impl AppState {
         metrics: PrometheusHandle,
         options: Options,
     ) -> Self {
-        Self { auth, store, metrics, options, draining: Arc::new(AtomicBool::new(false)) }
+        Self {
+            auth,
+            store,
+            metrics,
+            options,
+            draining: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Marks the node as shutting down: `/readyz` answers 503 from now on so that load balancers

@@ -36,7 +36,11 @@ fn accept_op_id(value: &HeaderValue) -> Option<String> {
 }
 
 /// Outermost middleware: op id, span, time-out, metrics and one access-log line per request.
-pub(crate) async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let op_id = request
         .headers()
@@ -85,7 +89,11 @@ pub(crate) async fn observe(State(state): State<AppState>, request: Request, nex
     metrics::counter!("fb_http_requests_total", &labels).increment(1);
     metrics::histogram!("fb_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     span.in_scope(|| {
-        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "Request handled.");
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "Request handled."
+        );
     });
     response
 }
@@ -101,8 +109,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             // Request latencies: 1 ms to 10 s. Store queries: 50 µs to 5 s.
-            let request_buckets =
-                [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+            let request_buckets = [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ];
             let query_buckets = [
                 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                 0.25, 1.0, 5.0,

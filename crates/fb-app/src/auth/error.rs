@@ -6,7 +6,7 @@ use super::Rejection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid input")]
+    #[error("invalid {}", describe_fields(.0))]
     Validation(Vec<FieldError>),
     #[error("invalid username or password")]
     InvalidCredentials,
@@ -58,5 +58,14 @@ impl Coded for Error {
             Error::Validation(fields) => fields,
             _ => &[],
         }
+    }
+}
+
+fn describe_fields(fields: &[FieldError]) -> String {
+    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+    match names.as_slice() {
+        [] => "input".to_owned(),
+        [one] => format!("field '{one}'"),
+        many => format!("fields '{}'", many.join("', '")),
     }
 }

@@ -14,9 +14,14 @@ use crate::state::AppState;
 /// All API keys, newest first, revoked ones included. Secrets are never listed.
 #[utoipa::path(get, operation_id = "list_api_keys", path = "/api/v1/api_keys", tag = "api_keys",
     responses((status = 200, description = "API keys", body = ApiKeyList)))]
-pub(crate) async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<ApiKeyList>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<ApiKeyList>, ApiError> {
     let keys = state.auth.list_api_keys(&caller).await?;
-    Ok(Json(ApiKeyList { api_keys: keys.into_iter().map(ApiKey::from).collect() }))
+    Ok(Json(ApiKeyList {
+        api_keys: keys.into_iter().map(ApiKey::from).collect(),
+    }))
 }
 
 /// Creates an API key scoped to a role. The key is returned once; only its hash is stored.
@@ -32,9 +37,19 @@ pub(crate) async fn create(
     Caller(caller): Caller,
     AppJson(body): AppJson<CreateApiKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let new = NewApiKey { name: body.name, role: body.role.into(), expires_at: body.expires_at };
+    let new = NewApiKey {
+        name: body.name,
+        role: body.role.into(),
+        expires_at: body.expires_at,
+    };
     let (api_key, key) = state.auth.create_api_key(&caller, new).await?;
-    Ok((StatusCode::CREATED, Json(CreatedApiKey { api_key: api_key.into(), key })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            api_key: api_key.into(),
+            key,
+        }),
+    ))
 }
 
 /// Revokes an API key (by id or prefix). It stops working at once; the record is kept.
@@ -50,6 +65,9 @@ pub(crate) async fn revoke(
     Caller(caller): Caller,
     AppPath(key): AppPath<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
-    let key = state.auth.revoke_api_key(&caller, &ApiKeyRef::parse(&key)).await?;
+    let key = state
+        .auth
+        .revoke_api_key(&caller, &ApiKeyRef::parse(&key))
+        .await?;
     Ok(Json(key.into()))
 }

@@ -21,7 +21,10 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     AppJson(body): AppJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let (user, token) = state.auth.login(body.username.trim(), &body.password).await?;
+    let (user, token) = state
+        .auth
+        .login(body.username.trim(), &body.password)
+        .await?;
     Ok(Json(TokenResponse {
         access_token: token.token,
         token_type: "Bearer".to_owned(),
@@ -37,8 +40,15 @@ pub(crate) async fn login(
         (status = 200, description = "The caller", body = Me),
         (status = 401, description = "Not authenticated", body = ErrorBody),
     ))]
-pub(crate) async fn me(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<Me>, ApiError> {
-    let must_change = state.auth.current_user(&caller).await?.is_some_and(|u| u.must_change_password);
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<Me>, ApiError> {
+    let must_change = state
+        .auth
+        .current_user(&caller)
+        .await?
+        .is_some_and(|u| u.must_change_password);
     Ok(Json(Me::new(&caller, must_change)))
 }
 
@@ -56,6 +66,9 @@ pub(crate) async fn change_password(
     Caller(caller): Caller,
     AppJson(body): AppJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.auth.change_password(&caller, &body.current_password, &body.new_password).await?;
+    state
+        .auth
+        .change_password(&caller, &body.current_password, &body.new_password)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,9 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "health",
     responses((status = 200, description = "The process is alive", body = Health)))]
 pub(crate) async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".to_owned() })
+    Json(Health {
+        status: "ok".to_owned(),
+    })
 }
 
 /// Readiness: the node can take traffic (the store answers and it is not shutting down).
@@ -41,7 +43,10 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readine
             tracing::warn!(error = %e, "Readiness check: store ping failed.");
             Err(ApiError::new(Code::not_ready, "the store does not answer"))
         }
-        Err(_) => Err(ApiError::new(Code::not_ready, "the store did not answer in time")),
+        Err(_) => Err(ApiError::new(
+            Code::not_ready,
+            "the store did not answer in time",
+        )),
     }
 }
 
@@ -50,12 +55,21 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readine
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.metrics.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }
 
 /// This document.
 #[utoipa::path(get, operation_id = "openapi", path = "/api/v1/openapi.json", tag = "health",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 pub(crate) async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_json())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
+    )
 }

@@ -36,8 +36,18 @@ pub struct Route {
     handler: MethodRouter<AppState>,
 }
 
-fn route(method: Method, path: &'static str, access: Access, handler: MethodRouter<AppState>) -> Route {
-    Route { method, path, access, handler }
+fn route(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        handler,
+    }
 }
 
 /// Every route of the API. Adding a route means adding it here, with its access.
@@ -48,24 +58,90 @@ pub fn table() -> Vec<Route> {
     vec![
         route(Method::GET, "/healthz", Public, get(meta::healthz)),
         route(Method::GET, "/readyz", Public, get(meta::readyz)),
-        route(Method::GET, "/metrics", Requires(P::MetricsRead), get(meta::metrics)),
-        route(Method::GET, "/api/v1/openapi.json", Public, get(meta::openapi)),
-        route(Method::POST, "/api/v1/auth/login", Public, post(auth::login)),
-        route(Method::GET, "/api/v1/auth/me", Requires(P::SelfRead), get(auth::me)),
-        route(Method::POST, "/api/v1/auth/password", Requires(P::SelfPassword), post(auth::change_password)),
-        route(Method::GET, "/api/v1/users", Requires(P::UsersRead), get(users::list)),
-        route(Method::POST, "/api/v1/users", Requires(P::UsersManage), post(users::create)),
-        route(Method::POST, "/api/v1/users/{user}/disable", Requires(P::UsersManage), post(users::disable)),
-        route(Method::POST, "/api/v1/users/{user}/enable", Requires(P::UsersManage), post(users::enable)),
-        route(Method::GET, "/api/v1/api_keys", Requires(P::ApiKeysManage), get(api_keys::list)),
-        route(Method::POST, "/api/v1/api_keys", Requires(P::ApiKeysManage), post(api_keys::create)),
-        route(Method::POST, "/api/v1/api_keys/{key}/revoke", Requires(P::ApiKeysManage), post(api_keys::revoke)),
+        route(
+            Method::GET,
+            "/metrics",
+            Requires(P::MetricsRead),
+            get(meta::metrics),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/openapi.json",
+            Public,
+            get(meta::openapi),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/auth/login",
+            Public,
+            post(auth::login),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/auth/me",
+            Requires(P::SelfRead),
+            get(auth::me),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/auth/password",
+            Requires(P::SelfPassword),
+            post(auth::change_password),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/users",
+            Requires(P::UsersRead),
+            get(users::list),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/users",
+            Requires(P::UsersManage),
+            post(users::create),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/users/{user}/disable",
+            Requires(P::UsersManage),
+            post(users::disable),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/users/{user}/enable",
+            Requires(P::UsersManage),
+            post(users::enable),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/api_keys",
+            Requires(P::ApiKeysManage),
+            get(api_keys::list),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/api_keys",
+            Requires(P::ApiKeysManage),
+            post(api_keys::create),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/api_keys/{key}/revoke",
+            Requires(P::ApiKeysManage),
+            post(api_keys::revoke),
+        ),
     ]
 }
 
 pub(crate) fn build(state: AppState) -> Router {
     let mut router = Router::new();
-    for Route { path, access, handler, .. } in table() {
+    for Route {
+        path,
+        access,
+        handler,
+        ..
+    } in table()
+    {
         let handler = match access {
             Access::Public => handler,
             Access::Requires(permission) => handler.route_layer(middleware::from_fn_with_state(
@@ -81,7 +157,10 @@ pub(crate) fn build(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), telemetry::observe))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::observe,
+        ))
         .with_state(state)
 }
 
@@ -107,7 +186,10 @@ async fn authorize(
     if !principal.can(permission) {
         return ApiError::new(
             Code::permission_denied,
-            format!("the role '{}' lacks the permission '{permission}'", principal.role),
+            format!(
+                "the role '{}' lacks the permission '{permission}'",
+                principal.role
+            ),
         )
         .into_response();
     }
@@ -116,7 +198,11 @@ async fn authorize(
 }
 
 fn bearer(request: &Request) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, credential) = value.split_once(' ')?;
     let credential = credential.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
@@ -135,5 +221,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(Code::method_not_allowed, "this route does not accept this HTTP method")
+    ApiError::new(
+        Code::method_not_allowed,
+        "this route does not accept this HTTP method",
+    )
 }

@@ -14,9 +14,14 @@ use crate::state::AppState;
 /// All users, ordered by username.
 #[utoipa::path(get, operation_id = "list_users", path = "/api/v1/users", tag = "users",
     responses((status = 200, description = "Users", body = UserList)))]
-pub(crate) async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<UserList>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<UserList>, ApiError> {
     let users = state.auth.list_users(&caller).await?;
-    Ok(Json(UserList { users: users.into_iter().map(User::from).collect() }))
+    Ok(Json(UserList {
+        users: users.into_iter().map(User::from).collect(),
+    }))
 }
 
 /// Creates a user. Without a password, one is generated and returned once.
@@ -32,9 +37,19 @@ pub(crate) async fn create(
     Caller(caller): Caller,
     AppJson(body): AppJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
-    let new = NewUser { username: body.username, role: body.role.into(), password: body.password };
+    let new = NewUser {
+        username: body.username,
+        role: body.role.into(),
+        password: body.password,
+    };
     let (user, generated_password) = state.auth.create_user(&caller, new).await?;
-    Ok((StatusCode::CREATED, Json(CreatedUser { user: user.into(), generated_password })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedUser {
+            user: user.into(),
+            generated_password,
+        }),
+    ))
 }
 
 /// Disables a user (by id or username): it can no longer log in and its tokens stop working.
@@ -50,7 +65,10 @@ pub(crate) async fn disable(
     Caller(caller): Caller,
     AppPath(user): AppPath<String>,
 ) -> Result<Json<User>, ApiError> {
-    let user = state.auth.set_user_disabled(&caller, &UserRef::parse(&user), true).await?;
+    let user = state
+        .auth
+        .set_user_disabled(&caller, &UserRef::parse(&user), true)
+        .await?;
     Ok(Json(user.into()))
 }
 
@@ -66,6 +84,9 @@ pub(crate) async fn enable(
     Caller(caller): Caller,
     AppPath(user): AppPath<String>,
 ) -> Result<Json<User>, ApiError> {
-    let user = state.auth.set_user_disabled(&caller, &UserRef::parse(&user), false).await?;
+    let user = state
+        .auth
+        .set_user_disabled(&caller, &UserRef::parse(&user), false)
+        .await?;
     Ok(Json(user.into()))
 }

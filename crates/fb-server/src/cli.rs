@@ -1,0 +1,208 @@
+//! The command line. Every command and flag has `--help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+
+use crate::settings::{Layers, LogFormat, Settings, SettingsErrors};
+use crate::{admin, logging, serve};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "factorybrain",
+    version,
+    about = "FactoryBrain: AI agents over a plant's live data."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// YAML settings file (see `factorybrain config example`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded database and local state [settings: server.data_dir].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format [settings: log.format].
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: HTTP API, health, metrics.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+    /// Print the version and the compiled-in storage backends.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8080 [settings: server.listen].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Start with demo content. The simulated plant arrives with the ingestion work; for now the
+    /// flag starts the server as usual and says so in the log.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the full default settings, every key commented.
+    Example,
+    /// Load the settings from all layers and report every problem, or print "ok".
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without --password-stdin a password is generated and printed once.
+    Add {
+        username: String,
+        /// admin, supervisor, operator or viewer.
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user: no login, and its tokens stop working at once.
+    Disable { username: String },
+    /// Re-enable a disabled user.
+    Enable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key; the key is printed once.
+    Create {
+        /// A name that says what uses the key, e.g. "historian-bridge".
+        #[arg(long)]
+        name: String,
+        /// admin, supervisor, operator or viewer.
+        #[arg(long)]
+        role: String,
+        /// Expire the key after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+    /// List API keys (never their secrets).
+    List,
+    /// Revoke an API key by id or prefix.
+    Revoke { key: String },
+}
+
+impl Cli {
+    /// Flags that override settings, as (dotted path, value).
+    fn setting_flags(&self) -> Vec<(String, Value)> {
+        let mut flags = Vec::new();
+        if let Some(dir) = &self.global.data_dir {
+            flags.push((
+                "server.data_dir".to_owned(),
+                Value::String(dir.display().to_string()),
+            ));
+        }
+        if let Some(format) = self.global.log_format {
+            let name = match format {
+                LogFormat::Json => "json",
+                LogFormat::Pretty => "pretty",
+            };
+            flags.push(("log.format".to_owned(), Value::String(name.to_owned())));
+        }
+        if let Command::Serve(ServeArgs {
+            listen: Some(listen),
+            ..
+        }) = &self.command
+        {
+            flags.push(("server.listen".to_owned(), Value::String(listen.clone())));
+        }
+        flags
+    }
+}
+
+/// Runs a parsed command line. Exit codes: 0 success, 1 failure, 2 invalid settings.
+#[allow(clippy::print_stdout, clippy::print_stderr)] // The CLI's output is its interface.
+pub fn run(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", crate::settings::DEFAULTS_YAML);
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("factorybrain {}", env!("CARGO_PKG_VERSION"));
+            println!("storage backends: {}", crate::wire::BACKENDS.join(", "));
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let layers = Layers::from_process(cli.global.config.clone(), cli.setting_flags());
+    let settings = match Settings::load(&layers) {
+        Ok(settings) => settings,
+        Err(errors) => return settings_failure(&errors),
+    };
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        println!("ok");
+        return ExitCode::SUCCESS;
+    }
+    let serving = matches!(cli.command, Command::Serve(_));
+    // Administrative commands log only warnings, so their output stays readable.
+    logging::init(&settings.log, serving);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(settings, args.demo).await,
+            Command::Migrate => admin::migrate(&settings).await,
+            Command::User(command) => admin::user(&settings, command).await,
+            Command::Apikey(command) => admin::api_key(&settings, command).await,
+            Command::Config(_) | Command::Version => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(errors) = e.downcast_ref::<SettingsErrors>() {
+                return settings_failure(errors);
+            }
+            tracing::error!(error = format!("{e:#}"), "Command failed.");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn settings_failure(errors: &SettingsErrors) -> ExitCode {
+    eprint!("error: {errors}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,98 @@
+//! `factorybrain serve`: start, serve, drain, stop.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tracing::Instrument;
+
+use crate::settings::Settings;
+use crate::wire;
+
+pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    // Install the metrics recorder before anything records (migrations, bootstrap queries).
+    let _ = fb_http::metrics_handle();
+    let startup = tracing::info_span!("startup", op_id = %uuid::Uuid::now_v7());
+    let (storage, state, listener, signal) = async {
+        let storage = wire::open_storage(&settings).await?;
+        tracing::info!(backend = storage.health.backend(), "Store open, migrations applied.");
+        let auth = wire::auth_service(&settings, &storage).await?;
+        if let Some((user, password)) = auth.bootstrap_admin(&settings.auth.bootstrap_admin).await? {
+            announce_first_admin(&user.username, &password);
+            tracing::info!(username = %user.username, "First admin created; its password was printed to the console.");
+        }
+        if demo {
+            tracing::info!("Demo mode requested: the simulated plant is not part of this version yet.");
+        }
+        let state = wire::http_state(&settings, &storage, auth);
+        let signal = shutdown_signal()?;
+        let addr = settings.listen_addr()?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr().context("cannot read the listening address")?;
+        tracing::info!(addr = %local, "Listening.");
+        anyhow::Ok((storage, state, listener, signal))
+    }
+    .instrument(startup)
+    .await?;
+
+    let router = fb_http::router(state.clone());
+    let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
+    let draining = state.clone();
+    let shutdown = tracing::info_span!("shutdown", op_id = %uuid::Uuid::now_v7());
+    let signal_span = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        signal.await;
+        let _entered = signal_span.enter();
+        tracing::info!("Shutdown requested: no new connections, draining in-flight requests.");
+        draining.start_draining();
+        let _ = signalled_tx.send(true);
+    });
+    let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+    tokio::select! {
+        result = server.into_future() => result.context("the HTTP server failed")?,
+        () = async {
+            let _ = signalled.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => shutdown.in_scope(|| tracing::warn!(grace_secs = grace.as_secs(), "Requests still running after the grace period; stopping anyway.")),
+    }
+    storage.health.close().await;
+    shutdown.in_scope(|| tracing::info!("Shutdown complete."));
+    Ok(())
+}
+
+/// The first admin's password goes to the console once, never into the structured log.
+#[allow(clippy::print_stderr)]
+fn announce_first_admin(username: &str, password: &str) {
+    eprintln!();
+    eprintln!("  No users existed, so an admin was created:");
+    eprintln!("    username: {username}");
+    eprintln!("    password: {password}");
+    eprintln!("  It is shown only this once. Log in and change it (POST /api/v1/auth/password).");
+    eprintln!();
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). Built before "Listening." is logged, so that a signal
+/// sent as soon as the server is up is never lost.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}

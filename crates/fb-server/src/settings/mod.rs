@@ -1,0 +1,232 @@
+//! Settings: how this process runs.
+//!
+//! Layers, lowest first: compiled-in defaults (`defaults.yaml`, which is also what
+//! `config example` prints) → the YAML file given with `--config` → environment variables
+//! `FB__SECTION__KEY` → command-line flags. The layers are merged as trees, so every key that
+//! exists is a key of the defaults; anything else is an unknown key. All problems are collected
+//! and reported together, each with its path.
+
+mod layers;
+mod secret;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use layers::{Layers, SettingsError, SettingsErrors};
+pub use secret::Secret;
+
+/// The defaults, every key commented. Printed by `factorybrain config example`.
+pub const DEFAULTS_YAML: &str = include_str!("defaults.yaml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: u64,
+    pub request_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    pub url: Secret,
+    pub schema: String,
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub jwt_secret: Secret,
+    pub access_token_ttl_secs: u64,
+    pub issuer: String,
+    pub audience: String,
+    pub bootstrap_admin: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Which database the settings select.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageTarget {
+    SqliteFile(PathBuf),
+    SqliteUrl(String),
+    Postgres(String),
+}
+
+impl Settings {
+    /// Loads and validates settings from the given layers.
+    pub fn load(layers: &Layers) -> Result<Settings, SettingsErrors> {
+        let tree = layers.merged()?;
+        let settings = layers::deserialize_all_errors::<Settings>(&tree)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, SettingsError> {
+        self.server.listen.parse().map_err(|e| {
+            SettingsError::new(
+                "server.listen",
+                format!("not an address like 127.0.0.1:8080 ({e})"),
+            )
+        })
+    }
+
+    pub fn storage_target(&self) -> Result<StorageTarget, SettingsError> {
+        let url = self.storage.url.expose().trim();
+        if url.is_empty() {
+            return Ok(StorageTarget::SqliteFile(
+                self.server.data_dir.join("factorybrain.db"),
+            ));
+        }
+        if url.starts_with("sqlite:") {
+            return Ok(StorageTarget::SqliteUrl(url.to_owned()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StorageTarget::Postgres(url.to_owned()));
+        }
+        Err(SettingsError::new(
+            "storage.url",
+            "must be empty (SQLite in the data dir), sqlite://… or postgres://…",
+        ))
+    }
+
+    fn validate(&self) -> Result<(), SettingsErrors> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, path: &str, message: &str| {
+            if !ok {
+                errors.push(SettingsError::new(path, message));
+            }
+        };
+        let s = &self.server;
+        check(
+            (1024..=1 << 30).contains(&s.max_body_bytes),
+            "server.max_body_bytes",
+            "must be between 1024 and 1073741824",
+        );
+        check(
+            (1..=3600).contains(&s.request_timeout_secs),
+            "server.request_timeout_secs",
+            "must be between 1 and 3600",
+        );
+        check(
+            (1..=600).contains(&s.shutdown_grace_secs),
+            "server.shutdown_grace_secs",
+            "must be between 1 and 600",
+        );
+        check(
+            !s.data_dir.as_os_str().is_empty(),
+            "server.data_dir",
+            "must not be empty",
+        );
+        let st = &self.storage;
+        check(
+            (1..=256).contains(&st.max_connections),
+            "storage.max_connections",
+            "must be between 1 and 256",
+        );
+        check(
+            (1..=300).contains(&st.acquire_timeout_secs),
+            "storage.acquire_timeout_secs",
+            "must be between 1 and 300",
+        );
+        check(
+            st.busy_timeout_ms <= 600_000,
+            "storage.busy_timeout_ms",
+            "must be at most 600000",
+        );
+        check(
+            is_plain_identifier(&st.schema),
+            "storage.schema",
+            "must be a lowercase identifier: letters, digits and '_', not starting with a digit",
+        );
+        let a = &self.auth;
+        let secret_len = a.jwt_secret.expose().len();
+        check(
+            secret_len == 0 || secret_len >= fb_app::auth::MIN_SECRET_BYTES,
+            "auth.jwt_secret",
+            "must be empty (generated) or at least 32 bytes long",
+        );
+        check(
+            (60..=3600).contains(&a.access_token_ttl_secs),
+            "auth.access_token_ttl_secs",
+            "must be between 60 and 3600",
+        );
+        check(
+            !a.issuer.trim().is_empty(),
+            "auth.issuer",
+            "must not be empty",
+        );
+        check(
+            !a.audience.trim().is_empty(),
+            "auth.audience",
+            "must not be empty",
+        );
+        if let Err(e) =
+            fb_core::identity::validate_username("auth.bootstrap_admin", &a.bootstrap_admin)
+        {
+            errors.push(SettingsError::new(&e.field, e.reason));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            errors.push(SettingsError::new(
+                "log.level",
+                format!("not a valid filter: {e}"),
+            ));
+        }
+        if let Err(e) = self.listen_addr() {
+            errors.push(e);
+        }
+        match self.storage_target() {
+            Err(e) => errors.push(e),
+            Ok(StorageTarget::Postgres(_)) if !cfg!(feature = "postgres") => {
+                errors.push(SettingsError::new(
+                    "storage.url",
+                    "this build has no PostgreSQL support (built without the 'postgres' feature)",
+                ))
+            }
+            Ok(_) => {}
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsErrors(errors))
+        }
+    }
+}
+
+fn is_plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+use std::io::Write;
+
+use serde_json::json;
+
+use super::*;
+
+fn layers() -> Layers {
+    Layers::default()
+}
+
+fn file(yaml: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(yaml.as_bytes()).unwrap();
+    f
+}
+
+fn paths(errors: &SettingsErrors) -> Vec<&str> {
+    errors.0.iter().map(|e| e.path.as_str()).collect()
+}
+
+#[test]
+fn defaults_load_and_validate() {
+    let s = Settings::load(&layers()).unwrap();
+    assert_eq!(s.server.listen, "127.0.0.1:8080");
+    assert_eq!(s.auth.access_token_ttl_secs, 3600);
+    assert_eq!(s.log.format, LogFormat::Json);
+    assert_eq!(
+        s.storage_target().unwrap(),
+        StorageTarget::SqliteFile("./data/factorybrain.db".into())
+    );
+}
+
+#[test]
+fn every_default_key_is_commented() {
+    let lines: Vec<&str> = DEFAULTS_YAML.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let is_section = !line.starts_with(' ');
+        if is_section {
+            continue;
+        }
+        // A leaf key: the nearest non-blank line above must be a comment or another leaf that
+        // shares a comment with it (issuer/audience).
+        let above = lines[..i]
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap();
+        assert!(
+            above.trim_start().starts_with('#') || lines[i - 1].trim_start().starts_with("issuer"),
+            "defaults.yaml line {} has no comment: {line}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn file_then_env_then_flags() {
+    let f = file(
+        "server:\n  listen: 0.0.0.0:9000\n  request_timeout_secs: 5\nlog:\n  format: pretty\n",
+    );
+    let layers = Layers {
+        file: Some(f.path().to_owned()),
+        env: vec![
+            ("FB__SERVER__REQUEST_TIMEOUT_SECS".into(), "7".into()),
+            ("FB__SERVER__LISTEN".into(), "0.0.0.0:9100".into()),
+            ("PATH".into(), "/usr/bin".into()),
+        ],
+        flags: vec![("server.listen".into(), json!("127.0.0.1:9200"))],
+    };
+    let s = Settings::load(&layers).unwrap();
+    assert_eq!(
+        s.server.listen, "127.0.0.1:9200",
+        "flag beats env beats file"
+    );
+    assert_eq!(s.server.request_timeout_secs, 7, "env beats file");
+    assert_eq!(s.log.format, LogFormat::Pretty, "file beats defaults");
+    assert_eq!(
+        s.server.shutdown_grace_secs, 20,
+        "untouched keys keep their default"
+    );
+}
+
+#[test]
+fn unknown_keys_from_every_layer_are_reported_together() {
+    let f = file("server:\n  lisen: 0.0.0.0:9000\nstorag:\n  url: x\n");
+    let layers = Layers {
+        file: Some(f.path().to_owned()),
+        env: vec![("FB__AUTH__TTL".into(), "5".into())],
+        flags: vec![("server.nope".into(), json!(1))],
+    };
+    let errors = Settings::load(&layers).unwrap_err();
+    assert_eq!(
+        paths(&errors),
+        [
+            "server.lisen",
+            "storag",
+            "FB__AUTH__TTL (auth.ttl)",
+            "server.nope"
+        ]
+    );
+    assert!(
+        errors.0[0].message.contains("listen"),
+        "lists the valid keys: {}",
+        errors.0[0].message
+    );
+}
+
+#[test]
+fn type_errors_are_all_reported_with_their_path() {
+    let f =
+        file("server:\n  max_body_bytes: lots\n  request_timeout_secs: -1\nlog:\n  format: xml\n");
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    assert_eq!(
+        paths(&errors),
+        [
+            "log.format",
+            "server.max_body_bytes",
+            "server.request_timeout_secs"
+        ]
+    );
+    assert!(errors.0[0].message.contains("xml"));
+}
+
+#[test]
+fn range_and_format_errors_are_all_reported() {
+    let f = file(
+        "server:\n  listen: nowhere\n  request_timeout_secs: 0\nauth:\n  jwt_secret: short\n  \
+         access_token_ttl_secs: 86400\n  bootstrap_admin: Root User\nstorage:\n  url: mysql://x\n  \
+         schema: Bad-Name\nlog:\n  level: 'info,=='\n",
+    );
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    let mut found = paths(&errors);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "auth.access_token_ttl_secs",
+            "auth.bootstrap_admin",
+            "auth.jwt_secret",
+            "log.level",
+            "server.listen",
+            "server.request_timeout_secs",
+            "storage.schema",
+            "storage.url",
+        ]
+    );
+    let text = errors.to_string();
+    assert!(text.starts_with("invalid settings (8 problems):"), "{text}");
+}
+
+#[test]
+fn env_values_take_the_type_of_the_default() {
+    let layers = Layers {
+        env: vec![
+            ("FB__AUTH__ISSUER".into(), "1234".into()),
+            ("FB__SERVER__MAX_BODY_BYTES".into(), "4096".into()),
+        ],
+        ..layers()
+    };
+    let s = Settings::load(&layers).unwrap();
+    assert_eq!(s.auth.issuer, "1234");
+    assert_eq!(s.server.max_body_bytes, 4096);
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    let layers = Layers {
+        env: vec![
+            (
+                "FB__STORAGE__URL".into(),
+                "postgres://fb:hunter2hunter2@db/plant".into(),
+            ),
+            (
+                "FB__AUTH__JWT_SECRET".into(),
+                "0123456789abcdef0123456789abcdef-secret".into(),
+            ),
+        ],
+        ..layers()
+    };
+    let s = Settings::load(&layers).unwrap();
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(!debug.contains("-secret"), "{debug}");
+    assert!(debug.contains("[redacted]"));
+    assert_eq!(
+        s.storage_target().unwrap(),
+        StorageTarget::Postgres("postgres://fb:hunter2hunter2@db/plant".into())
+    );
+}
+
+#[test]
+fn unreadable_or_invalid_files_are_reported() {
+    let errors = Settings::load(&Layers {
+        file: Some("/nonexistent/fb.yaml".into()),
+        ..layers()
+    })
+    .unwrap_err();
+    assert!(errors.0[0].message.contains("cannot read"));
+    let f = file("server: [unclosed\n");
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    assert!(
+        errors.0[0].message.contains("not valid YAML"),
+        "{}",
+        errors.0[0].message
+    );
+    let f = file("server: 5\n");
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    assert_eq!(paths(&errors), ["server"]);
+}
+
+#[test]
+fn an_empty_file_changes_nothing() {
+    let f = file("# nothing yet\n");
+    assert!(
+        Settings::load(&Layers {
+            file: Some(f.path().to_owned()),
+            ..layers()
+        })
+        .is_ok()
+    );
+}

@@ -1,0 +1,115 @@
+//! The composition root: settings in, adapters and services out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use fb_app::auth;
+use fb_core::ports::Storage;
+use fb_core::{Clock, SystemClock};
+
+use crate::settings::{Settings, StorageTarget};
+
+/// Storage backends compiled into this binary.
+pub const BACKENDS: &[&str] = &[
+    "sqlite",
+    #[cfg(feature = "postgres")]
+    "postgres",
+];
+
+/// Opens the configured store and applies pending migrations.
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
+    let s = &settings.storage;
+    let acquire_timeout = Duration::from_secs(s.acquire_timeout_secs);
+    match settings.storage_target()? {
+        target @ (StorageTarget::SqliteFile(_) | StorageTarget::SqliteUrl(_)) => {
+            let location = match target {
+                StorageTarget::SqliteFile(path) => {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).with_context(|| {
+                            format!("cannot create the data directory {}", dir.display())
+                        })?;
+                    }
+                    fb_sqlite::Location::File(path)
+                }
+                StorageTarget::SqliteUrl(url) => fb_sqlite::Location::Url(url),
+                StorageTarget::Postgres(_) => unreachable_backend()?,
+            };
+            let options = fb_sqlite::Options {
+                location,
+                max_connections: s.max_connections,
+                busy_timeout: Duration::from_millis(s.busy_timeout_ms),
+                acquire_timeout,
+            };
+            let store = fb_sqlite::SqliteStore::open(&options)
+                .await
+                .context("cannot open the SQLite store")?;
+            Ok(Storage::from_backend(Arc::new(store)))
+        }
+        StorageTarget::Postgres(url) => open_postgres(url, settings, acquire_timeout).await,
+    }
+}
+
+fn unreachable_backend() -> anyhow::Result<fb_sqlite::Location> {
+    anyhow::bail!("internal: storage target changed while matching")
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(
+    url: String,
+    settings: &Settings,
+    acquire_timeout: Duration,
+) -> anyhow::Result<Storage> {
+    let options = fb_postgres::Options {
+        url,
+        schema: settings.storage.schema.clone(),
+        max_connections: settings.storage.max_connections,
+        acquire_timeout,
+    };
+    let store = fb_postgres::PgStore::open(&options)
+        .await
+        .context("cannot open the PostgreSQL store")?;
+    Ok(Storage::from_backend(Arc::new(store)))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_: String, _: &Settings, _: Duration) -> anyhow::Result<Storage> {
+    anyhow::bail!("storage.url is postgres://… but this build has no PostgreSQL support")
+}
+
+/// The authentication service on the given store.
+pub async fn auth_service(
+    settings: &Settings,
+    storage: &Storage,
+) -> anyhow::Result<Arc<auth::Service>> {
+    let a = &settings.auth;
+    let options = auth::Options {
+        access_token_ttl: time::Duration::seconds(a.access_token_ttl_secs as i64),
+        issuer: a.issuer.clone(),
+        audience: a.audience.clone(),
+        signing_secret: (!a.jwt_secret.is_empty())
+            .then(|| a.jwt_secret.expose().as_bytes().to_vec()),
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let service = auth::Service::start(storage, clock, options).await?;
+    Ok(Arc::new(service))
+}
+
+/// The HTTP application state.
+pub fn http_state(
+    settings: &Settings,
+    storage: &Storage,
+    auth: Arc<auth::Service>,
+) -> fb_http::AppState {
+    let options = fb_http::Options {
+        max_body_bytes: usize::try_from(settings.server.max_body_bytes).unwrap_or(usize::MAX),
+        request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
+    };
+    fb_http::AppState::new(
+        auth,
+        storage.health.clone(),
+        fb_http::metrics_handle(),
+        options,
+    )
+}

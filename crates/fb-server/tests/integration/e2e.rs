@@ -1,0 +1,313 @@
+//! The real `factorybrain` binary: start on a fresh data dir, serve, administer, stop.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_factorybrain");
+
+struct Server {
+    child: Child,
+    base: String,
+    admin_password: Option<String>,
+    stdout: mpsc::Receiver<String>,
+}
+
+/// Starts `factorybrain serve` on a free port and waits until it listens.
+fn start(data_dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("FB__STORAGE__URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, stdout) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (err_tx, stderr) = mpsc::channel();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let mut base = None;
+    while base.is_none() {
+        let line = stdout
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server did not start");
+        let event: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        if event["message"] == "Listening." {
+            base = Some(format!("http://{}", event["addr"].as_str().unwrap()));
+        }
+    }
+    let admin_password = stderr.try_iter().find_map(|l| {
+        l.trim()
+            .strip_prefix("password:")
+            .map(|p| p.trim().to_owned())
+    });
+    Server {
+        child,
+        base: base.unwrap(),
+        admin_password,
+        stdout,
+    }
+}
+
+impl Server {
+    fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(
+            exit.success(),
+            "the server exited with {exit} after SIGTERM"
+        );
+        self.stdout.try_iter().collect()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = agent().get(url);
+    if let Some(token) = token {
+        request = request.header("authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.call().unwrap();
+    (
+        response.status().as_u16(),
+        response.body_mut().read_to_string().unwrap(),
+    )
+}
+
+fn cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("FB__STORAGE__URL")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn serves_on_a_fresh_data_dir_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    assert_eq!(get(&format!("{}/healthz", server.base), None).0, 200);
+    assert_eq!(get(&format!("{}/readyz", server.base), None).0, 200);
+
+    let password = server
+        .admin_password
+        .clone()
+        .expect("the first admin's password is printed");
+    let mut login = agent()
+        .post(&format!("{}/api/v1/auth/login", server.base))
+        .send_json(json!({"username": "admin", "password": password}))
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+    let token = login.body_mut().read_json::<Value>().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = get(&format!("{}/api/v1/auth/me", server.base), Some(&token));
+    assert_eq!(
+        (status, body.contains("\"role\":\"admin\"")),
+        (200, true),
+        "{body}"
+    );
+    assert_eq!(get(&format!("{}/api/v1/auth/me", server.base), None).0, 401);
+
+    let (status, metrics) = get(&format!("{}/metrics", server.base), Some(&token));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("fb_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("fb_store_query_duration_seconds_bucket"));
+
+    let logs = server.stop();
+    assert!(
+        logs.iter().any(|l| l.contains("Shutdown complete.")),
+        "{logs:?}"
+    );
+    // Every request log line carries an op id.
+    let requests: Vec<Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["message"] == "Request handled.")
+        .collect();
+    assert!(!requests.is_empty());
+    assert!(
+        requests.iter().all(|e| e["span"]["op_id"].is_string()),
+        "{requests:?}"
+    );
+
+    // A second start finds the admin and does not print a password again.
+    let again = start(dir.path());
+    assert_eq!(again.admin_password, None);
+    again.stop();
+}
+
+#[test]
+fn cli_administers_users_and_api_keys_against_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = cli(dir.path(), &["migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("migrations applied (sqlite)"));
+
+    let added = cli(
+        dir.path(),
+        &["user", "add", "marta", "--role", "supervisor"],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(String::from_utf8_lossy(&added.stdout).contains("password (shown once):"));
+    let bad_role = cli(dir.path(), &["user", "add", "nina", "--role", "root"]);
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("--role"));
+
+    let created = cli(
+        dir.path(),
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "prometheus",
+            "--role",
+            "supervisor",
+        ],
+    );
+    let out = String::from_utf8_lossy(&created.stdout).into_owned();
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("key (shown once): "))
+        .unwrap()
+        .to_owned();
+
+    let server = start(dir.path());
+    assert_eq!(get(&format!("{}/metrics", server.base), Some(&key)).0, 200);
+    let revoked = cli(
+        dir.path(),
+        &["apikey", "revoke", key.split('_').nth(1).unwrap()],
+    );
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert_eq!(get(&format!("{}/metrics", server.base), Some(&key)).0, 401);
+
+    let listed = String::from_utf8_lossy(&cli(dir.path(), &["user", "list"]).stdout).into_owned();
+    assert!(
+        listed.contains("marta") && listed.contains("supervisor"),
+        "{listed}"
+    );
+    // A user existed before the first start, so no admin was bootstrapped.
+    assert!(!listed.contains("admin"), "{listed}");
+    let disabled = cli(dir.path(), &["user", "disable", "marta"]);
+    assert!(String::from_utf8_lossy(&disabled.stdout).contains("user marta disabled"));
+    let keys = String::from_utf8_lossy(&cli(dir.path(), &["apikey", "list"]).stdout).into_owned();
+    assert!(
+        keys.contains("revoked") && keys.contains("prometheus"),
+        "{keys}"
+    );
+    server.stop();
+}
+
+#[test]
+fn config_example_is_complete_and_config_check_reports_every_problem() {
+    let example = Command::new(BIN)
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(example.status.success());
+    let text = String::from_utf8(example.stdout).unwrap();
+    for key in [
+        "listen:",
+        "data_dir:",
+        "url:",
+        "jwt_secret:",
+        "access_token_ttl_secs:",
+        "format:",
+    ] {
+        assert!(text.contains(key), "config example lacks {key}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("factorybrain.yaml");
+    std::fs::write(&file, "server:\n  listen: nowhere\n  colour: blue\n").unwrap();
+    let check = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env("FB__AUTH__ACCESS_TOKEN_TTL_SECS", "999999")
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    let errors = String::from_utf8_lossy(&check.stderr);
+    assert!(errors.contains("server.colour: unknown key"), "{errors}");
+    // Unknown keys stop the merge before range checks, so fix the key and look again.
+    std::fs::write(&file, "server:\n  listen: nowhere\n").unwrap();
+    let check = Command::new(BIN)
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env("FB__AUTH__ACCESS_TOKEN_TTL_SECS", "999999")
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        errors.contains("server.listen:") && errors.contains("auth.access_token_ttl_secs:"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn help_is_available_for_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["config", "example", "--help"],
+        vec!["user", "add", "--help"],
+        vec!["apikey", "create", "--help"],
+        vec!["version", "--help"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+    let version = Command::new(BIN).arg("version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).contains("storage backends: sqlite"));
+}
