@@ -155,9 +155,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The error reference (`docs/errors.md`): every code, its HTTP status and meaning.
+pub fn error_reference_markdown() -> String {
+    let mut text = String::from(
+        "# Error codes\n\n\
+         Generated from the code table in `fb-core` (`crates/fb-core/src/error.rs`); a test fails \
+         when this file drifts. Every error body is\n\n\
+         ```json\n{\"error\": {\"code\": \"…\", \"message\": \"…\", \"details\": [{\"field\": \"…\", \"reason\": \"…\"}], \"request_id\": \"…\"}}\n```\n\n\
+         Codes are stable: they are never renamed or reused.\n\n\
+         | code | HTTP | meaning |\n|---|---|---|\n",
+    );
+    for code in Code::ALL {
+        let status = status_for(code.kind());
+        text.push_str(&format!("| `{}` | {} | {} |\n", code.as_str(), status.as_u16(), code.description()));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regenerate with `FB_UPDATE_SCHEMA=1 cargo test -p fb-http`.
+    #[test]
+    fn committed_error_reference_matches_the_code_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/errors.md");
+        let generated = error_reference_markdown();
+        if std::env::var_os("FB_UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(committed == generated, "docs/errors.md is out of date: run FB_UPDATE_SCHEMA=1 cargo test -p fb-http");
+    }
 
     #[test]
     fn every_kind_maps_to_a_4xx_or_5xx() {

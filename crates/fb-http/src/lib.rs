@@ -15,7 +15,7 @@ pub mod routes;
 mod state;
 mod telemetry;
 
-pub use error::{ApiError, status_for};
+pub use error::{ApiError, error_reference_markdown, status_for};
 pub use openapi::document as openapi_document;
 pub use routes::{Access, Route};
 pub use state::{AppState, Options};

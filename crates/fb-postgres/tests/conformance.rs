@@ -2,6 +2,9 @@
 //! run in parallel; the schema is dropped when the case passes (and left for inspection when it
 //! fails). The server must be reachable: a missing server fails the run, it is never skipped.
 
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
 //! The storage conformance suite on SQLite: each case gets a fresh database file.
 
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

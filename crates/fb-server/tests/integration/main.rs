@@ -1,6 +1,9 @@
 //! fb-server's integration tests, in one binary: the HTTP API in-process over a real store,
 //! the access table walk, and the real `factorybrain` binary end to end.
 
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod access;
 mod api;
 mod e2e;

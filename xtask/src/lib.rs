@@ -1,0 +1,156 @@
+//! Repository checks, run as tests (`cargo test -p xtask`) and by `cargo run -p xtask -- tidy`.
+//!
+//! The dependency rules are the architecture: the domain depends on no adapter, adapters never
+//! depend on each other, and only the binary chooses adapters.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cargo_metadata::{DependencyKind, Metadata, MetadataCommand};
+
+pub const CORE: &str = "fb-core";
+pub const APP: &str = "fb-app";
+pub const SERVER: &str = "fb-server";
+pub const TESTKIT: &str = "fb-testkit";
+/// Driven adapters: implement ports with a technology. They depend on fb-core only.
+pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres"];
+/// Driving adapters: call the application from a protocol. They depend on fb-app and fb-core.
+pub const DRIVING: &[&str] = &["fb-http"];
+/// The only external crates fb-core may use: no runtime, no driver, no format.
+pub const CORE_ALLOWED: &[&str] = &["async-trait", "serde", "thiserror", "time", "uuid"];
+/// Crates that mean I/O or a wire format; fb-app must reach them through ports.
+pub const IO_CRATES: &[&str] = &[
+    "sqlx", "axum", "hyper", "tower-http", "reqwest", "ureq", "redis", "async-nats", "rumqttc",
+    "rumqttd", "rmcp", "tokio-postgres", "rusqlite", "serde-saphyr", "metrics-exporter-prometheus",
+];
+/// Native crypto builds we never want (one provider: ring / RustCrypto).
+pub const BANNED_PACKAGES: &[&str] = &["aws-lc-sys", "aws-lc-rs", "openssl-sys"];
+
+pub fn metadata() -> anyhow::Result<Metadata> {
+    MetadataCommand::new()
+        .manifest_path(workspace_root().join("Cargo.toml"))
+        .exec()
+        .context("cargo metadata failed")
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// One dependency edge of a workspace crate.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub dev: bool,
+}
+
+pub fn workspace_crates(meta: &Metadata) -> BTreeSet<String> {
+    meta.workspace_packages().iter().map(|p| p.name.to_string()).collect()
+}
+
+pub fn edges(meta: &Metadata) -> Vec<Edge> {
+    let mut out = Vec::new();
+    for package in meta.workspace_packages() {
+        for dep in &package.dependencies {
+            if dep.kind == DependencyKind::Build {
+                continue;
+            }
+            out.push(Edge {
+                from: package.name.to_string(),
+                to: dep.name.clone(),
+                dev: dep.kind == DependencyKind::Development,
+            });
+        }
+    }
+    out
+}
+
+/// Every violation of the dependency rules, as readable lines.
+pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
+    let ours = workspace_crates(meta);
+    let mut problems = Vec::new();
+    for edge in edges(meta).into_iter().filter(|e| !e.dev) {
+        let internal = ours.contains(&edge.to);
+        let from = edge.from.as_str();
+        let to = edge.to.as_str();
+        let allowed_internal: Option<&[&str]> = match from {
+            CORE => Some(&[]),
+            APP => Some(&[CORE]),
+            TESTKIT => Some(&[CORE, APP]),
+            f if DRIVEN.contains(&f) => Some(&[CORE]),
+            f if DRIVING.contains(&f) => Some(&[CORE, APP]),
+            _ => None,
+        };
+        if internal
+            && let Some(allowed) = allowed_internal
+            && !allowed.contains(&to)
+        {
+            problems.push(format!("{from} must not depend on {to} (allowed: {allowed:?})"));
+        }
+        if internal && (DRIVEN.contains(&to) || DRIVING.contains(&to)) && from != SERVER {
+            problems.push(format!("{from} depends on the adapter {to}; only {SERVER} chooses adapters"));
+        }
+        if internal && to == TESTKIT {
+            problems.push(format!("{from} depends on {TESTKIT} outside dev-dependencies"));
+        }
+        if from == CORE && !internal && !CORE_ALLOWED.contains(&to) {
+            problems.push(format!("{CORE} must stay I/O- and format-free; {to} is not on its allow-list"));
+        }
+        if from == APP && IO_CRATES.contains(&to) {
+            problems.push(format!("{APP} must reach {to} through a port in {CORE}"));
+        }
+    }
+    problems
+}
+
+pub fn banned_packages(meta: &Metadata) -> Vec<String> {
+    meta.packages
+        .iter()
+        .filter(|p| BANNED_PACKAGES.contains(&p.name.as_str()))
+        .map(|p| format!("{} {} is in the dependency graph", p.name, p.version))
+        .collect()
+}
+
+/// Workspace crates that ARCHITECTURE.md's code map does not mention.
+pub fn crates_missing_from_architecture(meta: &Metadata) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(workspace_root().join("ARCHITECTURE.md"))
+        .context("cannot read ARCHITECTURE.md")?;
+    Ok(workspace_crates(meta)
+        .into_iter()
+        .filter(|name| !text.contains(&format!("`{name}`")))
+        .collect())
+}
+
+/// Source lines that hide tests instead of fixing them.
+pub fn hidden_tests() -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let needle = ["#[", "ignore"].concat();
+    for dir in ["crates", "xtask"] {
+        visit(&workspace_root().join(dir), &mut |path, text| {
+            for (i, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with(&needle) {
+                    found.push(format!("{}:{}", path.display(), i + 1));
+                }
+            }
+        })?;
+    }
+    Ok(found)
+}
+
+fn visit(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path, &str)) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            visit(&path, f)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path)?;
+            f(&path, &text);
+        }
+    }
+    Ok(())
+}

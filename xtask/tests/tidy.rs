@@ -1,0 +1,65 @@
+//! Architecture and hygiene rules, checked on every test run.
+
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cargo_metadata::Metadata;
+use std::sync::OnceLock;
+
+fn meta() -> &'static Metadata {
+    static META: OnceLock<Metadata> = OnceLock::new();
+    META.get_or_init(|| xtask::metadata().unwrap())
+}
+
+#[test]
+fn dependency_directions_hold() {
+    let problems = xtask::dependency_violations(meta());
+    assert!(problems.is_empty(), "dependency rules broken:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn the_rules_know_every_workspace_crate() {
+    let known: Vec<&str> = [xtask::CORE, xtask::APP, xtask::SERVER, xtask::TESTKIT, "xtask"]
+        .into_iter()
+        .chain(xtask::DRIVEN.iter().copied())
+        .chain(xtask::DRIVING.iter().copied())
+        .collect();
+    for name in xtask::workspace_crates(meta()) {
+        assert!(known.contains(&name.as_str()), "{name} has no dependency rule: classify it in xtask/src/lib.rs");
+    }
+}
+
+#[test]
+fn the_rules_catch_a_forbidden_edge() {
+    // Guard against a rule that can never fire: feed it an edge that breaks it.
+    let mut meta = meta().clone();
+    let core = meta.packages.iter().position(|p| p.name.as_str() == xtask::CORE).unwrap();
+    let sqlite_dep = meta
+        .packages
+        .iter()
+        .flat_map(|p| &p.dependencies)
+        .find(|d| d.name == "fb-sqlite")
+        .unwrap()
+        .clone();
+    meta.packages[core].dependencies.push(sqlite_dep);
+    let problems = xtask::dependency_violations(&meta);
+    assert!(problems.iter().any(|p| p.contains("fb-core must not depend on fb-sqlite")), "{problems:?}");
+}
+
+#[test]
+fn one_crypto_provider_and_no_native_tls() {
+    let found = xtask::banned_packages(meta());
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn architecture_md_describes_every_crate() {
+    let missing = xtask::crates_missing_from_architecture(meta()).unwrap();
+    assert!(missing.is_empty(), "add these crates to ARCHITECTURE.md's code map: {missing:?}");
+}
+
+#[test]
+fn no_test_is_hidden_with_ignore() {
+    let hidden = xtask::hidden_tests().unwrap();
+    assert!(hidden.is_empty(), "fix the test or the behaviour instead: {hidden:?}");
+}
