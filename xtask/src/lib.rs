@@ -21,8 +21,21 @@ pub const DRIVING: &[&str] = &["fb-http"];
 pub const CORE_ALLOWED: &[&str] = &["async-trait", "serde", "thiserror", "time", "uuid"];
 /// Crates that mean I/O or a wire format; fb-app must reach them through ports.
 pub const IO_CRATES: &[&str] = &[
-    "sqlx", "axum", "hyper", "tower-http", "reqwest", "ureq", "redis", "async-nats", "rumqttc",
-    "rumqttd", "rmcp", "tokio-postgres", "rusqlite", "serde-saphyr", "metrics-exporter-prometheus",
+    "sqlx",
+    "axum",
+    "hyper",
+    "tower-http",
+    "reqwest",
+    "ureq",
+    "redis",
+    "async-nats",
+    "rumqttc",
+    "rumqttd",
+    "rmcp",
+    "tokio-postgres",
+    "rusqlite",
+    "serde-saphyr",
+    "metrics-exporter-prometheus",
 ];
 /// Native crypto builds we never want (one provider: ring / RustCrypto).
 pub const BANNED_PACKAGES: &[&str] = &["aws-lc-sys", "aws-lc-rs", "openssl-sys"];
@@ -47,7 +60,10 @@ pub struct Edge {
 }
 
 pub fn workspace_crates(meta: &Metadata) -> BTreeSet<String> {
-    meta.workspace_packages().iter().map(|p| p.name.to_string()).collect()
+    meta.workspace_packages()
+        .iter()
+        .map(|p| p.name.to_string())
+        .collect()
 }
 
 pub fn edges(meta: &Metadata) -> Vec<Edge> {
@@ -87,16 +103,24 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
             && let Some(allowed) = allowed_internal
             && !allowed.contains(&to)
         {
-            problems.push(format!("{from} must not depend on {to} (allowed: {allowed:?})"));
+            problems.push(format!(
+                "{from} must not depend on {to} (allowed: {allowed:?})"
+            ));
         }
         if internal && (DRIVEN.contains(&to) || DRIVING.contains(&to)) && from != SERVER {
-            problems.push(format!("{from} depends on the adapter {to}; only {SERVER} chooses adapters"));
+            problems.push(format!(
+                "{from} depends on the adapter {to}; only {SERVER} chooses adapters"
+            ));
         }
         if internal && to == TESTKIT {
-            problems.push(format!("{from} depends on {TESTKIT} outside dev-dependencies"));
+            problems.push(format!(
+                "{from} depends on {TESTKIT} outside dev-dependencies"
+            ));
         }
         if from == CORE && !internal && !CORE_ALLOWED.contains(&to) {
-            problems.push(format!("{CORE} must stay I/O- and format-free; {to} is not on its allow-list"));
+            problems.push(format!(
+                "{CORE} must stay I/O- and format-free; {to} is not on its allow-list"
+            ));
         }
         if from == APP && IO_CRATES.contains(&to) {
             problems.push(format!("{APP} must reach {to} through a port in {CORE}"));

@@ -19,7 +19,11 @@ fn main() -> ExitCode {
     let mut problems = xtask::dependency_violations(&meta);
     problems.extend(xtask::banned_packages(&meta));
     match xtask::crates_missing_from_architecture(&meta) {
-        Ok(missing) => problems.extend(missing.into_iter().map(|c| format!("ARCHITECTURE.md does not describe {c}"))),
+        Ok(missing) => problems.extend(
+            missing
+                .into_iter()
+                .map(|c| format!("ARCHITECTURE.md does not describe {c}")),
+        ),
         Err(e) => problems.push(format!("{e:#}")),
     }
     match xtask::hidden_tests() {

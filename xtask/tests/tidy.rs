@@ -14,18 +14,31 @@ fn meta() -> &'static Metadata {
 #[test]
 fn dependency_directions_hold() {
     let problems = xtask::dependency_violations(meta());
-    assert!(problems.is_empty(), "dependency rules broken:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "dependency rules broken:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn the_rules_know_every_workspace_crate() {
-    let known: Vec<&str> = [xtask::CORE, xtask::APP, xtask::SERVER, xtask::TESTKIT, "xtask"]
-        .into_iter()
-        .chain(xtask::DRIVEN.iter().copied())
-        .chain(xtask::DRIVING.iter().copied())
-        .collect();
+    let known: Vec<&str> = [
+        xtask::CORE,
+        xtask::APP,
+        xtask::SERVER,
+        xtask::TESTKIT,
+        "xtask",
+    ]
+    .into_iter()
+    .chain(xtask::DRIVEN.iter().copied())
+    .chain(xtask::DRIVING.iter().copied())
+    .collect();
     for name in xtask::workspace_crates(meta()) {
-        assert!(known.contains(&name.as_str()), "{name} has no dependency rule: classify it in xtask/src/lib.rs");
+        assert!(
+            known.contains(&name.as_str()),
+            "{name} has no dependency rule: classify it in xtask/src/lib.rs"
+        );
     }
 }
 
@@ -33,7 +46,11 @@ fn the_rules_know_every_workspace_crate() {
 fn the_rules_catch_a_forbidden_edge() {
     // Guard against a rule that can never fire: feed it an edge that breaks it.
     let mut meta = meta().clone();
-    let core = meta.packages.iter().position(|p| p.name.as_str() == xtask::CORE).unwrap();
+    let core = meta
+        .packages
+        .iter()
+        .position(|p| p.name.as_str() == xtask::CORE)
+        .unwrap();
     let sqlite_dep = meta
         .packages
         .iter()
@@ -43,7 +60,12 @@ fn the_rules_catch_a_forbidden_edge() {
         .clone();
     meta.packages[core].dependencies.push(sqlite_dep);
     let problems = xtask::dependency_violations(&meta);
-    assert!(problems.iter().any(|p| p.contains("fb-core must not depend on fb-sqlite")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("fb-core must not depend on fb-sqlite")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -55,11 +77,17 @@ fn one_crypto_provider_and_no_native_tls() {
 #[test]
 fn architecture_md_describes_every_crate() {
     let missing = xtask::crates_missing_from_architecture(meta()).unwrap();
-    assert!(missing.is_empty(), "add these crates to ARCHITECTURE.md's code map: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "add these crates to ARCHITECTURE.md's code map: {missing:?}"
+    );
 }
 
 #[test]
 fn no_test_is_hidden_with_ignore() {
     let hidden = xtask::hidden_tests().unwrap();
-    assert!(hidden.is_empty(), "fix the test or the behaviour instead: {hidden:?}");
+    assert!(
+        hidden.is_empty(),
+        "fix the test or the behaviour instead: {hidden:?}"
+    );
 }

@@ -42,10 +42,20 @@ impl Role {
         use Permission as P;
         match self {
             Role::Admin => true,
-            Role::Supervisor => !matches!(permission, P::UsersManage | P::ApiKeysManage),
+            // Supervisors run the floor and approve spending; the plant model, users and
+            // credentials stay with admins.
+            Role::Supervisor => !matches!(
+                permission,
+                P::PlantManage | P::UsersManage | P::ApiKeysManage
+            ),
             Role::Operator => matches!(
                 permission,
-                P::SelfRead | P::SelfPassword | P::PlantRead | P::ReadingsWrite | P::AlertsManage
+                P::SelfRead
+                    | P::SelfPassword
+                    | P::PlantRead
+                    | P::ReadingsWrite
+                    | P::AlertsManage
+                    | P::TicketsManage
             ),
             Role::Viewer => matches!(permission, P::SelfRead | P::SelfPassword | P::PlantRead),
         }
@@ -126,6 +136,26 @@ impl Permission {
             Permission::UsersManage => "users.manage",
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::MetricsRead => "metrics.read",
+        }
+    }
+}
+
+impl Permission {
+    /// What the permission allows, for the README and error messages.
+    pub fn description(self) -> &'static str {
+        match self {
+            Permission::SelfRead => "Read one's own identity and permissions",
+            Permission::SelfPassword => "Change one's own password",
+            Permission::PlantRead => "Read machines, readings, alerts and KPIs",
+            Permission::ReadingsWrite => "Ingest readings; edit readings metadata",
+            Permission::AlertsManage => "Acknowledge and resolve alerts",
+            Permission::PlantManage => "Create, change and delete machines and plant resources",
+            Permission::TicketsManage => "Create and update maintenance tickets",
+            Permission::OrdersApprove => "Approve purchase orders and gated actions",
+            Permission::UsersRead => "List users",
+            Permission::UsersManage => "Create, disable and enable users",
+            Permission::ApiKeysManage => "Create, list and revoke API keys",
+            Permission::MetricsRead => "Scrape Prometheus metrics",
         }
     }
 }
@@ -356,10 +386,11 @@ mod tests {
     }
 
     #[test]
-    fn only_admin_manages_users_and_keys() {
+    fn only_admin_manages_users_keys_and_the_plant_model() {
         for role in [Role::Supervisor, Role::Operator, Role::Viewer] {
             assert!(!role.allows(Permission::UsersManage));
             assert!(!role.allows(Permission::ApiKeysManage));
+            assert!(!role.allows(Permission::PlantManage));
         }
         assert!(Role::Supervisor.allows(Permission::OrdersApprove));
         assert!(!Role::Operator.allows(Permission::OrdersApprove));

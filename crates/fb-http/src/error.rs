@@ -167,7 +167,12 @@ pub fn error_reference_markdown() -> String {
     );
     for code in Code::ALL {
         let status = status_for(code.kind());
-        text.push_str(&format!("| `{}` | {} | {} |\n", code.as_str(), status.as_u16(), code.description()));
+        text.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            code.as_str(),
+            status.as_u16(),
+            code.description()
+        ));
     }
     text
 }
@@ -185,7 +190,10 @@ mod tests {
             std::fs::write(path, &generated).unwrap();
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(committed == generated, "docs/errors.md is out of date: run FB_UPDATE_SCHEMA=1 cargo test -p fb-http");
+        assert!(
+            committed == generated,
+            "docs/errors.md is out of date: run FB_UPDATE_SCHEMA=1 cargo test -p fb-http"
+        );
     }
 
     #[test]

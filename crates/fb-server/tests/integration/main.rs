@@ -6,5 +6,6 @@
 
 mod access;
 mod api;
+mod docs;
 mod e2e;
 mod support;
