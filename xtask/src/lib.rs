@@ -13,8 +13,11 @@ pub const CORE: &str = "fb-core";
 pub const APP: &str = "fb-app";
 pub const SERVER: &str = "fb-server";
 pub const TESTKIT: &str = "fb-testkit";
-/// Driven adapters: implement ports with a technology. They depend on fb-core only.
+/// Driven adapters: implement ports with a technology. They depend on fb-core (and the SQL
+/// support library) only.
 pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres"];
+/// Support library for the SQL adapters: portable queries and helpers, no driver, fb-core only.
+pub const SQL_SUPPORT: &str = "fb-sql";
 /// Driving adapters: call the application from a protocol. They depend on fb-app and fb-core.
 pub const DRIVING: &[&str] = &["fb-http"];
 /// The only external crates fb-core may use: no runtime, no driver, no format.
@@ -95,7 +98,8 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
             CORE => Some(&[]),
             APP => Some(&[CORE]),
             TESTKIT => Some(&[CORE, APP]),
-            f if DRIVEN.contains(&f) => Some(&[CORE]),
+            SQL_SUPPORT => Some(&[CORE]),
+            f if DRIVEN.contains(&f) => Some(&[CORE, SQL_SUPPORT]),
             f if DRIVING.contains(&f) => Some(&[CORE, APP]),
             _ => None,
         };
@@ -110,6 +114,11 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
         if internal && (DRIVEN.contains(&to) || DRIVING.contains(&to)) && from != SERVER {
             problems.push(format!(
                 "{from} depends on the adapter {to}; only {SERVER} chooses adapters"
+            ));
+        }
+        if internal && to == SQL_SUPPORT && !DRIVEN.contains(&from) {
+            problems.push(format!(
+                "{from} uses {SQL_SUPPORT}, which is for the SQL adapters only"
             ));
         }
         if internal && to == TESTKIT {

@@ -28,6 +28,7 @@ fn the_rules_know_every_workspace_crate() {
         xtask::APP,
         xtask::SERVER,
         xtask::TESTKIT,
+        xtask::SQL_SUPPORT,
         "xtask",
     ]
     .into_iter()

@@ -4,20 +4,22 @@
 //! All tables live in one schema (`storage.schema`, default `public`), which is also how the
 //! conformance tests run in parallel: each test gets a schema of its own.
 
-mod identities;
-mod migrations;
-mod rows;
-
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 
-use fb_core::ports::{SecretStore, StoreError, StoreHealth};
+use fb_core::ports::StoreError;
 
 const BACKEND: &str = "postgres";
+
+/// Embedded migrations, applied at open. Append only; never edit a released one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "identities",
+    include_str!("../migrations/0001_identities.sql"),
+)];
 
 #[derive(Clone)]
 pub struct Options {
@@ -73,19 +75,23 @@ impl PgStore {
             .map_err(map_err)?;
         // The name was validated above; identifiers cannot be bound as parameters.
         let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", options.schema);
-        timed(
+        Self::timed(
             "schema.create",
             sqlx::query(sqlx::AssertSqlSafe(create)).execute(&pool),
         )
         .await?;
-        let store = Self { pool };
-        migrations::run(&store.pool).await?;
-        Ok(store)
+        fb_sql::migrator(MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(Box::new(e)))?;
+        Ok(Self { pool })
     }
 
-    /// The versions of the migrations this build knows, in order.
-    pub fn known_migrations() -> Vec<i64> {
-        migrations::known()
+    async fn timed<T>(
+        query: &'static str,
+        future: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        fb_sql::timed(BACKEND, query, future, map_err).await
     }
 
     /// Drops a schema and everything in it. For tests and tooling that create throw-away schemas.
@@ -101,7 +107,7 @@ impl PgStore {
             .await
             .map_err(map_err)?;
         let drop_sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-        timed(
+        Self::timed(
             "schema.drop",
             sqlx::query(sqlx::AssertSqlSafe(drop_sql)).execute(&pool),
         )
@@ -111,71 +117,12 @@ impl PgStore {
     }
 }
 
-#[async_trait]
-impl StoreHealth for PgStore {
-    fn backend(&self) -> &'static str {
-        BACKEND
-    }
+fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND);
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        timed("health.ping", sqlx::query("SELECT 1").execute(&self.pool))
-            .await
-            .map(drop)
-    }
-
-    async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-#[async_trait]
-impl SecretStore for PgStore {
-    async fn get_or_insert_secret(
-        &self,
-        name: &str,
-        candidate: &[u8],
-    ) -> Result<Vec<u8>, StoreError> {
-        let insert = sqlx::query(
-            "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, now()) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(candidate)
-        .execute(&self.pool);
-        timed("secrets.insert", insert).await?;
-        let select = sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool);
-        timed("secrets.get", select).await
-    }
-}
-
-/// Runs a query, records its latency under `query`, and maps driver errors to `StoreError`.
-pub(crate) async fn timed<T>(
-    query: &'static str,
-    future: impl Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, StoreError> {
-    let start = Instant::now();
-    let result = future.await;
-    metrics::histogram!("fb_store_query_duration_seconds", "backend" => BACKEND, "query" => query)
-        .record(start.elapsed().as_secs_f64());
-    result.map_err(map_err)
-}
-
-pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let constraint = match db.constraint() {
-                Some("users_username_key") => "username",
-                Some("api_keys_prefix_key") => "api_key_prefix",
-                _ => "unique",
-            };
-            StoreError::Conflict { constraint }
-        }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => StoreError::Unavailable(Box::new(e)),
-        other => StoreError::Other(Box::new(other)),
-    }
+fn map_err(e: sqlx::Error) -> StoreError {
+    fb_sql::classify(e, |db| match db.constraint() {
+        Some("users_username_key") => "username",
+        Some("api_keys_prefix_key") => "api_key_prefix",
+        _ => "unique",
+    })
 }
