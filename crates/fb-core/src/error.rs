@@ -90,6 +90,8 @@ error_codes! {
     api_key_revoked => Conflict;
     /// The last active admin cannot be disabled.
     last_admin => Conflict;
+    /// Too many password checks are running; retry after the time in Retry-After.
+    auth_busy => RateLimited;
     /// The store (database) cannot be reached or timed out.
     storage_unavailable => Unavailable;
     /// The service is starting or shutting down, or a dependency is not ready.

@@ -196,6 +196,9 @@ pub struct User {
     /// Set for generated passwords (the first admin, `user add` without a password): the user
     /// should choose their own.
     pub must_change_password: bool,
+    /// Access tokens issued before this instant are refused, so a password change ends every
+    /// session that used the old one.
+    pub password_changed_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -304,6 +307,11 @@ pub fn validate_username(field: &str, username: &str) -> Result<(), FieldError> 
             field,
             "may contain only lowercase letters, digits, '.', '_' and '-'",
         ));
+    }
+    // Users are addressed by id or by name in the same place; a name shaped like an id would be
+    // unreachable by name.
+    if Uuid::parse_str(username).is_ok() {
+        return Err(FieldError::new(field, "must not look like a UUID"));
     }
     Ok(())
 }
@@ -421,6 +429,7 @@ mod tests {
         );
         assert!(validate_username("username", "Admin").is_err());
         assert!(validate_username("username", "a b c").is_err());
+        assert!(validate_username("username", &Uuid::now_v7().to_string()).is_err());
     }
 
     #[test]

@@ -79,6 +79,16 @@ impl ApiError {
         self.code
     }
 
+    pub fn details(&self) -> &[FieldError] {
+        &self.details
+    }
+
+    /// Internal detail for the log (never sent to the client).
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = Some(cause.into());
+        self
+    }
+
     /// Converts an area error. Internal errors keep their text for the log only.
     pub fn from_coded<E: Coded>(e: &E) -> Self {
         let code = e.code();
@@ -117,16 +127,15 @@ impl From<fb_app::auth::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_for(self.code.kind());
-        // Logged once, here, where the error is turned into a response (inside the request span).
-        match (&self.cause, status.is_server_error()) {
-            (Some(cause), _) => {
-                tracing::error!(code = self.code.as_str(), error = %cause, "Request failed.")
-            }
-            (None, true) => {
-                tracing::warn!(code = self.code.as_str(), message = %self.message, "Request failed.")
-            }
-            (None, false) => {
-                tracing::debug!(code = self.code.as_str(), message = %self.message, "Request rejected.")
+        // The code goes on the request span, so the one access-log line of the request carries
+        // it. Server-side failures are logged here, once, with their internal cause.
+        tracing::Span::current().record("error_code", self.code.as_str());
+        if status.is_server_error() {
+            let cause = self.cause.as_deref().unwrap_or(&self.message);
+            if self.code.kind() == ErrorKind::Internal {
+                tracing::error!(code = self.code.as_str(), error = %cause, "Request failed.");
+            } else {
+                tracing::warn!(code = self.code.as_str(), error = %cause, "Request failed.");
             }
         }
         let body = ErrorBody {
@@ -145,11 +154,18 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
+            headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"factorybrain\""),
             );
+        }
+        if matches!(
+            self.code.kind(),
+            ErrorKind::RateLimited | ErrorKind::Unavailable
+        ) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

@@ -1,53 +1,134 @@
 //! Extractors whose rejections use the API's error format.
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
 
 use fb_core::Code;
+use fb_core::error::FieldError;
 use fb_core::identity::Principal;
 
 use crate::error::ApiError;
 
-/// `axum::Json` with our error format. Messages name the offending field, e.g.
-/// `role: unknown variant "root", expected one of admin, supervisor, operator, viewer`.
+/// A JSON body with our error format. Problems name the field in `details`, e.g.
+/// `{"field": "role", "reason": "unknown variant ..., expected one of admin, ..."}`, and never
+/// echo a submitted value (it might be a password).
 pub(crate) struct AppJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for AppJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(AppJson(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+        if !is_json(request.headers()) {
+            return Err(ApiError::new(
+                Code::unsupported_media_type,
+                "expected a request body with Content-Type: application/json",
+            ));
         }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(Code::payload_too_large, "the request body is too large")
+                } else {
+                    ApiError::new(Code::invalid_json, "the request body could not be read")
+                }
+            })?;
+        parse_json(&bytes).map(AppJson)
     }
 }
 
-fn json_rejection(rejection: &JsonRejection) -> ApiError {
-    match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(Code::payload_too_large, "the request body is too large")
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| {
+            let m = m.trim();
+            m.eq_ignore_ascii_case("application/json")
+                || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+}
+
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let error = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(value) => {
+            // Trailing characters after the value make the body malformed too.
+            return match deserializer.end() {
+                Ok(()) => Ok(value),
+                Err(e) => Err(ApiError::new(
+                    Code::invalid_json,
+                    format!("malformed JSON at line {} column {}", e.line(), e.column()),
+                )),
+            };
         }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            Code::unsupported_media_type,
-            "expected a request body with Content-Type: application/json",
-        ),
-        _ => {
-            // axum's text is "Failed to deserialize the JSON body into the target type: <path>: <reason>";
-            // keep the part after the first ": " that names the field.
-            let text = rejection.body_text();
-            let detail = text
-                .split_once(": ")
-                .map_or(text.as_str(), |(_, rest)| rest);
-            ApiError::new(Code::invalid_json, format!("invalid JSON body: {detail}"))
-        }
+        Err(error) => error,
+    };
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if !inner.is_data() {
+        return Err(ApiError::new(
+            Code::invalid_json,
+            format!(
+                "malformed JSON at line {} column {}",
+                inner.line(),
+                inner.column()
+            ),
+        ));
     }
+    let (field, reason) = describe_data_error(&path, &inner.to_string());
+    Err(ApiError::new(
+        Code::invalid_json,
+        format!("invalid JSON body: {field}: {reason}"),
+    )
+    .with_details(vec![FieldError::new(field, reason)]))
+}
+
+/// Turns serde's message into (field path, reason) without the submitted value.
+fn describe_data_error(path: &str, message: &str) -> (String, String) {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let join = |name: &str| {
+        if path == "." || path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let quoted = |m: &str| m.split('`').nth(1).map(str::to_owned).unwrap_or_default();
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        return (join(&quoted(rest)), "is required".to_owned());
+    }
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let expected = rest.split_once(", ").map_or("", |(_, e)| e);
+        return (
+            join(&quoted(rest)),
+            format!("is not a known field; {expected}"),
+        );
+    }
+    let field = if path == "." || path.is_empty() {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    };
+    // "invalid type: string `hunter2`, expected u64" would echo the value: keep what was expected.
+    if message.starts_with("invalid type")
+        || message.starts_with("invalid value")
+        || message.starts_with("invalid length")
+    {
+        let expected = message
+            .split_once(", expected ")
+            .map_or("a different value", |(_, e)| e);
+        return (field, format!("expected {expected}"));
+    }
+    (field, message.to_owned())
 }
 
 /// `axum::extract::Path` with our error format.
@@ -85,5 +166,70 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .map(Caller)
             // Only reachable if a handler that needs a caller is mounted as public: a bug.
             .ok_or_else(|| ApiError::new(Code::internal, Code::internal.description()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u64,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        level: u8,
+    }
+
+    fn details(json: &str) -> (Code, Vec<(String, String)>) {
+        let e = parse_json::<Body>(json.as_bytes()).unwrap_err();
+        let d = e
+            .details()
+            .iter()
+            .map(|f| (f.field.clone(), f.reason.clone()))
+            .collect();
+        (e.code(), d)
+    }
+
+    #[test]
+    fn missing_unknown_and_mistyped_fields_are_named() {
+        assert_eq!(
+            details(r#"{"name":"a"}"#).1,
+            [("count".to_owned(), "is required".to_owned())]
+        );
+        let (_, d) = details(r#"{"name":"a","count":1,"colour":2}"#);
+        assert_eq!(d[0].0, "colour");
+        assert!(
+            d[0].1.starts_with("is not a known field; expected one of"),
+            "{}",
+            d[0].1
+        );
+        let (code, d) = details(r#"{"name":"a","count":1,"inner":{"level":"high"}}"#);
+        assert_eq!(code, Code::invalid_json);
+        assert_eq!(d, [("inner.level".to_owned(), "expected u8".to_owned())]);
+    }
+
+    #[test]
+    fn submitted_values_are_not_echoed() {
+        let e = parse_json::<Body>(br#"{"name":"hunter2-secret","count":"hunter2-secret"}"#)
+            .unwrap_err();
+        assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
+    }
+
+    #[test]
+    fn syntax_errors_give_the_position() {
+        let e = parse_json::<Body>(br#"{"name": "#).unwrap_err();
+        assert_eq!(e.code(), Code::invalid_json);
+        assert!(e.details().is_empty());
+        let trailing = parse_json::<Body>(br#"{"name":"a","count":1} x"#).unwrap_err();
+        assert_eq!(trailing.code(), Code::invalid_json);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -52,13 +52,14 @@ pub(crate) async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let span = tracing::info_span!(
         "request",
         op_id = %op_id,
-        method = %method,
+        method = method,
         route = %route,
         principal = tracing::field::Empty,
+        error_code = tracing::field::Empty,
     );
 
     let timeout = state.options.request_timeout;
@@ -76,13 +77,16 @@ pub(crate) async fn observe(
         .instrument(span.clone())
         .await;
 
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&op_id) {
-        response.headers_mut().insert(OP_ID_HEADER, value);
+        headers.insert(OP_ID_HEADER, value);
     }
+    // Responses carry tokens, keys and plant data: never cached by browsers or proxies.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     let labels = [
-        ("method", method.to_string()),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", status.to_string()),
     ];
@@ -96,6 +100,22 @@ pub(crate) async fn observe(
         );
     });
     response
+}
+
+/// Clients choose the method string; only the standard ones become metric labels, so that
+/// invented methods cannot create unbounded label sets.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 fn human(d: Duration) -> String {

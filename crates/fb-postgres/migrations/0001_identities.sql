@@ -7,6 +7,8 @@ CREATE TABLE users (
     password_hash        text        NOT NULL,
     disabled             boolean     NOT NULL DEFAULT false,
     must_change_password boolean     NOT NULL DEFAULT false,
+    -- Access tokens issued before this instant are refused.
+    password_changed_at  timestamptz NOT NULL,
     created_at           timestamptz NOT NULL,
     updated_at           timestamptz NOT NULL
 );

@@ -117,7 +117,7 @@ impl PgStore {
     }
 }
 
-fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND);
+fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND, "FOR UPDATE");
 
 fn map_err(e: sqlx::Error) -> StoreError {
     fb_sql::classify(e, |db| match db.constraint() {

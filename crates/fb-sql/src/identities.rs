@@ -1,8 +1,8 @@
 //! The identity and secret ports in portable SQL, stamped onto a store by
 //! [`sql_identity_store!`](crate::sql_identity_store).
 
-pub const USER_COLUMNS: &str =
-    "id, username, role, password_hash, disabled, must_change_password, created_at, updated_at";
+pub const USER_COLUMNS: &str = "id, username, role, password_hash, disabled, \
+     must_change_password, password_changed_at, created_at, updated_at";
 
 pub const API_KEY_COLUMNS: &str = "id, prefix, secret_hash, name, role, created_by, created_at, \
      expires_at, last_used_at, revoked_at";
@@ -16,7 +16,7 @@ pub const API_KEY_COLUMNS: &str = "id, prefix, secret_hash, name, role, created_
 /// formatted into the SQL; every value is a bound parameter.
 #[macro_export]
 macro_rules! sql_identity_store {
-    ($store:ty, $row:ty, $backend:expr) => {
+    ($store:ty, $row:ty, $backend:expr, $lock:expr) => {
         #[$crate::__private::async_trait]
         impl $crate::__private::fb_core::ports::StoreHealth for $store {
             fn backend(&self) -> &'static str {
@@ -52,6 +52,7 @@ macro_rules! sql_identity_store {
                     password_hash: row.try_get("password_hash").map_err(corrupt)?,
                     disabled: row.try_get("disabled").map_err(corrupt)?,
                     must_change_password: row.try_get("must_change_password").map_err(corrupt)?,
+                    password_changed_at: row.try_get("password_changed_at").map_err(corrupt)?,
                     created_at: row.try_get("created_at").map_err(corrupt)?,
                     updated_at: row.try_get("updated_at").map_err(corrupt)?,
                 })
@@ -84,7 +85,7 @@ macro_rules! sql_identity_store {
             async fn insert_user(&self, user: &$crate::__private::fb_core::identity::User) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
                 let query = $crate::__private::sqlx::query(
                     "INSERT INTO users (id, username, role, password_hash, disabled, must_change_password, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     password_changed_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(user.id.0)
                 .bind(&user.username)
@@ -92,6 +93,7 @@ macro_rules! sql_identity_store {
                 .bind(&user.password_hash)
                 .bind(user.disabled)
                 .bind(user.must_change_password)
+                .bind(user.password_changed_at)
                 .bind(user.created_at)
                 .bind(user.updated_at)
                 .execute(&self.pool);
@@ -127,8 +129,16 @@ macro_rules! sql_identity_store {
                 disabled: bool,
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<Option<$crate::__private::fb_core::identity::User>, $crate::__private::fb_core::ports::StoreError> {
+                // The active admins are locked (where the backend can) and counted in the same
+                // statement as the update, so concurrent disables cannot both pass the check.
                 let sql = format!(
-                    "UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1 RETURNING {}",
+                    "WITH active_admins AS MATERIALIZED \
+                       (SELECT id FROM users WHERE role = 'admin' AND disabled = FALSE {}) \
+                     UPDATE users SET disabled = $2, updated_at = $3 \
+                     WHERE id = $1 AND ($2 = FALSE OR role <> 'admin' OR disabled = TRUE \
+                       OR (SELECT COUNT(*) FROM active_admins) > 1) \
+                     RETURNING {}",
+                    $lock,
                     $crate::USER_COLUMNS
                 );
                 let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
@@ -146,8 +156,8 @@ macro_rules! sql_identity_store {
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
                 let query = $crate::__private::sqlx::query(
-                    "UPDATE users SET password_hash = $2, must_change_password = FALSE, updated_at = $3 \
-                     WHERE id = $1",
+                    "UPDATE users SET password_hash = $2, must_change_password = FALSE, \
+                     password_changed_at = $3, updated_at = $3 WHERE id = $1",
                 )
                 .bind(id.0)
                 .bind(password_hash)

@@ -8,6 +8,8 @@ CREATE TABLE users (
     password_hash        TEXT    NOT NULL,
     disabled             INTEGER NOT NULL DEFAULT 0,
     must_change_password INTEGER NOT NULL DEFAULT 0,
+    -- Access tokens issued before this instant are refused.
+    password_changed_at  TEXT    NOT NULL,
     created_at           TEXT    NOT NULL,
     updated_at           TEXT    NOT NULL
 ) STRICT;

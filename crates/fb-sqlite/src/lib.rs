@@ -79,7 +79,7 @@ impl SqliteStore {
     }
 }
 
-fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND);
+fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND, "");
 
 fn map_err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e

@@ -17,6 +17,7 @@ pub fn user(username: &str, role: Role) -> User {
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$fixture${username}"),
         disabled: false,
         must_change_password: false,
+        password_changed_at: instant(),
         created_at: instant(),
         updated_at: instant(),
     }

@@ -28,6 +28,8 @@ pub enum Error {
     ApiKeyRevoked,
     #[error("the last active admin cannot be disabled")]
     LastAdmin,
+    #[error("too many logins are being checked at once; retry shortly")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -48,6 +50,7 @@ impl Coded for Error {
             Error::UsernameTaken => Code::username_taken,
             Error::ApiKeyRevoked => Code::api_key_revoked,
             Error::LastAdmin => Code::last_admin,
+            Error::Busy => Code::auth_busy,
             Error::Store(StoreError::Unavailable(_)) => Code::storage_unavailable,
             Error::Store(_) | Error::Internal(_) => Code::internal,
         }

@@ -53,19 +53,38 @@ impl std::fmt::Debug for Options {
 }
 
 /// A freshly issued access token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AccessToken {
     pub token: String,
     pub expires_at: OffsetDateTime,
     pub expires_in_secs: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     pub username: String,
     pub role: Role,
     /// `None` generates a password, returned once and flagged for change.
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -129,7 +148,10 @@ impl Service {
         username: &str,
         password: &str,
     ) -> Result<(User, AccessToken), Error> {
-        if password.len() > identity::PASSWORD_MAX * 4 {
+        // Oversized input is refused before any work (and before the hash's memory is spent).
+        if password.len() > identity::PASSWORD_MAX * 4
+            || username.len() > identity::USERNAME_MAX * 4
+        {
             return Err(Error::InvalidCredentials);
         }
         let user = self.identities.user_by_username(username).await?;
@@ -171,19 +193,23 @@ impl Service {
         if credential.starts_with(api_key::SCHEME) {
             return Err(Error::InvalidApiKey);
         }
-        let user_id = self
+        let verified = self
             .keys
             .verify(credential, now)
             .map_err(Error::InvalidToken)?;
-        match self.identities.user_by_id(user_id).await? {
-            Some(user) if !user.disabled => Ok(Principal {
+        match self.identities.user_by_id(verified.user).await? {
+            Some(user) if user.disabled => Err(Error::InvalidToken(Rejection::Claims)),
+            Some(user) if verified.issued_at < user.password_changed_at.unix_timestamp() => {
+                Err(Error::InvalidToken(Rejection::Superseded))
+            }
+            Some(user) => Ok(Principal {
                 role: user.role,
                 subject: Subject::User {
                     id: user.id,
                     username: user.username,
                 },
             }),
-            _ => Err(Error::InvalidToken(Rejection::Claims)),
+            None => Err(Error::InvalidToken(Rejection::Claims)),
         }
     }
 
@@ -273,6 +299,7 @@ impl Service {
             password_hash: password::hash(plain).await?,
             disabled: false,
             must_change_password: generated.is_some(),
+            password_changed_at: now,
             created_at: now,
             updated_at: now,
         };
@@ -317,23 +344,17 @@ impl Service {
     ) -> Result<User, Error> {
         require(caller, Permission::UsersManage)?;
         let target = self.find_user(user).await?;
-        if disabled && target.role == Role::Admin && !target.disabled {
-            let active_admins = self
-                .identities
-                .list_users()
-                .await?
-                .iter()
-                .filter(|u| u.role == Role::Admin && !u.disabled)
-                .count();
-            if active_admins <= 1 {
-                return Err(Error::LastAdmin);
-            }
-        }
-        let updated = self
+        // The store refuses to disable the last active admin, atomically.
+        let Some(updated) = self
             .identities
             .set_user_disabled(target.id, disabled, self.clock.now())
             .await?
-            .ok_or(Error::UserNotFound)?;
+        else {
+            return Err(match self.identities.user_by_id(target.id).await? {
+                Some(_) => Error::LastAdmin,
+                None => Error::UserNotFound,
+            });
+        };
         tracing::info!(user_id = %updated.id, disabled, "User disabled flag changed.");
         Ok(updated)
     }

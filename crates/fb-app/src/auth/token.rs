@@ -43,6 +43,8 @@ pub enum Rejection {
     Claims,
     Expired,
     NotYetValid,
+    /// Issued before the user's last password change.
+    Superseded,
 }
 
 impl Rejection {
@@ -58,6 +60,7 @@ impl Rejection {
             Rejection::Claims => "the token's issuer, audience or subject is invalid",
             Rejection::Expired => "the token has expired",
             Rejection::NotYetValid => "the token is not valid yet",
+            Rejection::Superseded => "the token was issued before the last password change",
         }
     }
 }
@@ -106,7 +109,8 @@ impl TokenKeys {
         Ok(Issued { token, expires_at })
     }
 
-    pub(crate) fn verify(&self, token: &str, now: OffsetDateTime) -> Result<UserId, Rejection> {
+    /// Checks a token; returns its subject and when it was issued.
+    pub(crate) fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Verified, Rejection> {
         use jsonwebtoken::errors::ErrorKind as K;
 
         let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed)?;
@@ -150,8 +154,18 @@ impl TokenKeys {
         if data.claims.nbf > now + LEEWAY_SECS {
             return Err(Rejection::NotYetValid);
         }
-        Ok(UserId(data.claims.sub))
+        Ok(Verified {
+            user: UserId(data.claims.sub),
+            issued_at: data.claims.iat,
+        })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verified {
+    pub user: UserId,
+    /// Unix seconds.
+    pub issued_at: i64,
 }
 
 #[cfg(test)]
@@ -177,10 +191,14 @@ mod tests {
         let user = UserId(Uuid::now_v7());
         let issued = keys().issue(user, now(), hour()).unwrap();
         assert_eq!(issued.expires_at, now() + hour());
-        assert_eq!(keys().verify(&issued.token, now()), Ok(user));
+        let verified = Verified {
+            user,
+            issued_at: now().unix_timestamp(),
+        };
+        assert_eq!(keys().verify(&issued.token, now()), Ok(verified));
         assert_eq!(
             keys().verify(&issued.token, now() + time::Duration::minutes(59)),
-            Ok(user)
+            Ok(verified)
         );
         assert_eq!(
             keys().verify(

@@ -32,14 +32,17 @@ pub trait IdentityStore: Send + Sync {
     /// All users, ordered by username.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     async fn count_users(&self) -> Result<u64, StoreError>;
-    /// Sets the disabled flag; returns the updated user, or `None` if there is no such user.
+    /// Sets the disabled flag; returns the updated user, or `None` if there is no such user or
+    /// the change would disable the last active admin. Atomic: two concurrent calls can never
+    /// disable the last two admins between them.
     async fn set_user_disabled(
         &self,
         id: UserId,
         disabled: bool,
         at: OffsetDateTime,
     ) -> Result<Option<User>, StoreError>;
-    /// Replaces the password hash and clears `must_change_password`; `false` if no such user.
+    /// Replaces the password hash, clears `must_change_password` and sets `password_changed_at`
+    /// to `at`; `false` if no such user.
     async fn set_user_password(
         &self,
         id: UserId,

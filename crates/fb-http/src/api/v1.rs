@@ -1,4 +1,6 @@
 //! `/api/v1` request and response bodies.
+//!
+//! Types that carry a password, token or key have no `Debug`, so they cannot end up in a log.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -38,7 +40,7 @@ impl From<Role> for identity::Role {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     #[schema(example = "admin")]
@@ -46,7 +48,7 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     /// A JWT to send as `Authorization: Bearer <access_token>`.
     pub access_token: String,
@@ -61,7 +63,7 @@ pub struct TokenResponse {
     pub must_change_password: bool,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
@@ -96,7 +98,7 @@ impl From<identity::User> for User {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// 3–64 characters: lowercase letters, digits, `.`, `_`, `-`.
@@ -108,7 +110,7 @@ pub struct CreateUserRequest {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CreatedUser {
     pub user: User,
     /// Present only when the password was generated; shown this once.
@@ -210,7 +212,7 @@ pub struct CreateApiKeyRequest {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CreatedApiKey {
     pub api_key: ApiKey,
     /// The full key, shown this once. Send it as `Authorization: Bearer <key>`.

@@ -39,10 +39,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readine
             status: "ready".to_owned(),
             store: state.store.backend().to_owned(),
         })),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "Readiness check: store ping failed.");
-            Err(ApiError::new(Code::not_ready, "the store does not answer"))
-        }
+        Ok(Err(e)) => Err(ApiError::new(Code::not_ready, "the store does not answer")
+            .with_cause(format!("store ping failed: {e}"))),
         Err(_) => Err(ApiError::new(
             Code::not_ready,
             "the store did not answer in time",

@@ -80,8 +80,10 @@ impl Layers {
         }
     }
 
-    /// The defaults with every layer applied on top.
-    pub fn merged(&self) -> Result<Value, SettingsErrors> {
+    /// The defaults with every layer applied on top, and every problem found on the way.
+    /// Unknown keys and unreadable layers are reported and left out, so that the rest can still
+    /// be checked and every problem reported in one go.
+    pub fn merged(&self) -> Result<(Value, Vec<SettingsError>), SettingsErrors> {
         let defaults = defaults()?;
         let mut tree = defaults.clone();
         let mut errors = Vec::new();
@@ -121,15 +123,11 @@ impl Layers {
                 ));
             }
         }
-        if errors.is_empty() {
-            Ok(tree)
-        } else {
-            Err(SettingsErrors(errors))
-        }
+        Ok((tree, errors))
     }
 }
 
-fn defaults() -> Result<Value, SettingsErrors> {
+pub(crate) fn defaults() -> Result<Value, SettingsErrors> {
     serde_saphyr::from_str::<Value>(DEFAULTS_YAML).map_err(|e| {
         SettingsError::new("<defaults>", format!("built-in defaults do not parse: {e}")).into()
     })
@@ -231,28 +229,44 @@ fn leaves(tree: &Value, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, Va
     }
 }
 
-/// Deserializes `tree`; on failure, finds every bad leaf by trying each one alone on top of the
-/// (valid) defaults, so the user sees all type errors at once rather than the first.
-pub(crate) fn deserialize_all_errors<T: DeserializeOwned>(
+/// Settings whose values must never be echoed in an error message.
+const SECRET_PATHS: &[&str] = &["storage.url", "auth.jwt_secret"];
+
+/// Deserializes `tree`. On failure, finds every bad leaf by trying each one alone on top of the
+/// (valid) defaults, reports them all, and returns the settings with those leaves at their
+/// defaults so that the remaining checks can still run.
+pub(crate) fn deserialize_lenient<T: DeserializeOwned>(
     tree: &Value,
-) -> Result<T, SettingsErrors> {
+) -> Result<(Option<T>, Vec<SettingsError>), SettingsErrors> {
     let first_error = match serde_path_to_error::deserialize::<_, T>(tree.clone()) {
-        Ok(value) => return Ok(value),
-        Err(e) => SettingsError::new(&e.path().to_string(), e.inner().to_string()),
+        Ok(value) => return Ok((Some(value), Vec::new())),
+        Err(e) => error_at(&e.path().to_string(), &e.inner().to_string()),
     };
     let defaults = defaults()?;
-    let mut all = Vec::new();
+    let mut errors = Vec::new();
+    let mut repaired = tree.clone();
     let mut found = Vec::new();
     leaves(tree, &mut Vec::new(), &mut found);
     for (path, value) in found {
         let mut candidate = defaults.clone();
         set(&mut candidate, &path, value);
         if let Err(e) = serde_json::from_value::<T>(candidate) {
-            all.push(SettingsError::new(&path.join("."), e.to_string()));
+            errors.push(error_at(&path.join("."), &e.to_string()));
+            if let Some(default) = leaf(&defaults, &path) {
+                set(&mut repaired, &path, default.clone());
+            }
         }
     }
-    if all.is_empty() {
-        all.push(first_error);
+    if errors.is_empty() {
+        errors.push(first_error);
     }
-    Err(SettingsErrors(all))
+    Ok((serde_json::from_value::<T>(repaired).ok(), errors))
+}
+
+fn error_at(path: &str, message: &str) -> SettingsError {
+    if SECRET_PATHS.contains(&path) {
+        SettingsError::new(path, "must be a string (the value is secret and not shown)")
+    } else {
+        SettingsError::new(path, message)
+    }
 }

@@ -73,21 +73,37 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Which database the settings select.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which database the settings select. `Debug` hides URLs, which may hold a password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum StorageTarget {
     SqliteFile(PathBuf),
     SqliteUrl(String),
     Postgres(String),
 }
 
+impl std::fmt::Debug for StorageTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageTarget::SqliteFile(path) => f.debug_tuple("SqliteFile").field(path).finish(),
+            StorageTarget::SqliteUrl(_) => f.write_str("SqliteUrl([redacted])"),
+            StorageTarget::Postgres(_) => f.write_str("Postgres([redacted])"),
+        }
+    }
+}
+
 impl Settings {
     /// Loads and validates settings from the given layers.
     pub fn load(layers: &Layers) -> Result<Settings, SettingsErrors> {
-        let tree = layers.merged()?;
-        let settings = layers::deserialize_all_errors::<Settings>(&tree)?;
-        settings.validate()?;
-        Ok(settings)
+        let (tree, mut errors) = layers.merged()?;
+        let (settings, type_errors) = layers::deserialize_lenient::<Settings>(&tree)?;
+        errors.extend(type_errors);
+        if let Some(settings) = &settings {
+            errors.extend(settings.validate());
+        }
+        match settings {
+            Some(settings) if errors.is_empty() => Ok(settings),
+            _ => Err(SettingsErrors(errors)),
+        }
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, SettingsError> {
@@ -118,7 +134,7 @@ impl Settings {
         ))
     }
 
-    fn validate(&self) -> Result<(), SettingsErrors> {
+    fn validate(&self) -> Vec<SettingsError> {
         let mut errors = Vec::new();
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {
@@ -213,11 +229,7 @@ impl Settings {
             }
             Ok(_) => {}
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(SettingsErrors(errors))
-        }
+        errors
     }
 }
 

@@ -239,3 +239,44 @@ fn an_empty_file_changes_nothing() {
         .is_ok()
     );
 }
+
+#[test]
+fn unknown_keys_type_errors_and_range_errors_come_in_one_report() {
+    let f = file("server:\n  colour: blue\n  max_body_bytes: lots\n  listen: nowhere\n");
+    let layers = Layers {
+        file: Some(f.path().to_owned()),
+        env: vec![("FB__AUTH__ACCESS_TOKEN_TTL_SECS".into(), "999999".into())],
+        ..Layers::default()
+    };
+    let errors = Settings::load(&layers).unwrap_err();
+    let mut found = paths(&errors);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "auth.access_token_ttl_secs",
+            "server.colour",
+            "server.listen",
+            "server.max_body_bytes"
+        ]
+    );
+}
+
+#[test]
+fn secret_values_are_never_echoed_in_errors() {
+    let f = file(
+        "storage:\n  url: [\"postgres://fb:hunter2@db/x\"]\nauth:\n  jwt_secret: 123456789012345678901234567890123456\n",
+    );
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..Layers::default()
+    })
+    .unwrap_err();
+    let text = errors.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert_eq!(
+        paths(&errors),
+        ["storage.url"],
+        "an unquoted numeric secret is still a secret: {text}"
+    );
+}
