@@ -73,13 +73,22 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(map_err)?;
-        // The name was validated above; identifiers cannot be bound as parameters.
-        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", options.schema);
-        Self::timed(
-            "schema.create",
-            sqlx::query(sqlx::AssertSqlSafe(create)).execute(&pool),
+        // CREATE SCHEMA needs the CREATE right on the database even with IF NOT EXISTS, which
+        // an application role often lacks: create it only when it is missing.
+        let exists = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
         )
-        .await?;
+        .bind(&options.schema)
+        .fetch_one(&pool);
+        if !Self::timed("schema.exists", exists).await? {
+            // The name was validated above; identifiers cannot be bound as parameters.
+            let create = format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", options.schema);
+            Self::timed(
+                "schema.create",
+                sqlx::query(sqlx::AssertSqlSafe(create)).execute(&pool),
+            )
+            .await?;
+        }
         fb_sql::migrator(MIGRATIONS)
             .run(&pool)
             .await
@@ -120,9 +129,22 @@ impl PgStore {
 fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND, "FOR UPDATE");
 
 fn map_err(e: sqlx::Error) -> StoreError {
-    fb_sql::classify(e, |db| match db.constraint() {
+    let constraint_of = |db: &dyn sqlx::error::DatabaseError| match db.constraint() {
         Some("users_username_key") => "username",
         Some("api_keys_prefix_key") => "api_key_prefix",
         _ => "unique",
-    })
+    };
+    // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many
+    // connections), 57 (operator intervention, e.g. admin shutdown) and 40001/40P01
+    // (serialization failure, deadlock): the database may well answer if asked again.
+    let is_transient = |db: &dyn sqlx::error::DatabaseError| {
+        db.code().is_some_and(|c| {
+            c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57")
+                || c == "40001"
+                || c == "40P01"
+        })
+    };
+    fb_sql::classify(e, constraint_of, is_transient)
 }

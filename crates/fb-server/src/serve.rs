@@ -41,13 +41,23 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let draining = state.clone();
     let shutdown = tracing::info_span!("shutdown", op_id = %uuid::Uuid::now_v7());
     let signal_span = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        signal.await;
-        let _entered = signal_span.enter();
-        tracing::info!("Shutdown requested: no new connections, draining in-flight requests.");
-        draining.start_draining();
-        let _ = signalled_tx.send(true);
-    });
+    let drain_delay = Duration::from_secs(settings.server.drain_delay_secs);
+    let server = axum::serve(listener, router).with_graceful_shutdown(
+        async move {
+            signal.await;
+            draining.start_draining();
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    drain_delay_secs = drain_delay.as_secs(),
+                    "Shutdown requested: /readyz now answers 503; still serving."
+                );
+                tokio::time::sleep(drain_delay).await;
+            }
+            tracing::info!("No new connections; draining in-flight requests.");
+            let _ = signalled_tx.send(true);
+        }
+        .instrument(signal_span),
+    );
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
     tokio::select! {
         result = server.into_future() => result.context("the HTTP server failed")?,
@@ -56,10 +66,19 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             tokio::time::sleep(grace).await;
         } => shutdown.in_scope(|| tracing::warn!(grace_secs = grace.as_secs(), "Requests still running after the grace period; stopping anyway.")),
     }
-    storage.health.close().await;
+    // Connections abandoned after the grace period may still hold pooled connections; closing
+    // the pool waits for them, so it gets a bound of its own.
+    if tokio::time::timeout(STORE_CLOSE_TIMEOUT, storage.health.close())
+        .await
+        .is_err()
+    {
+        shutdown.in_scope(|| tracing::warn!("The store did not close in time; exiting anyway."));
+    }
     shutdown.in_scope(|| tracing::info!("Shutdown complete."));
     Ok(())
 }
+
+const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The first admin's password goes to the console once, never into the structured log.
 #[allow(clippy::print_stderr)]

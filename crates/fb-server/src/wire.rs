@@ -27,9 +27,7 @@ pub async fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
             let location = match target {
                 StorageTarget::SqliteFile(path) => {
                     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir).with_context(|| {
-                            format!("cannot create the data directory {}", dir.display())
-                        })?;
+                        prepare_data_dir(dir)?;
                     }
                     fb_sqlite::Location::File(path)
                 }
@@ -49,6 +47,34 @@ pub async fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
         }
         StorageTarget::Postgres(url) => open_postgres(url, settings, acquire_timeout).await,
     }
+}
+
+/// Creates the data directory readable by its owner only: it holds the token signing key and
+/// the password hashes. An existing directory open to others is reported, not changed.
+fn prepare_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+        } else if let Ok(meta) = std::fs::metadata(dir)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "The data directory is accessible to other users; it holds secrets (chmod 700 it)."
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    Ok(())
 }
 
 fn unreachable_backend() -> anyhow::Result<fb_sqlite::Location> {

@@ -62,15 +62,19 @@ pub fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Mig
 }
 
 /// Classifies driver errors the same way for every backend, given the backend's names for its
-/// unique constraints.
+/// unique constraints and its notion of a transient failure (retrying later may succeed).
 pub fn classify(
     e: sqlx::Error,
     constraint_of: impl Fn(&dyn sqlx::error::DatabaseError) -> &'static str,
+    is_transient: impl Fn(&dyn sqlx::error::DatabaseError) -> bool,
 ) -> StoreError {
     match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
             constraint: constraint_of(db.as_ref()),
         },
+        sqlx::Error::Database(ref db) if is_transient(db.as_ref()) => {
+            StoreError::Unavailable(Box::new(e))
+        }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)

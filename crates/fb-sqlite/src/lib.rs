@@ -64,6 +64,9 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(map_err)?;
+        if let Location::File(path) = &options.location {
+            restrict_to_owner(path);
+        }
         fb_sql::migrator(MIGRATIONS)
             .run(&pool)
             .await
@@ -81,14 +84,21 @@ impl SqliteStore {
 
 fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND, "");
 
-fn map_err(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e
-        && db.message().contains("database is locked")
+/// The database holds password hashes and the token signing key: owner-only (0600). SQLite
+/// gives its -wal and -shm files the same mode as the database file.
+fn restrict_to_owner(path: &std::path::Path) {
+    #[cfg(unix)]
     {
-        return StoreError::Unavailable(Box::new(e));
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(path = %path.display(), error = %e, "Cannot restrict the database file to its owner.");
+        }
     }
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
     // SQLite names the column, not a constraint: "UNIQUE constraint failed: users.username".
-    fb_sql::classify(e, |db| {
+    let constraint_of = |db: &dyn sqlx::error::DatabaseError| {
         let message = db.message();
         if message.contains("users.username") {
             "username"
@@ -97,5 +107,13 @@ fn map_err(e: sqlx::Error) -> StoreError {
         } else {
             "unique"
         }
-    })
+    };
+    // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes: another writer held the lock
+    // past the busy timeout.
+    let is_transient = |db: &dyn sqlx::error::DatabaseError| {
+        db.code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+    };
+    fb_sql::classify(e, constraint_of, is_transient)
 }

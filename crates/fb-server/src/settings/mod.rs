@@ -36,6 +36,7 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     pub max_body_bytes: u64,
     pub request_timeout_secs: u64,
+    pub drain_delay_secs: u64,
     pub shutdown_grace_secs: u64,
 }
 
@@ -151,6 +152,11 @@ impl Settings {
             (1..=3600).contains(&s.request_timeout_secs),
             "server.request_timeout_secs",
             "must be between 1 and 3600",
+        );
+        check(
+            s.drain_delay_secs <= 300,
+            "server.drain_delay_secs",
+            "must be at most 300",
         );
         check(
             (1..=600).contains(&s.shutdown_grace_secs),

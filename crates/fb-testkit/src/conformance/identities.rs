@@ -217,3 +217,46 @@ pub async fn touch_records_last_use(storage: &Storage) {
         Some(used)
     );
 }
+
+pub async fn last_admin_cannot_be_disabled_even_concurrently(storage: &Storage) {
+    let ids = &storage.identities;
+    let a = user("admin-a", Role::Admin);
+    let b = user("admin-b", Role::Admin);
+    ids.insert_user(&a).await.unwrap();
+    ids.insert_user(&b).await.unwrap();
+    // Both disables race; whatever the interleaving, one admin must stay active.
+    let (ra, rb) = tokio::join!(
+        ids.set_user_disabled(a.id, true, instant()),
+        ids.set_user_disabled(b.id, true, instant())
+    );
+    let disabled = [ra.unwrap(), rb.unwrap()].into_iter().flatten().count();
+    assert_eq!(disabled, 1, "exactly one of two admins can be disabled");
+    let active = ids
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| !u.disabled)
+        .count();
+    assert_eq!(active, 1);
+    // Non-admins are unaffected by the rule, and enabling always works.
+    let viewer = user("viewer", Role::Viewer);
+    ids.insert_user(&viewer).await.unwrap();
+    assert!(
+        ids.set_user_disabled(viewer.id, true, instant())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let still_disabled = if ids.user_by_id(a.id).await.unwrap().unwrap().disabled {
+        a.id
+    } else {
+        b.id
+    };
+    assert!(
+        ids.set_user_disabled(still_disabled, false, instant())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

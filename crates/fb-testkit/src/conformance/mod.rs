@@ -29,6 +29,8 @@ macro_rules! storage_conformance {
             revoke_keeps_first_revocation_time,
             touch_records_last_use,
             secrets_first_writer_wins,
+            last_admin_cannot_be_disabled_even_concurrently,
+            concurrent_secret_creation_agrees_on_one_value,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

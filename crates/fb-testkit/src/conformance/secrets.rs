@@ -28,3 +28,14 @@ pub async fn secrets_first_writer_wins(storage: &Storage) {
         .unwrap();
     assert_eq!(other, b"x");
 }
+
+pub async fn concurrent_secret_creation_agrees_on_one_value(storage: &Storage) {
+    let (a, b, c) = tokio::join!(
+        storage.secrets.get_or_insert_secret("race", b"candidate-a"),
+        storage.secrets.get_or_insert_secret("race", b"candidate-b"),
+        storage.secrets.get_or_insert_secret("race", b"candidate-c"),
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(a, b);
+    assert_eq!(b, c);
+}
