@@ -90,6 +90,18 @@ pub fn edges(meta: &Metadata) -> Vec<Edge> {
 pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
     let ours = workspace_crates(meta);
     let mut problems = Vec::new();
+    let adapters: Vec<&str> = DRIVEN.iter().chain(DRIVING).copied().collect();
+    for edge in edges(meta).into_iter().filter(|e| e.dev) {
+        // Even in tests, the domain, the use cases and the adapters never reach into an
+        // adapter: they test against ports (fb-testkit's fakes and conformance suite).
+        let (from, to) = (edge.from.as_str(), edge.to.as_str());
+        let layered = from == CORE || from == APP || adapters.contains(&from);
+        if layered && adapters.contains(&to) && from != to {
+            problems.push(format!(
+                "{from} dev-depends on the adapter {to}; test against ports instead"
+            ));
+        }
+    }
     for edge in edges(meta).into_iter().filter(|e| !e.dev) {
         let internal = ours.contains(&edge.to);
         let from = edge.from.as_str();

@@ -107,11 +107,11 @@ fn describe_data_error(path: &str, message: &str) -> (String, String) {
         return (join(&quoted(rest)), "is required".to_owned());
     }
     if let Some(rest) = message.strip_prefix("unknown field ") {
+        // serde_path_to_error's path already ends at the unknown field.
         let expected = rest.split_once(", ").map_or("", |(_, e)| e);
-        return (
-            join(&quoted(rest)),
-            format!("is not a known field; {expected}"),
-        );
+        let name = quoted(rest);
+        let field = if path.ends_with(name.as_str()) { path.to_owned() } else { join(&name) };
+        return (field, format!("is not a known field; {expected}"));
     }
     let field = if path == "." || path.is_empty() {
         "body".to_owned()

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::settings::{Layers, LogFormat, Settings, SettingsErrors};
 use crate::{admin, logging, serve};
@@ -179,15 +180,21 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(args) => serve::run(settings, args.demo).await,
-            Command::Migrate => admin::migrate(&settings).await,
-            Command::User(command) => admin::user(&settings, command).await,
-            Command::Apikey(command) => admin::api_key(&settings, command).await,
-            Command::Config(_) | Command::Version => Ok(()),
+    // Administrative commands are background operations too: one op id for everything they log.
+    let command_span = tracing::info_span!("command", op_id = %uuid::Uuid::now_v7());
+    let result = runtime.block_on(
+        async move {
+            match cli.command {
+                Command::Serve(args) => serve::run(settings, args.demo).await,
+                Command::Migrate => admin::migrate(&settings).await,
+                Command::User(command) => admin::user(&settings, command).await,
+                Command::Apikey(command) => admin::api_key(&settings, command).await,
+                Command::Config(_) | Command::Version => Ok(()),
+            }
         }
-    });
+        .instrument(command_span.clone()),
+    );
+    let _in_command = command_span.enter();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

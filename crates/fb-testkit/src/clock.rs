@@ -25,6 +25,11 @@ impl FakeClock {
         }
     }
 
+    /// The current fake time (the `Clock` trait's `now`, without importing the trait).
+    pub fn now_for_tests(&self) -> OffsetDateTime {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn advance(&self, by: time::Duration) {
         let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
         *now += by;

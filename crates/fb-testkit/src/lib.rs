@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod conformance;
+pub mod fakes;
 pub mod fixtures;
 
 pub use clock::FakeClock;

@@ -595,3 +595,63 @@ async fn the_same_flow_runs_on_postgres() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_password_change_ends_older_sessions() {
+    let app = TestApp::new().await;
+    let old = app.token_for("sven", Role::Operator).await;
+    // Tokens carry whole seconds; make sure the change happens in a later second than the login.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let changed = app
+        .post("/api/v1/auth/password", Some(&old), json!({"current_password": "sven-password-123", "new_password": "an entirely new secret"}))
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    let r = app.get("/api/v1/auth/me", Some(&old)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password change")
+    );
+    let fresh = app.login("sven", "an entirely new secret").await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&fresh)).await.status,
+        StatusCode::OK
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn responses_are_never_cached() {
+    let app = TestApp::new().await;
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "admin", "password": app.admin_password}),
+        )
+        .await;
+    assert_eq!(login.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(
+        app.get("/healthz", None).await.headers[header::CACHE_CONTROL],
+        "no-store"
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn invented_http_methods_do_not_become_metric_labels() {
+    let app = TestApp::new().await;
+    let method = Method::from_bytes(b"BREW").unwrap();
+    let r = app.call(method, "/healthz", None, None).await;
+    assert_eq!(r.code(), "method_not_allowed");
+    let metrics = app.get("/metrics", Some(&app.admin_token().await)).await;
+    let text = metrics.body.as_str().unwrap();
+    assert!(
+        !text.contains("BREW"),
+        "client-chosen method leaked into labels"
+    );
+    assert!(text.contains("method=\"OTHER\""), "{text}");
+    app.finish().await;
+}

@@ -141,8 +141,16 @@ fn cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn serves_on_a_fresh_data_dir_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path());
+    let data_dir = dir.path().join("plant-data");
+    let server = start(&data_dir);
     assert_eq!(get(&format!("{}/healthz", server.base), None).0, 200);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data_dir), 0o700, "the data dir holds secrets");
+        assert_eq!(mode(&data_dir.join("factorybrain.db")), 0o600);
+    }
     assert_eq!(get(&format!("{}/readyz", server.base), None).0, 200);
 
     let password = server
@@ -192,7 +200,7 @@ fn serves_on_a_fresh_data_dir_and_stops_cleanly_on_sigterm() {
     );
 
     // A second start finds the admin and does not print a password again.
-    let again = start(dir.path());
+    let again = start(&data_dir);
     assert_eq!(again.admin_password, None);
     let output = again.stop();
     assert!(

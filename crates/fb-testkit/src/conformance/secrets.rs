@@ -2,7 +2,7 @@ use fb_core::ports::Storage;
 
 pub async fn ping_answers(storage: &Storage) {
     storage.health.ping().await.unwrap();
-    assert!(["sqlite", "postgres"].contains(&storage.health.backend()));
+    assert!(["sqlite", "postgres", "memory"].contains(&storage.health.backend()));
 }
 
 pub async fn secrets_first_writer_wins(storage: &Storage) {

@@ -1,0 +1,192 @@
+//! In-memory implementations of the ports, for fast use-case tests. They pass the same
+//! conformance suite as the real stores (see `tests/conformance.rs`), so a test that passes on
+//! them means the same thing.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
+use fb_core::ports::{IdentityStore, SecretStore, StoreError, StoreHealth};
+
+#[derive(Default)]
+struct State {
+    users: BTreeMap<UserId, User>,
+    keys: BTreeMap<ApiKeyId, ApiKey>,
+    secrets: BTreeMap<String, Vec<u8>>,
+    touches: usize,
+}
+
+/// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut state)
+    }
+
+    /// How many times `touch_api_key` was called: lets tests check write throttling.
+    pub fn touch_count(&self) -> usize {
+        self.with(|s| s.touches)
+    }
+}
+
+#[async_trait]
+impl IdentityStore for MemoryStore {
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.users.values().any(|u| u.username == user.username) {
+                return Err(StoreError::Conflict {
+                    constraint: "username",
+                });
+            }
+            s.users.insert(user.id, user.clone());
+            Ok(())
+        })
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|s| s.users.get(&id).cloned()))
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|s| s.users.values().find(|u| u.username == username).cloned()))
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut users: Vec<User> = self.with(|s| s.users.values().cloned().collect());
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(users)
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        Ok(self.with(|s| s.users.len() as u64))
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: UserId,
+        disabled: bool,
+        at: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|s| {
+            let active_admins = s
+                .users
+                .values()
+                .filter(|u| u.role == Role::Admin && !u.disabled)
+                .count();
+            let user = s.users.get_mut(&id)?;
+            let last_admin = user.role == Role::Admin && !user.disabled && active_admins <= 1;
+            if disabled && last_admin {
+                return None;
+            }
+            user.disabled = disabled;
+            user.updated_at = at;
+            Some(user.clone())
+        }))
+    }
+
+    async fn set_user_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.users.get_mut(&id) {
+            Some(user) => {
+                user.password_hash = password_hash.to_owned();
+                user.must_change_password = false;
+                user.password_changed_at = at;
+                user.updated_at = at;
+                true
+            }
+            None => false,
+        }))
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.keys.values().any(|k| k.prefix == key.prefix) {
+                return Err(StoreError::Conflict {
+                    constraint: "api_key_prefix",
+                });
+            }
+            s.keys.insert(key.id, key.clone());
+            Ok(())
+        })
+    }
+
+    async fn api_key_by_id(&self, id: ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.with(|s| s.keys.get(&id).cloned()))
+    }
+
+    async fn api_key_by_prefix(&self, prefix: &str) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.with(|s| s.keys.values().find(|k| k.prefix == prefix).cloned()))
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        // Ids are UUIDv7: descending id is newest first.
+        Ok(self.with(|s| s.keys.values().rev().cloned().collect()))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: ApiKeyId,
+        at: OffsetDateTime,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        Ok(self.with(|s| {
+            let key = s.keys.get_mut(&id)?;
+            key.revoked_at.get_or_insert(at);
+            Some(key.clone())
+        }))
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.touches += 1;
+            if let Some(key) = s.keys.get_mut(&id) {
+                key.last_used_at = Some(at);
+            }
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SecretStore for MemoryStore {
+    async fn get_or_insert_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        Ok(self.with(|s| {
+            s.secrets
+                .entry(name.to_owned())
+                .or_insert_with(|| candidate.to_vec())
+                .clone()
+        }))
+    }
+}
+
+#[async_trait]
+impl StoreHealth for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn close(&self) {}
+}
