@@ -45,6 +45,10 @@ macro_rules! error_codes {
                 match self { $(Code::$code => stringify!($code),)+ }
             }
 
+            pub fn parse(s: &str) -> Option<Code> {
+                Code::ALL.iter().copied().find(|c| c.as_str() == s)
+            }
+
             /// The one-line description shown in the error reference.
             pub fn description(self) -> &'static str {
                 match self { $(Code::$code => concat!($($doc),+).trim_ascii(),)+ }
@@ -92,6 +96,34 @@ error_codes! {
     last_admin => Conflict;
     /// Too many password checks are running; retry after the time in Retry-After.
     auth_busy => RateLimited;
+    /// No machine has this id (and auto-registration is off).
+    unknown_machine => InvalidInput;
+    /// The machine has no sensor with this key (and auto-registration is off).
+    unknown_sensor => InvalidInput;
+    /// The machine is marked inactive; its readings are refused.
+    machine_inactive => InvalidInput;
+    /// A reading's value is not a number.
+    non_numeric_value => InvalidInput;
+    /// A reading's value is NaN or infinite.
+    non_finite_value => InvalidInput;
+    /// A reading's value lies outside the sensor's physical range (a sensor fault, not a process value).
+    value_out_of_range => InvalidInput;
+    /// A timestamp is neither RFC 3339 nor a Unix time in seconds or milliseconds.
+    invalid_timestamp => InvalidInput;
+    /// A reading's timestamp is further in the future than the tolerated clock skew.
+    timestamp_in_future => InvalidInput;
+    /// A reading's timestamp is older than the raw-data retention.
+    timestamp_too_old => InvalidInput;
+    /// A reading's unit differs from its sensor's unit.
+    unit_mismatch => InvalidInput;
+    /// The CSV body is malformed (header, column count or quoting).
+    invalid_csv => InvalidInput;
+    /// No machine has this id.
+    machine_not_found => NotFound;
+    /// Another machine already has this id.
+    machine_exists => Conflict;
+    /// The ingest queue is full; retry after the time in Retry-After.
+    ingest_overloaded => Unavailable;
     /// The store (database) cannot be reached or timed out.
     storage_unavailable => Unavailable;
     /// The service is starting or shutting down, or a dependency is not ready.

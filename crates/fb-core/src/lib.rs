@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod error;
 pub mod identity;
+pub mod plant;
 pub mod ports;
 
 pub use clock::{Clock, SystemClock};

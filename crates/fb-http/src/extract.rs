@@ -110,7 +110,11 @@ fn describe_data_error(path: &str, message: &str) -> (String, String) {
         // serde_path_to_error's path already ends at the unknown field.
         let expected = rest.split_once(", ").map_or("", |(_, e)| e);
         let name = quoted(rest);
-        let field = if path.ends_with(name.as_str()) { path.to_owned() } else { join(&name) };
+        let field = if path.ends_with(name.as_str()) {
+            path.to_owned()
+        } else {
+            join(&name)
+        };
         return (field, format!("is not a known field; {expected}"));
     }
     let field = if path == "." || path.is_empty() {

@@ -15,11 +15,18 @@ use fb_core::ports::StoreError;
 const BACKEND: &str = "postgres";
 
 /// Embedded migrations, applied at open. Append only; never edit a released one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "identities",
-    include_str!("../migrations/0001_identities.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "identities",
+        include_str!("../migrations/0001_identities.sql"),
+    ),
+    (
+        2,
+        "machines",
+        include_str!("../migrations/0002_machines.sql"),
+    ),
+];
 
 #[derive(Clone)]
 pub struct Options {
@@ -127,11 +134,13 @@ impl PgStore {
 }
 
 fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND, "FOR UPDATE");
+fb_sql::sql_machine_store!(PgStore, PgRow);
 
 fn map_err(e: sqlx::Error) -> StoreError {
     let constraint_of = |db: &dyn sqlx::error::DatabaseError| match db.constraint() {
         Some("users_username_key") => "username",
         Some("api_keys_prefix_key") => "api_key_prefix",
+        Some("machines_pkey") => "machine_id",
         _ => "unique",
     };
     // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many

@@ -7,6 +7,7 @@
 //! classification) stays in each adapter.
 
 mod identities;
+mod machines;
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -26,6 +27,7 @@ pub mod __private {
 }
 
 pub use identities::{API_KEY_COLUMNS, USER_COLUMNS};
+pub use machines::{MACHINE_COLUMNS, sensors_from_json, sensors_to_json};
 
 /// Runs a query, records its latency as `fb_store_query_duration_seconds{backend, query}` and
 /// maps the driver error with the adapter's own classification.

@@ -19,11 +19,18 @@ use fb_core::ports::StoreError;
 const BACKEND: &str = "sqlite";
 
 /// Embedded migrations, applied at open. Append only; never edit a released one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "identities",
-    include_str!("../migrations/0001_identities.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "identities",
+        include_str!("../migrations/0001_identities.sql"),
+    ),
+    (
+        2,
+        "machines",
+        include_str!("../migrations/0002_machines.sql"),
+    ),
+];
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -83,6 +90,7 @@ impl SqliteStore {
 }
 
 fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND, "");
+fb_sql::sql_machine_store!(SqliteStore, SqliteRow);
 
 /// The database holds password hashes and the token signing key: owner-only (0600). SQLite
 /// gives its -wal and -shm files the same mode as the database file.
@@ -104,6 +112,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
             "username"
         } else if message.contains("api_keys.prefix") {
             "api_key_prefix"
+        } else if message.contains("machines.id") {
+            "machine_id"
         } else {
             "unique"
         }

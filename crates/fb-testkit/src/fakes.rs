@@ -9,13 +9,15 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
-use fb_core::ports::{IdentityStore, SecretStore, StoreError, StoreHealth};
+use fb_core::plant::{Machine, MachineId};
+use fb_core::ports::{IdentityStore, MachineStore, SecretStore, StoreError, StoreHealth};
 
 #[derive(Default)]
 struct State {
     users: BTreeMap<UserId, User>,
     keys: BTreeMap<ApiKeyId, ApiKey>,
     secrets: BTreeMap<String, Vec<u8>>,
+    machines: BTreeMap<MachineId, Machine>,
     touches: usize,
 }
 
@@ -175,6 +177,45 @@ impl SecretStore for MemoryStore {
                 .or_insert_with(|| candidate.to_vec())
                 .clone()
         }))
+    }
+}
+
+#[async_trait]
+impl MachineStore for MemoryStore {
+    async fn insert_machine(&self, machine: &Machine) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.machines.contains_key(&machine.id) {
+                return Err(StoreError::Conflict {
+                    constraint: "machine_id",
+                });
+            }
+            s.machines.insert(machine.id.clone(), machine.clone());
+            Ok(())
+        })
+    }
+
+    async fn machine(&self, id: &MachineId) -> Result<Option<Machine>, StoreError> {
+        Ok(self.with(|s| s.machines.get(id).cloned()))
+    }
+
+    async fn list_machines(&self) -> Result<Vec<Machine>, StoreError> {
+        Ok(self.with(|s| s.machines.values().cloned().collect()))
+    }
+
+    async fn update_machine(&self, machine: &Machine) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.machines.get_mut(&machine.id) {
+            Some(stored) => {
+                let created_at = stored.created_at;
+                *stored = machine.clone();
+                stored.created_at = created_at;
+                true
+            }
+            None => false,
+        }))
+    }
+
+    async fn delete_machine(&self, id: &MachineId) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.machines.remove(id).is_some()))
     }
 }
 

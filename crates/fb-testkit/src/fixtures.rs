@@ -2,6 +2,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
+use fb_core::plant::{
+    Location, Machine, MachineClass, MachineId, MachineStatus, SensorKey, SensorKind, SensorSpec,
+};
 
 /// A fixed instant with non-zero microseconds, to catch backends that drop precision.
 pub fn instant() -> OffsetDateTime {
@@ -35,5 +38,51 @@ pub fn api_key(prefix: &str, role: Role, created_by: Option<UserId>) -> ApiKey {
         expires_at: None,
         last_used_at: None,
         revoked_at: None,
+    }
+}
+
+pub fn sensor(key: &str, kind: SensorKind, unit: &str, min: f64, max: f64) -> SensorSpec {
+    SensorSpec {
+        key: SensorKey(key.to_owned()),
+        kind,
+        unit: unit.to_owned(),
+        physical_min: min,
+        physical_max: max,
+        warning_low: None,
+        warning_high: None,
+        critical_low: None,
+        critical_high: None,
+    }
+}
+
+/// A machine with every field set, including non-ASCII units and fractional limits.
+pub fn machine(id: &str) -> Machine {
+    let mut temperature = sensor("temperature", SensorKind::Temperature, "°C", -40.0, 250.0);
+    temperature.warning_high = Some(80.5);
+    temperature.critical_high = Some(95.0);
+    let mut vibration = sensor("vibration", SensorKind::Vibration, "mm/s", 0.0, 50.0);
+    vibration.warning_high = Some(4.5);
+    vibration.critical_high = Some(7.1);
+    Machine {
+        id: MachineId(id.to_owned()),
+        name: format!("Machine {id}"),
+        machine_type: "hydraulic_press".to_owned(),
+        machine_class: Some(MachineClass::Class2),
+        location: Location {
+            site: "plant-a".to_owned(),
+            area: Some("stamping".to_owned()),
+            line: Some("line-1".to_owned()),
+            cell: Some("cell-3".to_owned()),
+        },
+        status: MachineStatus::Running,
+        active: true,
+        sensors: vec![temperature, vibration],
+        last_maintenance: Some(instant() - time::Duration::days(20)),
+        next_maintenance: Some(instant() + time::Duration::days(70)),
+        health_score: Some(93.5),
+        failure_probability: Some(0.02),
+        rul_hours: Some(1800.0),
+        created_at: instant(),
+        updated_at: instant(),
     }
 }

@@ -1,6 +1,8 @@
 //! Ports: the traits adapters implement. API boundary: changing a signature here changes every
 //! adapter and the conformance suite in `fb-testkit`.
 
+mod plant;
 mod store;
 
+pub use plant::MachineStore;
 pub use store::{IdentityStore, SecretStore, Storage, StoreError, StoreHealth};

@@ -7,6 +7,8 @@ use time::OffsetDateTime;
 
 use crate::identity::{ApiKey, ApiKeyId, User, UserId};
 
+use super::MachineStore;
+
 /// Errors every storage adapter translates its driver errors into.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -92,6 +94,7 @@ pub trait StoreHealth: Send + Sync {
 pub struct Storage {
     pub identities: Arc<dyn IdentityStore>,
     pub secrets: Arc<dyn SecretStore>,
+    pub machines: Arc<dyn MachineStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -99,11 +102,12 @@ impl Storage {
     /// Builds the facade from one adapter that implements every port.
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where
-        B: IdentityStore + SecretStore + StoreHealth + 'static,
+        B: IdentityStore + SecretStore + MachineStore + StoreHealth + 'static,
     {
         Self {
             identities: backend.clone(),
             secrets: backend.clone(),
+            machines: backend.clone(),
             health: backend,
         }
     }

@@ -6,9 +6,11 @@
 //! per case so that cases run in parallel and fail individually.
 
 mod identities;
+mod machines;
 mod secrets;
 
 pub use identities::*;
+pub use machines::*;
 pub use secrets::*;
 
 /// Generates one test per conformance case. Expects `open()` in scope (see the module docs).
@@ -31,6 +33,10 @@ macro_rules! storage_conformance {
             secrets_first_writer_wins,
             last_admin_cannot_be_disabled_even_concurrently,
             concurrent_secret_creation_agrees_on_one_value,
+            machines_round_trip,
+            machine_ids_are_unique,
+            machines_are_listed_by_id,
+            machines_update_and_delete,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

@@ -1,0 +1,294 @@
+use time::{Duration, OffsetDateTime};
+
+use crate::error::Code;
+
+use super::{MachineId, SensorKey, SensorSpec};
+
+/// One sensor value at one instant. Identity is (machine, sensor, ts): storing the same triple
+/// twice keeps the first value, so redelivered readings are harmless.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub machine: MachineId,
+    pub sensor: SensorKey,
+    /// UTC, microsecond precision.
+    pub ts: OffsetDateTime,
+    pub value: f64,
+}
+
+/// How far from "now" a reading's timestamp may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Clock skew tolerated for devices whose clocks run ahead.
+    pub max_future: Duration,
+    /// Older readings are refused (they would land beyond raw retention).
+    pub max_age: Duration,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        Self {
+            max_future: Duration::minutes(5),
+            max_age: Duration::days(30),
+        }
+    }
+}
+
+/// Why a reading (or a whole payload) was refused. Each maps to a stable error code, which is
+/// also what the dead-letter store records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    UnknownMachine(String),
+    UnknownSensor {
+        machine: String,
+        sensor: String,
+    },
+    InactiveMachine(String),
+    InvalidId {
+        field: &'static str,
+        value: String,
+    },
+    NonNumericValue(String),
+    NonFiniteValue,
+    OutOfRange {
+        value: f64,
+        min: f64,
+        max: f64,
+    },
+    InvalidTimestamp(String),
+    TimestampInFuture {
+        ts: OffsetDateTime,
+        max_future: Duration,
+    },
+    TimestampTooOld {
+        ts: OffsetDateTime,
+        max_age: Duration,
+    },
+    UnitMismatch {
+        expected: String,
+        got: String,
+    },
+    MalformedJson(String),
+    MalformedCsv(String),
+    PayloadTooLarge {
+        limit: usize,
+    },
+}
+
+impl Rejection {
+    pub fn code(&self) -> Code {
+        match self {
+            Rejection::UnknownMachine(_) => Code::unknown_machine,
+            Rejection::UnknownSensor { .. } => Code::unknown_sensor,
+            Rejection::InactiveMachine(_) => Code::machine_inactive,
+            Rejection::InvalidId { .. } => Code::invalid_field,
+            Rejection::NonNumericValue(_) => Code::non_numeric_value,
+            Rejection::NonFiniteValue => Code::non_finite_value,
+            Rejection::OutOfRange { .. } => Code::value_out_of_range,
+            Rejection::InvalidTimestamp(_) => Code::invalid_timestamp,
+            Rejection::TimestampInFuture { .. } => Code::timestamp_in_future,
+            Rejection::TimestampTooOld { .. } => Code::timestamp_too_old,
+            Rejection::UnitMismatch { .. } => Code::unit_mismatch,
+            Rejection::MalformedJson(_) => Code::invalid_json,
+            Rejection::MalformedCsv(_) => Code::invalid_csv,
+            Rejection::PayloadTooLarge { .. } => Code::payload_too_large,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::UnknownMachine(m) => write!(f, "unknown machine '{m}'"),
+            Rejection::UnknownSensor { machine, sensor } => {
+                write!(f, "machine '{machine}' has no sensor '{sensor}'")
+            }
+            Rejection::InactiveMachine(m) => write!(f, "machine '{m}' is not active"),
+            Rejection::InvalidId { field, value } => {
+                write!(
+                    f,
+                    "{field} '{value}' is not a valid id (letters, digits, '.', '_', '-'; at most 64)"
+                )
+            }
+            Rejection::NonNumericValue(v) => write!(f, "value '{v}' is not a number"),
+            Rejection::NonFiniteValue => write!(f, "value is NaN or infinite"),
+            Rejection::OutOfRange { value, min, max } => {
+                write!(
+                    f,
+                    "value {value} is outside the sensor's physical range [{min}, {max}]"
+                )
+            }
+            Rejection::InvalidTimestamp(t) => {
+                write!(
+                    f,
+                    "timestamp '{t}' is not RFC 3339 or a Unix time in seconds or milliseconds"
+                )
+            }
+            Rejection::TimestampInFuture { ts, max_future } => {
+                write!(
+                    f,
+                    "timestamp {ts} is more than {} s in the future",
+                    max_future.whole_seconds()
+                )
+            }
+            Rejection::TimestampTooOld { ts, max_age } => {
+                write!(
+                    f,
+                    "timestamp {ts} is more than {} days old",
+                    max_age.whole_days()
+                )
+            }
+            Rejection::UnitMismatch { expected, got } => {
+                write!(
+                    f,
+                    "unit '{got}' does not match the sensor's unit '{expected}'"
+                )
+            }
+            Rejection::MalformedJson(e) => write!(f, "malformed JSON: {e}"),
+            Rejection::MalformedCsv(e) => write!(f, "malformed CSV: {e}"),
+            Rejection::PayloadTooLarge { limit } => write!(f, "payload larger than {limit} bytes"),
+        }
+    }
+}
+
+/// The per-reading rules once machine and sensor are known: finite, within the physical range,
+/// unit consistent, timestamp plausible.
+pub fn check_reading(
+    sensor: &SensorSpec,
+    value: f64,
+    unit: Option<&str>,
+    ts: OffsetDateTime,
+    now: OffsetDateTime,
+    limits: IngestLimits,
+) -> Result<(), Rejection> {
+    if !value.is_finite() {
+        return Err(Rejection::NonFiniteValue);
+    }
+    if value < sensor.physical_min || value > sensor.physical_max {
+        return Err(Rejection::OutOfRange {
+            value,
+            min: sensor.physical_min,
+            max: sensor.physical_max,
+        });
+    }
+    if let Some(unit) = unit
+        && unit != sensor.unit
+    {
+        return Err(Rejection::UnitMismatch {
+            expected: sensor.unit.clone(),
+            got: unit.to_owned(),
+        });
+    }
+    if ts > now + limits.max_future {
+        return Err(Rejection::TimestampInFuture {
+            ts,
+            max_future: limits.max_future,
+        });
+    }
+    if ts < now - limits.max_age {
+        return Err(Rejection::TimestampTooOld {
+            ts,
+            max_age: limits.max_age,
+        });
+    }
+    Ok(())
+}
+
+/// Parses a reading timestamp: RFC 3339, or a Unix time in seconds (≤ 1e11) or milliseconds.
+/// Truncated to microseconds, the precision every store keeps.
+pub fn parse_timestamp(raw: &str) -> Result<OffsetDateTime, Rejection> {
+    let raw = raw.trim();
+    let parsed = if let Ok(n) = raw.parse::<f64>() {
+        from_unix_number(n)
+    } else {
+        OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
+    };
+    parsed
+        .map(|t| crate::clock::truncate_to_micros(t.to_offset(time::UtcOffset::UTC)))
+        .ok_or_else(|| Rejection::InvalidTimestamp(raw.chars().take(64).collect()))
+}
+
+/// Unix seconds when below 1e11 (until the year 5138), otherwise milliseconds.
+pub fn from_unix_number(n: f64) -> Option<OffsetDateTime> {
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let micros = if n < 1e11 { n * 1e6 } else { n * 1e3 };
+    OffsetDateTime::from_unix_timestamp_nanos((micros.round() as i128) * 1000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SensorKind;
+    use super::*;
+
+    fn sensor() -> SensorSpec {
+        SensorSpec {
+            key: SensorKey("temperature".into()),
+            kind: SensorKind::Temperature,
+            unit: "°C".into(),
+            physical_min: -40.0,
+            physical_max: 200.0,
+            warning_low: None,
+            warning_high: None,
+            critical_low: None,
+            critical_high: None,
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn check(value: f64, unit: Option<&str>, ts: OffsetDateTime) -> Result<(), Code> {
+        check_reading(&sensor(), value, unit, ts, now(), IngestLimits::default())
+            .map_err(|r| r.code())
+    }
+
+    #[test]
+    fn accepts_plausible_readings() {
+        assert_eq!(check(21.5, Some("°C"), now()), Ok(()));
+        assert_eq!(check(200.0, None, now() + Duration::minutes(4)), Ok(()));
+        assert_eq!(check(-40.0, None, now() - Duration::days(29)), Ok(()));
+    }
+
+    #[test]
+    fn rejects_each_kind_of_bad_value_with_its_code() {
+        assert_eq!(check(f64::NAN, None, now()), Err(Code::non_finite_value));
+        assert_eq!(
+            check(f64::INFINITY, None, now()),
+            Err(Code::non_finite_value)
+        );
+        assert_eq!(check(200.1, None, now()), Err(Code::value_out_of_range));
+        assert_eq!(check(20.0, Some("K"), now()), Err(Code::unit_mismatch));
+        assert_eq!(
+            check(20.0, None, now() + Duration::minutes(6)),
+            Err(Code::timestamp_in_future)
+        );
+        assert_eq!(
+            check(20.0, None, now() - Duration::days(31)),
+            Err(Code::timestamp_too_old)
+        );
+    }
+
+    #[test]
+    fn timestamps_in_three_notations() {
+        let t = parse_timestamp("2027-01-15T08:00:00.123456789Z").unwrap();
+        assert_eq!(t.nanosecond(), 123_456_000, "truncated to microseconds");
+        assert_eq!(parse_timestamp("1800000000").unwrap(), now());
+        assert_eq!(parse_timestamp("1800000000000").unwrap(), now());
+        assert_eq!(
+            parse_timestamp("1800000000.5").unwrap(),
+            now() + Duration::milliseconds(500)
+        );
+        let offset = parse_timestamp("2027-01-15T10:00:00+02:00").unwrap();
+        assert_eq!(offset, parse_timestamp("2027-01-15T08:00:00Z").unwrap());
+        assert_eq!(offset.offset(), time::UtcOffset::UTC);
+        for bad in ["yesterday", "-5", "", "NaN"] {
+            assert_eq!(
+                parse_timestamp(bad).map_err(|r| r.code()),
+                Err(Code::invalid_timestamp),
+                "{bad}"
+            );
+        }
+    }
+}
