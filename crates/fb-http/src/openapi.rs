@@ -38,12 +38,18 @@ const SECURITY_SCHEME: &str = "bearer";
         routes::api_keys::list,
         routes::api_keys::create,
         routes::api_keys::revoke,
+        routes::machines::list,
+        routes::machines::create,
+        routes::machines::get,
+        routes::machines::update,
+        routes::machines::delete,
     ),
     tags(
         (name = "health", description = "Liveness, readiness, metrics, this document"),
         (name = "auth", description = "Login and the caller's identity"),
         (name = "users", description = "User administration"),
         (name = "api_keys", description = "API keys for machines and integrations"),
+        (name = "machines", description = "The machines registry: machines, sensors, limits"),
     )
 )]
 struct ApiDoc;
@@ -187,6 +193,8 @@ mod tests {
             let item = doc.paths.paths.get(route.path).unwrap();
             let op = match route.method {
                 Method::GET => item.get.as_ref(),
+                Method::PATCH => item.patch.as_ref(),
+                Method::DELETE => item.delete.as_ref(),
                 _ => item.post.as_ref(),
             }
             .unwrap();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use fb_app::auth;
+use fb_app::{auth, plant};
 use fb_core::ports::StoreHealth;
 
 /// Limits applied to every request.
@@ -18,6 +18,7 @@ pub struct Options {
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<auth::Service>,
+    pub plant: Arc<plant::Service>,
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
@@ -27,12 +28,14 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         auth: Arc<auth::Service>,
+        plant: Arc<plant::Service>,
         store: Arc<dyn StoreHealth>,
         metrics: PrometheusHandle,
         options: Options,
     ) -> Self {
         Self {
             auth,
+            plant,
             store,
             metrics,
             options,

@@ -132,8 +132,11 @@ pub fn http_state(
         max_body_bytes: usize::try_from(settings.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
     };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let plant = Arc::new(fb_app::plant::Service::new(storage.machines.clone(), clock));
     fb_http::AppState::new(
         auth,
+        plant,
         storage.health.clone(),
         fb_http::metrics_handle(),
         options,

@@ -2,6 +2,7 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod auth;
+pub(crate) mod machines;
 pub(crate) mod meta;
 pub(crate) mod users;
 
@@ -54,7 +55,7 @@ fn route(
 pub fn table() -> Vec<Route> {
     use Access::{Public, Requires};
     use Permission as P;
-    use axum::routing::{get, post};
+    use axum::routing::{delete, get, patch, post};
     vec![
         route(Method::GET, "/healthz", Public, get(meta::healthz)),
         route(Method::GET, "/readyz", Public, get(meta::readyz)),
@@ -129,6 +130,36 @@ pub fn table() -> Vec<Route> {
             "/api/v1/api_keys/{key}/revoke",
             Requires(P::ApiKeysManage),
             post(api_keys::revoke),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/machines",
+            Requires(P::PlantRead),
+            get(machines::list),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/machines",
+            Requires(P::PlantManage),
+            post(machines::create),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/machines/{machine}",
+            Requires(P::PlantRead),
+            get(machines::get),
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/machines/{machine}",
+            Requires(P::ReadingsWrite),
+            patch(machines::update),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/machines/{machine}",
+            Requires(P::PlantManage),
+            delete(machines::delete),
         ),
     ]
 }

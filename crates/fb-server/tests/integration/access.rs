@@ -22,6 +22,7 @@ const PUBLIC: &[(&str, &str)] = &[
 fn concrete(path: &str) -> String {
     path.replace("{user}", "nobody-here")
         .replace("{key}", "000000000000")
+        .replace("{machine}", "no-such-machine")
 }
 
 #[test]
@@ -45,7 +46,7 @@ async fn every_protected_route_refuses_anonymous_callers() {
         let Access::Requires(permission) = route.access else {
             continue;
         };
-        let body = (route.method == Method::POST).then(|| json!({}));
+        let body = matches!(route.method, Method::POST | Method::PATCH).then(|| json!({}));
         let r = app
             .call(route.method.clone(), &concrete(route.path), None, body)
             .await;
@@ -73,7 +74,7 @@ async fn each_role_passes_the_access_check_exactly_where_its_permissions_allow()
             };
             // An empty body: allowed callers get past the access check and fail validation or
             // lookup (never 401/403); refused callers get 403 before the handler runs.
-            let body = (route.method == Method::POST).then(|| json!({}));
+            let body = matches!(route.method, Method::POST | Method::PATCH).then(|| json!({}));
             let r = app
                 .call(
                     route.method.clone(),

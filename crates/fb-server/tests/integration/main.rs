@@ -8,4 +8,5 @@ mod access;
 mod api;
 mod docs;
 mod e2e;
+mod machines;
 mod support;

@@ -237,3 +237,6 @@ pub struct Readiness {
     /// Store backend name (`sqlite` or `postgres`).
     pub store: String,
 }
+
+mod machines;
+pub use machines::*;
