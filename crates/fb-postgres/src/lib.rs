@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "machines",
         include_str!("../migrations/0002_machines.sql"),
     ),
+    (
+        3,
+        "readings",
+        include_str!("../migrations/0003_readings.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -51,6 +56,10 @@ impl std::fmt::Debug for Options {
 
 pub struct PgStore {
     pool: PgPool,
+    /// (machine, sensor) → series id; series are never deleted, so entries never go stale.
+    series: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
+    /// Days (since the epoch) whose readings partition is known to exist.
+    partitions: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 /// A schema name we are willing to interpolate into DDL: `[a-z_][a-z0-9_]{0,62}`.
@@ -100,7 +109,13 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
-        Ok(Self { pool })
+        let store = Self {
+            pool,
+            series: Default::default(),
+            partitions: Default::default(),
+        };
+        store.create_partitions_ahead().await?;
+        Ok(store)
     }
 
     async fn timed<T>(
@@ -135,6 +150,8 @@ impl PgStore {
 
 fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND, "FOR UPDATE");
 fb_sql::sql_machine_store!(PgStore, PgRow);
+
+mod readings;
 
 fn map_err(e: sqlx::Error) -> StoreError {
     let constraint_of = |db: &dyn sqlx::error::DatabaseError| match db.constraint() {

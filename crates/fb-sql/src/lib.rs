@@ -8,6 +8,7 @@
 
 mod identities;
 mod machines;
+pub mod readings;
 
 use std::borrow::Cow;
 use std::time::Instant;

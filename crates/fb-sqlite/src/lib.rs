@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "machines",
         include_str!("../migrations/0002_machines.sql"),
     ),
+    (
+        3,
+        "readings",
+        include_str!("../migrations/0003_readings.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -49,6 +54,8 @@ pub enum Location {
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// (machine, sensor) → series id; series are never deleted, so entries never go stale.
+    series: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
 }
 
 impl SqliteStore {
@@ -78,7 +85,10 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            series: Default::default(),
+        })
     }
 
     async fn timed<T>(
@@ -91,6 +101,8 @@ impl SqliteStore {
 
 fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND, "");
 fb_sql::sql_machine_store!(SqliteStore, SqliteRow);
+
+mod readings;
 
 /// The database holds password hashes and the token signing key: owner-only (0600). SQLite
 /// gives its -wal and -shm files the same mode as the database file.

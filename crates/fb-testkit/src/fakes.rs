@@ -9,8 +9,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
-use fb_core::plant::{Machine, MachineId};
-use fb_core::ports::{IdentityStore, MachineStore, SecretStore, StoreError, StoreHealth};
+use fb_core::plant::{Machine, MachineId, Reading, SensorKey};
+use fb_core::ports::{
+    AppendOutcome, BucketStats, IdentityStore, MachineStore, RangeQuery, ReadingStore, Resolution,
+    SecretStore, StoreError, StoreHealth,
+};
 
 #[derive(Default)]
 struct State {
@@ -18,6 +21,8 @@ struct State {
     keys: BTreeMap<ApiKeyId, ApiKey>,
     secrets: BTreeMap<String, Vec<u8>>,
     machines: BTreeMap<MachineId, Machine>,
+    /// (machine, sensor) → ts in µs → value.
+    readings: BTreeMap<(MachineId, SensorKey), BTreeMap<i128, f64>>,
     touches: usize,
 }
 
@@ -216,6 +221,121 @@ impl MachineStore for MemoryStore {
 
     async fn delete_machine(&self, id: &MachineId) -> Result<bool, StoreError> {
         Ok(self.with(|s| s.machines.remove(id).is_some()))
+    }
+}
+
+fn micros(t: OffsetDateTime) -> i128 {
+    t.unix_timestamp_nanos() / 1_000
+}
+
+fn from_micros(m: i128) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(m * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl MemoryStore {
+    /// The series of a machine (optionally one sensor), ordered by sensor.
+    fn series_of<'a>(
+        s: &'a State,
+        q: &'a RangeQuery,
+    ) -> impl Iterator<Item = (&'a SensorKey, &'a BTreeMap<i128, f64>)> + 'a {
+        s.readings
+            .iter()
+            .filter(move |((m, k), _)| *m == q.machine && q.sensor.as_ref().is_none_or(|s| s == k))
+            .map(|((_, k), points)| (k, points))
+    }
+}
+
+#[async_trait]
+impl ReadingStore for MemoryStore {
+    async fn append_readings(&self, batch: &[Reading]) -> Result<AppendOutcome, StoreError> {
+        Ok(self.with(|s| {
+            let mut outcome = AppendOutcome::default();
+            for r in batch {
+                let series = s
+                    .readings
+                    .entry((r.machine.clone(), r.sensor.clone()))
+                    .or_default();
+                match series.entry(micros(r.ts)) {
+                    std::collections::btree_map::Entry::Occupied(_) => outcome.duplicates += 1,
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(r.value);
+                        outcome.inserted += 1;
+                    }
+                }
+            }
+            outcome
+        }))
+    }
+
+    async fn raw_readings(&self, q: &RangeQuery) -> Result<Vec<Reading>, StoreError> {
+        Ok(self.with(|s| {
+            Self::series_of(s, q)
+                .flat_map(|(sensor, points)| {
+                    points
+                        .range(micros(q.from)..micros(q.to))
+                        .map(move |(ts, value)| Reading {
+                            machine: q.machine.clone(),
+                            sensor: sensor.clone(),
+                            ts: from_micros(*ts),
+                            value: *value,
+                        })
+                })
+                .take(q.limit)
+                .collect()
+        }))
+    }
+
+    async fn rollup_readings(
+        &self,
+        q: &RangeQuery,
+        resolution: Resolution,
+    ) -> Result<Vec<BucketStats>, StoreError> {
+        let width = i128::from(resolution.seconds()) * 1_000_000;
+        Ok(self.with(|s| {
+            let mut out = Vec::new();
+            for (sensor, points) in Self::series_of(s, q) {
+                let mut buckets: BTreeMap<i128, BucketStats> = BTreeMap::new();
+                for (ts, value) in points {
+                    let start = ts.div_euclid(width) * width;
+                    let bucket = buckets.entry(start).or_insert_with(|| BucketStats {
+                        sensor: sensor.clone(),
+                        start: from_micros(start),
+                        count: 0,
+                        min: f64::INFINITY,
+                        max: f64::NEG_INFINITY,
+                        sum: 0.0,
+                    });
+                    bucket.count += 1;
+                    bucket.min = bucket.min.min(*value);
+                    bucket.max = bucket.max.max(*value);
+                    bucket.sum += value;
+                }
+                out.extend(
+                    buckets
+                        .into_values()
+                        .filter(|b| b.start >= q.from && b.start < q.to),
+                );
+            }
+            out.truncate(q.limit);
+            out
+        }))
+    }
+
+    async fn latest_readings(&self, machine: &MachineId) -> Result<Vec<Reading>, StoreError> {
+        Ok(self.with(|s| {
+            s.readings
+                .iter()
+                .filter(|((m, _), _)| m == machine)
+                .filter_map(|((m, k), points)| {
+                    points.last_key_value().map(|(ts, value)| Reading {
+                        machine: m.clone(),
+                        sensor: k.clone(),
+                        ts: from_micros(*ts),
+                        value: *value,
+                    })
+                })
+                .collect()
+        }))
     }
 }
 

@@ -4,5 +4,5 @@
 mod plant;
 mod store;
 
-pub use plant::MachineStore;
+pub use plant::{AppendOutcome, BucketStats, MachineStore, RangeQuery, ReadingStore, Resolution};
 pub use store::{IdentityStore, SecretStore, Storage, StoreError, StoreHealth};

@@ -1,8 +1,9 @@
-//! Storage ports of the plant model (A1).
+//! Storage ports of the plant model and its readings (A1, A2).
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
-use crate::plant::{Machine, MachineId};
+use crate::plant::{Machine, MachineId, Reading, SensorKey};
 
 use super::StoreError;
 
@@ -17,4 +18,71 @@ pub trait MachineStore: Send + Sync {
     async fn update_machine(&self, machine: &Machine) -> Result<bool, StoreError>;
     /// Deletes the machine (its readings stay until retention removes them); `false` if none.
     async fn delete_machine(&self, id: &MachineId) -> Result<bool, StoreError>;
+}
+
+/// What an append did: readings newly stored, and readings skipped because their
+/// (machine, sensor, ts) was stored before (the first value wins).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub inserted: usize,
+    pub duplicates: usize,
+}
+
+/// A time range of one machine: `from` inclusive, `to` exclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeQuery {
+    pub machine: MachineId,
+    /// `None`: every sensor of the machine.
+    pub sensor: Option<SensorKey>,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    /// At most this many rows come back.
+    pub limit: usize,
+}
+
+/// The rollup resolutions kept up to date as readings arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    Minute,
+    Hour,
+}
+
+impl Resolution {
+    pub fn seconds(self) -> i64 {
+        match self {
+            Resolution::Minute => 60,
+            Resolution::Hour => 3600,
+        }
+    }
+}
+
+/// Statistics of one sensor over one bucket. `sum` (not the mean) is kept so that buckets merge
+/// exactly into larger ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketStats {
+    pub sensor: SensorKey,
+    /// Start of the bucket.
+    pub start: OffsetDateTime,
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+}
+
+#[async_trait]
+pub trait ReadingStore: Send + Sync {
+    /// Stores a batch in one transaction. Readings whose (machine, sensor, ts) is stored already
+    /// are skipped and counted as duplicates. The minute and hour rollups and the latest values
+    /// are updated in the same transaction, so they never count a reading twice.
+    async fn append_readings(&self, batch: &[Reading]) -> Result<AppendOutcome, StoreError>;
+    /// Raw readings in the range, ordered by sensor then time.
+    async fn raw_readings(&self, query: &RangeQuery) -> Result<Vec<Reading>, StoreError>;
+    /// Rollup buckets whose start lies in the range, ordered by sensor then start.
+    async fn rollup_readings(
+        &self,
+        query: &RangeQuery,
+        resolution: Resolution,
+    ) -> Result<Vec<BucketStats>, StoreError>;
+    /// The newest reading of every sensor of the machine, ordered by sensor.
+    async fn latest_readings(&self, machine: &MachineId) -> Result<Vec<Reading>, StoreError>;
 }

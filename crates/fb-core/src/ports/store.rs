@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::identity::{ApiKey, ApiKeyId, User, UserId};
 
-use super::MachineStore;
+use super::{MachineStore, ReadingStore};
 
 /// Errors every storage adapter translates its driver errors into.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +95,7 @@ pub struct Storage {
     pub identities: Arc<dyn IdentityStore>,
     pub secrets: Arc<dyn SecretStore>,
     pub machines: Arc<dyn MachineStore>,
+    pub readings: Arc<dyn ReadingStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -102,12 +103,13 @@ impl Storage {
     /// Builds the facade from one adapter that implements every port.
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where
-        B: IdentityStore + SecretStore + MachineStore + StoreHealth + 'static,
+        B: IdentityStore + SecretStore + MachineStore + ReadingStore + StoreHealth + 'static,
     {
         Self {
             identities: backend.clone(),
             secrets: backend.clone(),
             machines: backend.clone(),
+            readings: backend.clone(),
             health: backend,
         }
     }

@@ -28,7 +28,9 @@ fn press(id: &str) -> Value {
 async fn admins_create_and_everyone_reads() {
     let app = TestApp::new().await;
     let admin = app.admin_token().await;
-    let created = app.post("/api/v1/machines", Some(&admin), press("press-01")).await;
+    let created = app
+        .post("/api/v1/machines", Some(&admin), press("press-01"))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.body["location_path"], "plant-a/stamping/line-1");
     assert_eq!(created.body["status"], "running", "defaults to running");
@@ -42,9 +44,16 @@ async fn admins_create_and_everyone_reads() {
     assert_eq!(one.body["name"], "Press 1");
     let list = app.get("/api/v1/machines", Some(&viewer)).await;
     assert_eq!(list.body["machines"].as_array().unwrap().len(), 1);
-    assert_eq!(app.post("/api/v1/machines", Some(&viewer), press("p2")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.post("/api/v1/machines", Some(&viewer), press("p2"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 
-    let again = app.post("/api/v1/machines", Some(&admin), press("press-01")).await;
+    let again = app
+        .post("/api/v1/machines", Some(&admin), press("press-01"))
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.code(), "machine_exists");
     let missing = app.get("/api/v1/machines/press-99", Some(&viewer)).await;
@@ -64,10 +73,22 @@ async fn every_invalid_field_is_named() {
     let r = app.post("/api/v1/machines", Some(&admin), bad).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "invalid_field");
-    let fields: Vec<&str> =
-        r.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
-    for expected in ["id", "location.line", "sensors[0].physical_max", "sensors[1].key"] {
-        assert!(fields.contains(&expected), "{expected} missing from {fields:?}");
+    let fields: Vec<&str> = r.body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "id",
+        "location.line",
+        "sensors[0].physical_max",
+        "sensors[1].key",
+    ] {
+        assert!(
+            fields.contains(&expected),
+            "{expected} missing from {fields:?}"
+        );
     }
     let wrong_kind = app
         .post("/api/v1/machines", Some(&admin), {
@@ -77,7 +98,10 @@ async fn every_invalid_field_is_named() {
         })
         .await;
     assert_eq!(wrong_kind.code(), "invalid_json");
-    assert_eq!(wrong_kind.body["error"]["details"][0]["field"], "sensors[0].kind");
+    assert_eq!(
+        wrong_kind.body["error"]["details"][0]["field"],
+        "sensors[0].kind"
+    );
     app.finish().await;
 }
 
@@ -85,14 +109,19 @@ async fn every_invalid_field_is_named() {
 async fn operators_edit_operations_but_not_identity() {
     let app = TestApp::new().await;
     let admin = app.admin_token().await;
-    app.post("/api/v1/machines", Some(&admin), press("press-01")).await;
+    app.post("/api/v1/machines", Some(&admin), press("press-01"))
+        .await;
     let operator = app.token_for("olaf", Role::Operator).await;
 
     let mut sensors = press("x")["sensors"].clone();
     sensors[0]["warning_high"] = json!(70);
     let r = app
-        .call(Method::PATCH, "/api/v1/machines/press-01", Some(&operator),
-            Some(json!({"status": "maintenance", "sensors": sensors, "next_maintenance": null})))
+        .call(
+            Method::PATCH,
+            "/api/v1/machines/press-01",
+            Some(&operator),
+            Some(json!({"status": "maintenance", "sensors": sensors, "next_maintenance": null})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["status"], "maintenance");
@@ -101,12 +130,27 @@ async fn operators_edit_operations_but_not_identity() {
     assert_eq!(r.body["name"], "Press 1", "absent fields stay");
 
     let moved = app
-        .call(Method::PATCH, "/api/v1/machines/press-01", Some(&operator), Some(json!({"location": {"site": "plant-b"}})))
+        .call(
+            Method::PATCH,
+            "/api/v1/machines/press-01",
+            Some(&operator),
+            Some(json!({"location": {"site": "plant-b"}})),
+        )
         .await;
     assert_eq!(moved.status, StatusCode::FORBIDDEN);
-    assert!(moved.body["error"]["message"].as_str().unwrap().contains("plant.manage"));
+    assert!(
+        moved.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("plant.manage")
+    );
     let by_admin = app
-        .call(Method::PATCH, "/api/v1/machines/press-01", Some(&admin), Some(json!({"location": {"site": "plant-b"}, "machine_class": null})))
+        .call(
+            Method::PATCH,
+            "/api/v1/machines/press-01",
+            Some(&admin),
+            Some(json!({"location": {"site": "plant-b"}, "machine_class": null})),
+        )
         .await;
     assert_eq!(by_admin.body["location_path"], "plant-b");
     assert_eq!(by_admin.body["machine_class"], Value::Null);
@@ -115,7 +159,16 @@ async fn operators_edit_operations_but_not_identity() {
         .call(Method::PATCH, "/api/v1/machines/press-01", Some(&operator), Some(json!({"sensors": [{"key": "t", "kind": "temperature", "unit": "K", "physical_min": 10, "physical_max": 5}]})))
         .await;
     assert_eq!(invalid.code(), "invalid_field");
-    assert_eq!(app.get("/api/v1/machines/press-01", Some(&operator)).await.body["sensors"].as_array().unwrap().len(), 2, "a rejected patch changes nothing");
+    assert_eq!(
+        app.get("/api/v1/machines/press-01", Some(&operator))
+            .await
+            .body["sensors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "a rejected patch changes nothing"
+    );
     app.finish().await;
 }
 
@@ -123,13 +176,35 @@ async fn operators_edit_operations_but_not_identity() {
 async fn only_admins_delete() {
     let app = TestApp::new().await;
     let admin = app.admin_token().await;
-    app.post("/api/v1/machines", Some(&admin), press("old-lathe")).await;
+    app.post("/api/v1/machines", Some(&admin), press("old-lathe"))
+        .await;
     let supervisor = app.token_for("sue", Role::Supervisor).await;
-    let refused = app.call(Method::DELETE, "/api/v1/machines/old-lathe", Some(&supervisor), None).await;
+    let refused = app
+        .call(
+            Method::DELETE,
+            "/api/v1/machines/old-lathe",
+            Some(&supervisor),
+            None,
+        )
+        .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let deleted = app.call(Method::DELETE, "/api/v1/machines/old-lathe", Some(&admin), None).await;
+    let deleted = app
+        .call(
+            Method::DELETE,
+            "/api/v1/machines/old-lathe",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let again = app.call(Method::DELETE, "/api/v1/machines/old-lathe", Some(&admin), None).await;
+    let again = app
+        .call(
+            Method::DELETE,
+            "/api/v1/machines/old-lathe",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(again.code(), "machine_not_found");
     app.finish().await;
 }

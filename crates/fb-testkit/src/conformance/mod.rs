@@ -7,10 +7,12 @@
 
 mod identities;
 mod machines;
+mod readings;
 mod secrets;
 
 pub use identities::*;
 pub use machines::*;
+pub use readings::*;
 pub use secrets::*;
 
 /// Generates one test per conformance case. Expects `open()` in scope (see the module docs).
@@ -37,6 +39,11 @@ macro_rules! storage_conformance {
             machine_ids_are_unique,
             machines_are_listed_by_id,
             machines_update_and_delete,
+            appends_are_idempotent_and_first_value_wins,
+            raw_ranges_are_half_open_ordered_and_limited,
+            rollups_follow_appends_without_double_counting,
+            latest_values_track_the_newest_stored_reading,
+            readings_span_days_and_keep_microseconds,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

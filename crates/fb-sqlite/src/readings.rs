@@ -1,0 +1,314 @@
+//! The readings store on SQLite: batched multi-row inserts into the hour-chunked table, rollups
+//! and latest values updated in the same transaction.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, Row};
+
+use fb_core::plant::{MachineId, Reading, SensorKey};
+use fb_core::ports::{
+    AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, StoreError,
+};
+use fb_sql::readings::{aggregate, bucket_start, from_micros, newest, to_micros};
+
+use crate::SqliteStore;
+
+/// Rows per INSERT statement: 4 parameters each, well under SQLite's 32766-parameter limit, and
+/// large enough that statement overhead is small.
+const ROWS_PER_STATEMENT: usize = 1000;
+const CHUNK_MICROS: i64 = 3_600_000_000;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(64 + rows * 16);
+    sql.push_str("INSERT OR IGNORE INTO readings (chunk, series, ts, value) VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?)");
+    }
+    sql
+}
+
+fn rollup_table(resolution: Resolution) -> &'static str {
+    match resolution {
+        Resolution::Minute => "rollup_minute",
+        Resolution::Hour => "rollup_hour",
+    }
+}
+
+impl SqliteStore {
+    /// Series ids for (machine, sensor) pairs, creating missing ones. Cached: the set of series
+    /// changes rarely, and every batch needs it.
+    async fn series_ids(
+        &self,
+        pairs: &BTreeSet<(&str, &str)>,
+    ) -> Result<HashMap<(String, String), i64>, StoreError> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
+            for &(m, s) in pairs {
+                match cache.get(&(m.to_owned(), s.to_owned())) {
+                    Some(id) => {
+                        found.insert((m.to_owned(), s.to_owned()), *id);
+                    }
+                    None => missing.push((m, s)),
+                }
+            }
+        }
+        for (machine, sensor) in missing {
+            let insert = sqlx::query("INSERT INTO series (machine_id, sensor_key) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(machine)
+                .bind(sensor)
+                .execute(&self.pool);
+            Self::timed("series.insert", insert).await?;
+            let select = sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM series WHERE machine_id = $1 AND sensor_key = $2",
+            )
+            .bind(machine)
+            .bind(sensor)
+            .fetch_one(&self.pool);
+            let id = Self::timed("series.get", select).await?;
+            self.series
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((machine.to_owned(), sensor.to_owned()), id);
+            found.insert((machine.to_owned(), sensor.to_owned()), id);
+        }
+        Ok(found)
+    }
+
+    async fn series_of(
+        &self,
+        machine: &MachineId,
+        sensor: Option<&SensorKey>,
+    ) -> Result<Vec<(i64, SensorKey)>, StoreError> {
+        let query = sqlx::query("SELECT id, sensor_key FROM series WHERE machine_id = $1 AND ($2 IS NULL OR sensor_key = $2) ORDER BY sensor_key")
+            .bind(&machine.0)
+            .bind(sensor.map(|s| s.0.as_str()))
+            .fetch_all(&self.pool);
+        Self::timed("series.of_machine", query)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("id").map_err(fb_sql::corrupt)?,
+                    SensorKey(row.try_get("sensor_key").map_err(fb_sql::corrupt)?),
+                ))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ReadingStore for SqliteStore {
+    async fn append_readings(&self, batch: &[Reading]) -> Result<AppendOutcome, StoreError> {
+        if batch.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        let pairs: BTreeSet<(&str, &str)> = batch
+            .iter()
+            .map(|r| (r.machine.0.as_str(), r.sensor.0.as_str()))
+            .collect();
+        let ids = self.series_ids(&pairs).await?;
+        let mut rows = Vec::with_capacity(batch.len());
+        for r in batch {
+            let id = ids
+                .get(&(r.machine.0.clone(), r.sensor.0.clone()))
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("series vanished".into()))?;
+            rows.push((id, to_micros(r.ts), r.value));
+        }
+
+        let mut tx = Self::timed("readings.begin", self.pool.begin()).await?;
+        let mut inserted = 0u64;
+        let full_sql = insert_sql(ROWS_PER_STATEMENT);
+        for part in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = if part.len() == ROWS_PER_STATEMENT {
+                full_sql.clone()
+            } else {
+                insert_sql(part.len())
+            };
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for &(series, ts, value) in part {
+                query = query
+                    .bind(ts.div_euclid(CHUNK_MICROS))
+                    .bind(series)
+                    .bind(ts)
+                    .bind(value);
+            }
+            inserted += Self::timed("readings.insert", query.execute(&mut *tx))
+                .await?
+                .rows_affected();
+        }
+        let inserted = inserted as usize;
+        let duplicates = batch.len() - inserted;
+
+        if duplicates == 0 {
+            // The common case: every row is new, so the batch itself is the delta.
+            for resolution in [Resolution::Minute, Resolution::Hour] {
+                let sql = format!(
+                    "INSERT INTO {t} (series, bucket, count, min, max, sum) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (series, bucket) DO UPDATE SET count = {t}.count + excluded.count, \
+                     min = min({t}.min, excluded.min), max = max({t}.max, excluded.max), sum = {t}.sum + excluded.sum",
+                    t = rollup_table(resolution)
+                );
+                for ((series, bucket), agg) in aggregate(&rows, resolution.seconds()) {
+                    let query = sqlx::query(AssertSqlSafe(sql.clone()))
+                        .bind(series)
+                        .bind(bucket)
+                        .bind(agg.count)
+                        .bind(agg.min)
+                        .bind(agg.max)
+                        .bind(agg.sum)
+                        .execute(&mut *tx);
+                    Self::timed("rollups.upsert", query).await?;
+                }
+            }
+            for (series, (ts, value)) in newest(&rows) {
+                let query = sqlx::query(
+                    "INSERT INTO latest (series, ts, value) VALUES ($1, $2, $3) ON CONFLICT (series) \
+                     DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > latest.ts",
+                )
+                .bind(series).bind(ts).bind(value)
+                .execute(&mut *tx);
+                Self::timed("latest.upsert", query).await?;
+            }
+        } else {
+            // Some rows existed: recompute the touched buckets and latest values from what is
+            // stored, so nothing is counted twice and the first stored value wins everywhere.
+            for resolution in [Resolution::Minute, Resolution::Hour] {
+                let secs = resolution.seconds();
+                let touched: BTreeSet<(i64, i64)> = rows
+                    .iter()
+                    .map(|&(s, ts, _)| (s, bucket_start(ts, secs)))
+                    .collect();
+                let sql = format!(
+                    "INSERT OR REPLACE INTO {t} (series, bucket, count, min, max, sum) \
+                     SELECT series, $2, COUNT(*), MIN(value), MAX(value), SUM(value) FROM readings \
+                     WHERE chunk BETWEEN $3 AND $4 AND series = $1 AND ts >= $5 AND ts < $6 GROUP BY series",
+                    t = rollup_table(resolution)
+                );
+                for (series, bucket) in touched {
+                    let (from, to) = (bucket * 1_000_000, (bucket + secs) * 1_000_000);
+                    let query = sqlx::query(AssertSqlSafe(sql.clone()))
+                        .bind(series)
+                        .bind(bucket)
+                        .bind(from.div_euclid(CHUNK_MICROS))
+                        .bind((to - 1).div_euclid(CHUNK_MICROS))
+                        .bind(from)
+                        .bind(to)
+                        .execute(&mut *tx);
+                    Self::timed("rollups.recompute", query).await?;
+                }
+            }
+            for (series, (ts, _)) in newest(&rows) {
+                let query = sqlx::query(
+                    "INSERT INTO latest (series, ts, value) SELECT series, ts, value FROM readings \
+                     WHERE chunk = $3 AND series = $1 AND ts = $2 ON CONFLICT (series) \
+                     DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > latest.ts",
+                )
+                .bind(series).bind(ts).bind(ts.div_euclid(CHUNK_MICROS))
+                .execute(&mut *tx);
+                Self::timed("latest.upsert", query).await?;
+            }
+        }
+        Self::timed("readings.commit", tx.commit()).await?;
+        Ok(AppendOutcome {
+            inserted,
+            duplicates,
+        })
+    }
+
+    async fn raw_readings(&self, q: &RangeQuery) -> Result<Vec<Reading>, StoreError> {
+        let (from, to) = (to_micros(q.from), to_micros(q.to));
+        let mut out = Vec::new();
+        for (series, sensor) in self.series_of(&q.machine, q.sensor.as_ref()).await? {
+            if out.len() >= q.limit {
+                break;
+            }
+            let query = sqlx::query(
+                "SELECT ts, value FROM readings WHERE chunk BETWEEN $1 AND $2 AND series = $3 \
+                 AND ts >= $4 AND ts < $5 ORDER BY chunk, ts LIMIT $6",
+            )
+            .bind(from.div_euclid(CHUNK_MICROS))
+            .bind((to - 1).div_euclid(CHUNK_MICROS))
+            .bind(series)
+            .bind(from)
+            .bind(to)
+            .bind((q.limit - out.len()) as i64)
+            .fetch_all(&self.pool);
+            for row in Self::timed("readings.range", query).await? {
+                out.push(Reading {
+                    machine: q.machine.clone(),
+                    sensor: sensor.clone(),
+                    ts: from_micros(row.try_get("ts").map_err(fb_sql::corrupt)?),
+                    value: row.try_get("value").map_err(fb_sql::corrupt)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn rollup_readings(
+        &self,
+        q: &RangeQuery,
+        resolution: Resolution,
+    ) -> Result<Vec<BucketStats>, StoreError> {
+        let sql = format!(
+            "SELECT bucket, count, min, max, sum FROM {} WHERE series = $1 AND bucket >= $2 AND bucket < $3 \
+             ORDER BY bucket LIMIT $4",
+            rollup_table(resolution)
+        );
+        let mut out = Vec::new();
+        for (series, sensor) in self.series_of(&q.machine, q.sensor.as_ref()).await? {
+            if out.len() >= q.limit {
+                break;
+            }
+            let query = sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(series)
+                .bind(q.from.unix_timestamp())
+                .bind(q.to.unix_timestamp())
+                .bind((q.limit - out.len()) as i64)
+                .fetch_all(&self.pool);
+            for row in Self::timed("rollups.range", query).await? {
+                let bucket: i64 = row.try_get("bucket").map_err(fb_sql::corrupt)?;
+                out.push(BucketStats {
+                    sensor: sensor.clone(),
+                    start: from_micros(bucket * 1_000_000),
+                    count: row
+                        .try_get::<i64, _>("count")
+                        .map_err(fb_sql::corrupt)?
+                        .max(0) as u64,
+                    min: row.try_get("min").map_err(fb_sql::corrupt)?,
+                    max: row.try_get("max").map_err(fb_sql::corrupt)?,
+                    sum: row.try_get("sum").map_err(fb_sql::corrupt)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn latest_readings(&self, machine: &MachineId) -> Result<Vec<Reading>, StoreError> {
+        let query = sqlx::query(
+            "SELECT s.sensor_key, l.ts, l.value FROM latest l JOIN series s ON s.id = l.series \
+             WHERE s.machine_id = $1 ORDER BY s.sensor_key",
+        )
+        .bind(&machine.0)
+        .fetch_all(&self.pool);
+        Self::timed("latest.of_machine", query)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Reading {
+                    machine: machine.clone(),
+                    sensor: SensorKey(row.try_get("sensor_key").map_err(fb_sql::corrupt)?),
+                    ts: from_micros(row.try_get("ts").map_err(fb_sql::corrupt)?),
+                    value: row.try_get("value").map_err(fb_sql::corrupt)?,
+                })
+            })
+            .collect()
+    }
+}
