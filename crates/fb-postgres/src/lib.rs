@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "readings",
         include_str!("../migrations/0003_readings.sql"),
     ),
+    (
+        4,
+        "dead_letters",
+        include_str!("../migrations/0004_dead_letters.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -150,6 +155,7 @@ impl PgStore {
 
 fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND, "FOR UPDATE");
 fb_sql::sql_machine_store!(PgStore, PgRow);
+fb_sql::sql_dead_letter_store!(PgStore, PgRow);
 
 mod readings;
 

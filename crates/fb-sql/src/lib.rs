@@ -6,6 +6,7 @@
 //! trait bounds per query. Backend-specific work (DDL, partitioning, bulk loads, error
 //! classification) stays in each adapter.
 
+mod dead_letters;
 mod identities;
 mod machines;
 pub mod readings;
@@ -27,6 +28,7 @@ pub mod __private {
     pub use uuid::Uuid;
 }
 
+pub use dead_letters::DEAD_LETTER_COLUMNS;
 pub use identities::{API_KEY_COLUMNS, USER_COLUMNS};
 pub use machines::{MACHINE_COLUMNS, sensors_from_json, sensors_to_json};
 

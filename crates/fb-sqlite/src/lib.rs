@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "readings",
         include_str!("../migrations/0003_readings.sql"),
     ),
+    (
+        4,
+        "dead_letters",
+        include_str!("../migrations/0004_dead_letters.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -101,6 +106,7 @@ impl SqliteStore {
 
 fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND, "");
 fb_sql::sql_machine_store!(SqliteStore, SqliteRow);
+fb_sql::sql_dead_letter_store!(SqliteStore, SqliteRow);
 
 mod readings;
 

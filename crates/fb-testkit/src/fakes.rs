@@ -11,9 +11,10 @@ use time::OffsetDateTime;
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
 use fb_core::plant::{Machine, MachineId, Reading, SensorKey};
 use fb_core::ports::{
-    AppendOutcome, BucketStats, IdentityStore, MachineStore, RangeQuery, ReadingStore, Resolution,
-    SecretStore, StoreError, StoreHealth,
+    AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, IdentityStore,
+    MachineStore, RangeQuery, ReadingStore, Resolution, SecretStore, StoreError, StoreHealth,
 };
+use uuid::Uuid;
 
 #[derive(Default)]
 struct State {
@@ -23,6 +24,7 @@ struct State {
     machines: BTreeMap<MachineId, Machine>,
     /// (machine, sensor) → ts in µs → value.
     readings: BTreeMap<(MachineId, SensorKey), BTreeMap<i128, f64>>,
+    dead_letters: BTreeMap<Uuid, DeadLetter>,
     touches: usize,
 }
 
@@ -335,6 +337,45 @@ impl ReadingStore for MemoryStore {
                     })
                 })
                 .collect()
+        }))
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for MemoryStore {
+    async fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        self.with(|s| {
+            for l in letters {
+                s.dead_letters.insert(l.id, l.clone());
+            }
+        });
+        Ok(())
+    }
+
+    async fn list_dead_letters(&self, f: &DeadLetterFilter) -> Result<Vec<DeadLetter>, StoreError> {
+        Ok(self.with(|s| {
+            s.dead_letters
+                .values()
+                .filter(|l| f.code.is_none_or(|c| c == l.code))
+                .filter(|l| !f.pending_only || l.replayed_at.is_none())
+                .filter(|l| f.after.is_none_or(|a| l.id > a))
+                .take(f.limit)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn dead_letter(&self, id: Uuid) -> Result<Option<DeadLetter>, StoreError> {
+        Ok(self.with(|s| s.dead_letters.get(&id).cloned()))
+    }
+
+    async fn mark_replayed(&self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.dead_letters.get_mut(&id) {
+            Some(l) => {
+                l.replayed_at = Some(at);
+                true
+            }
+            None => false,
         }))
     }
 }

@@ -4,5 +4,8 @@
 mod plant;
 mod store;
 
-pub use plant::{AppendOutcome, BucketStats, MachineStore, RangeQuery, ReadingStore, Resolution};
+pub use plant::{
+    AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,
+    RangeQuery, ReadingStore, Resolution,
+};
 pub use store::{IdentityStore, SecretStore, Storage, StoreError, StoreHealth};

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
+use crate::error::Code;
 use crate::plant::{Machine, MachineId, Reading, SensorKey};
 
 use super::StoreError;
@@ -85,4 +87,42 @@ pub trait ReadingStore: Send + Sync {
     ) -> Result<Vec<BucketStats>, StoreError>;
     /// The newest reading of every sensor of the machine, ordered by sensor.
     async fn latest_readings(&self, machine: &MachineId) -> Result<Vec<Reading>, StoreError>;
+}
+
+/// A payload or reading that was refused, kept with what is needed to inspect and replay it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    pub received_at: OffsetDateTime,
+    /// Where it came from: `http`, or `mqtt:<topic>`.
+    pub source: String,
+    pub code: Code,
+    pub reason: String,
+    /// The bytes as received: the whole payload, or the one item of a batch that was refused.
+    pub payload: Vec<u8>,
+    pub content_type: String,
+    pub replayed_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeadLetterFilter {
+    pub code: Option<Code>,
+    /// Only letters not yet replayed successfully.
+    pub pending_only: bool,
+    /// Page after this id (ids are time-ordered UUIDv7).
+    pub after: Option<Uuid>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync {
+    async fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StoreError>;
+    /// Oldest first.
+    async fn list_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+    async fn dead_letter(&self, id: Uuid) -> Result<Option<DeadLetter>, StoreError>;
+    /// Records a successful replay; `false` if there is no such letter.
+    async fn mark_replayed(&self, id: Uuid, at: OffsetDateTime) -> Result<bool, StoreError>;
 }

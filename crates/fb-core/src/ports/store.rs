@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::identity::{ApiKey, ApiKeyId, User, UserId};
 
-use super::{MachineStore, ReadingStore};
+use super::{DeadLetterStore, MachineStore, ReadingStore};
 
 /// Errors every storage adapter translates its driver errors into.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +96,7 @@ pub struct Storage {
     pub secrets: Arc<dyn SecretStore>,
     pub machines: Arc<dyn MachineStore>,
     pub readings: Arc<dyn ReadingStore>,
+    pub dead_letters: Arc<dyn DeadLetterStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -103,13 +104,20 @@ impl Storage {
     /// Builds the facade from one adapter that implements every port.
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where
-        B: IdentityStore + SecretStore + MachineStore + ReadingStore + StoreHealth + 'static,
+        B: IdentityStore
+            + SecretStore
+            + MachineStore
+            + ReadingStore
+            + DeadLetterStore
+            + StoreHealth
+            + 'static,
     {
         Self {
             identities: backend.clone(),
             secrets: backend.clone(),
             machines: backend.clone(),
             readings: backend.clone(),
+            dead_letters: backend.clone(),
             health: backend,
         }
     }

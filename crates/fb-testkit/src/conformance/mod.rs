@@ -5,11 +5,13 @@
 //! [`storage_conformance!`](crate::storage_conformance), which generates one `#[tokio::test]`
 //! per case so that cases run in parallel and fail individually.
 
+mod dead_letters;
 mod identities;
 mod machines;
 mod readings;
 mod secrets;
 
+pub use dead_letters::*;
 pub use identities::*;
 pub use machines::*;
 pub use readings::*;
@@ -44,6 +46,8 @@ macro_rules! storage_conformance {
             rollups_follow_appends_without_double_counting,
             latest_values_track_the_newest_stored_reading,
             readings_span_days_and_keep_microseconds,
+            dead_letters_keep_payloads_and_page_by_id,
+            replayed_dead_letters_leave_the_pending_list,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
