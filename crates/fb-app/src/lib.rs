@@ -4,4 +4,5 @@
 //! Invariant: this crate orchestrates ports from `fb_core::ports` and never names an adapter.
 
 pub mod auth;
+pub mod ingest;
 pub mod plant;

@@ -124,6 +124,12 @@ error_codes! {
     machine_exists => Conflict;
     /// The ingest queue is full; retry after the time in Retry-After.
     ingest_overloaded => Unavailable;
+    /// No dead letter has this id.
+    dead_letter_not_found => NotFound;
+    /// The body's Content-Encoding is unsupported or the compressed data is corrupt.
+    invalid_encoding => InvalidInput;
+    /// A query asks for too long a range or too many points; narrow it or use buckets.
+    query_too_large => InvalidInput;
     /// The store (database) cannot be reached or timed out.
     storage_unavailable => Unavailable;
     /// The service is starting or shutting down, or a dependency is not ready.

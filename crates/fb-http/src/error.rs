@@ -118,6 +118,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+impl From<fb_app::ingest::Error> for ApiError {
+    fn from(e: fb_app::ingest::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
 impl From<fb_app::plant::Error> for ApiError {
     fn from(e: fb_app::plant::Error) -> Self {
         Self::from_coded(&e)

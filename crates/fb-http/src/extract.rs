@@ -156,6 +156,28 @@ where
     }
 }
 
+/// `axum::extract::Query` with our error format.
+pub(crate) struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    axum::extract::Query<T>:
+        FromRequestParts<S, Rejection = axum::extract::rejection::QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(AppQuery(value)),
+            Err(rejection) => Err(ApiError::new(
+                Code::invalid_parameter,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 /// The authenticated caller, put in the request by the access check of the route.
 pub(crate) struct Caller(pub Principal);
 

@@ -10,6 +10,7 @@
 pub mod api;
 mod error;
 mod extract;
+mod formats;
 mod openapi;
 pub mod routes;
 mod state;

@@ -43,6 +43,11 @@ const SECURITY_SCHEME: &str = "bearer";
         routes::machines::get,
         routes::machines::update,
         routes::machines::delete,
+        routes::readings::ingest,
+        routes::readings::query,
+        routes::readings::latest,
+        routes::readings::dead_letters,
+        routes::readings::replay,
     ),
     tags(
         (name = "health", description = "Liveness, readiness, metrics, this document"),
@@ -50,6 +55,7 @@ const SECURITY_SCHEME: &str = "bearer";
         (name = "users", description = "User administration"),
         (name = "api_keys", description = "API keys for machines and integrations"),
         (name = "machines", description = "The machines registry: machines, sensors, limits"),
+        (name = "readings", description = "Sensor readings in and out, and the dead letters of refused ones"),
     )
 )]
 struct ApiDoc;

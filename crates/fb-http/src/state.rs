@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use fb_app::{auth, plant};
+use fb_app::{auth, ingest, plant};
 use fb_core::ports::StoreHealth;
 
 /// Limits applied to every request.
@@ -12,6 +12,10 @@ use fb_core::ports::StoreHealth;
 pub struct Options {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Largest readings payload as sent (compressed or not).
+    pub ingest_max_bytes: usize,
+    /// Largest readings payload after decompression.
+    pub ingest_max_decoded_bytes: usize,
 }
 
 /// What handlers share. Cheap to clone.
@@ -19,6 +23,7 @@ pub struct Options {
 pub struct AppState {
     pub auth: Arc<auth::Service>,
     pub plant: Arc<plant::Service>,
+    pub ingest: Arc<ingest::Service>,
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
@@ -29,6 +34,7 @@ impl AppState {
     pub fn new(
         auth: Arc<auth::Service>,
         plant: Arc<plant::Service>,
+        ingest: Arc<ingest::Service>,
         store: Arc<dyn StoreHealth>,
         metrics: PrometheusHandle,
         options: Options,
@@ -36,6 +42,7 @@ impl AppState {
         Self {
             auth,
             plant,
+            ingest,
             store,
             metrics,
             options,

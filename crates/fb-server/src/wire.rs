@@ -131,12 +131,44 @@ pub fn http_state(
     let options = fb_http::Options {
         max_body_bytes: usize::try_from(settings.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
+        ingest_max_bytes: usize::try_from(settings.ingest.max_payload_bytes).unwrap_or(usize::MAX),
+        ingest_max_decoded_bytes: usize::try_from(settings.ingest.max_decoded_bytes)
+            .unwrap_or(usize::MAX),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let plant = Arc::new(fb_app::plant::Service::new(storage.machines.clone(), clock));
+    let (i, q) = (&settings.ingest, &settings.query);
+    let limits = fb_app::plant::QueryLimits {
+        max_raw_range: time::Duration::hours(q.max_raw_range_hours as i64),
+        max_points: q.max_points as usize,
+        max_buckets: q.max_buckets as usize,
+    };
+    let plant = Arc::new(fb_app::plant::Service::new(
+        storage.machines.clone(),
+        storage.readings.clone(),
+        clock.clone(),
+        limits,
+    ));
+    let ingest_options = fb_app::ingest::Options {
+        limits: fb_core::plant::IngestLimits {
+            max_future: time::Duration::seconds(i.max_future_secs as i64),
+            max_age: time::Duration::days(i.max_age_days as i64),
+        },
+        auto_register: i.auto_register,
+        max_items: i.max_batch_readings as usize,
+        max_in_flight: i.max_in_flight as usize,
+        report_rejections: 20,
+    };
+    let ingest = Arc::new(fb_app::ingest::Service::new(
+        storage.machines.clone(),
+        storage.readings.clone(),
+        storage.dead_letters.clone(),
+        clock,
+        ingest_options,
+    ));
     fb_http::AppState::new(
         auth,
         plant,
+        ingest,
         storage.health.clone(),
         fb_http::metrics_handle(),
         options,

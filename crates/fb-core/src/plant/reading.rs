@@ -72,6 +72,8 @@ pub enum Rejection {
     PayloadTooLarge {
         limit: usize,
     },
+    InvalidEncoding(String),
+    UnsupportedContentType(String),
 }
 
 impl Rejection {
@@ -91,6 +93,8 @@ impl Rejection {
             Rejection::MalformedJson(_) => Code::invalid_json,
             Rejection::MalformedCsv(_) => Code::invalid_csv,
             Rejection::PayloadTooLarge { .. } => Code::payload_too_large,
+            Rejection::InvalidEncoding(_) => Code::invalid_encoding,
+            Rejection::UnsupportedContentType(_) => Code::unsupported_media_type,
         }
     }
 }
@@ -145,7 +149,16 @@ impl std::fmt::Display for Rejection {
             }
             Rejection::MalformedJson(e) => write!(f, "malformed JSON: {e}"),
             Rejection::MalformedCsv(e) => write!(f, "malformed CSV: {e}"),
-            Rejection::PayloadTooLarge { limit } => write!(f, "payload larger than {limit} bytes"),
+            Rejection::PayloadTooLarge { limit } => {
+                write!(f, "payload larger than {limit} (bytes, or items per batch)")
+            }
+            Rejection::InvalidEncoding(e) => write!(f, "cannot decode the body: {e}"),
+            Rejection::UnsupportedContentType(t) => {
+                write!(
+                    f,
+                    "content type '{t}' is not accepted; send application/json or text/csv"
+                )
+            }
         }
     }
 }

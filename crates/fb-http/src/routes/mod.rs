@@ -4,6 +4,7 @@ pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod machines;
 pub(crate) mod meta;
+pub(crate) mod readings;
 pub(crate) mod users;
 
 use axum::Router;
@@ -160,6 +161,36 @@ pub fn table() -> Vec<Route> {
             "/api/v1/machines/{machine}",
             Requires(P::PlantManage),
             delete(machines::delete),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/readings",
+            Requires(P::ReadingsWrite),
+            post(readings::ingest).layer(DefaultBodyLimit::disable()),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/machines/{machine}/readings",
+            Requires(P::PlantRead),
+            get(readings::query),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/machines/{machine}/latest",
+            Requires(P::PlantRead),
+            get(readings::latest),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/dead-letters",
+            Requires(P::ReadingsWrite),
+            get(readings::dead_letters),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/dead-letters/{id}/replay",
+            Requires(P::ReadingsWrite),
+            post(readings::replay),
         ),
     ]
 }

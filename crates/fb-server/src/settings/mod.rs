@@ -26,7 +26,29 @@ pub struct Settings {
     pub server: ServerSettings,
     pub storage: StorageSettings,
     pub auth: AuthSettings,
+    pub ingest: IngestSettings,
+    pub query: QuerySettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    pub auto_register: bool,
+    pub max_payload_bytes: u64,
+    pub max_decoded_bytes: u64,
+    pub max_batch_readings: u64,
+    pub max_in_flight: u64,
+    pub max_future_secs: u64,
+    pub max_age_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySettings {
+    pub max_raw_range_hours: u64,
+    pub max_points: u64,
+    pub max_buckets: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +238,58 @@ impl Settings {
         {
             errors.push(SettingsError::new(&e.field, e.reason));
         }
+        let i = &self.ingest;
+        let mut check = |ok: bool, path: &str, message: &str| {
+            if !ok {
+                errors.push(SettingsError::new(path, message));
+            }
+        };
+        check(
+            (1024..=1 << 30).contains(&i.max_payload_bytes),
+            "ingest.max_payload_bytes",
+            "must be between 1024 and 1073741824",
+        );
+        check(
+            i.max_decoded_bytes >= i.max_payload_bytes && i.max_decoded_bytes <= 4 << 30,
+            "ingest.max_decoded_bytes",
+            "must be at least ingest.max_payload_bytes and at most 4294967296",
+        );
+        check(
+            (1..=10_000_000).contains(&i.max_batch_readings),
+            "ingest.max_batch_readings",
+            "must be between 1 and 10000000",
+        );
+        check(
+            (1..=1024).contains(&i.max_in_flight),
+            "ingest.max_in_flight",
+            "must be between 1 and 1024",
+        );
+        check(
+            i.max_future_secs <= 86_400,
+            "ingest.max_future_secs",
+            "must be at most 86400",
+        );
+        check(
+            (1..=36_500).contains(&i.max_age_days),
+            "ingest.max_age_days",
+            "must be between 1 and 36500",
+        );
+        let q = &self.query;
+        check(
+            (1..=87_600).contains(&q.max_raw_range_hours),
+            "query.max_raw_range_hours",
+            "must be between 1 and 87600",
+        );
+        check(
+            (1..=10_000_000).contains(&q.max_points),
+            "query.max_points",
+            "must be between 1 and 10000000",
+        );
+        check(
+            (1..=10_000_000).contains(&q.max_buckets),
+            "query.max_buckets",
+            "must be between 1 and 10000000",
+        );
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             errors.push(SettingsError::new(
                 "log.level",

@@ -23,6 +23,7 @@ fn concrete(path: &str) -> String {
     path.replace("{user}", "nobody-here")
         .replace("{key}", "000000000000")
         .replace("{machine}", "no-such-machine")
+        .replace("{id}", "01a20254-7012-7493-9c41-8192686a39fe")
 }
 
 #[test]

@@ -9,4 +9,5 @@ mod api;
 mod docs;
 mod e2e;
 mod machines;
+mod readings;
 mod support;

@@ -50,7 +50,10 @@ pub async fn dead_letters_keep_payloads_and_page_by_id(storage: &Storage) {
         limit: 1,
         ..Default::default()
     };
-    assert_eq!(store.list_dead_letters(&page).await.unwrap(), std::slice::from_ref(&b));
+    assert_eq!(
+        store.list_dead_letters(&page).await.unwrap(),
+        std::slice::from_ref(&b)
+    );
     let by_code = DeadLetterFilter {
         code: Some(Code::unknown_machine),
         limit: 10,

@@ -239,4 +239,6 @@ pub struct Readiness {
 }
 
 mod machines;
+mod readings;
 pub use machines::*;
+pub use readings::*;
