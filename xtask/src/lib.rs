@@ -16,6 +16,8 @@ pub const TESTKIT: &str = "fb-testkit";
 /// Driven adapters: implement ports with a technology. They depend on fb-core (and the SQL
 /// support library) only.
 pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres"];
+/// The plant simulator: domain readings out, no I/O, fb-core only.
+pub const SIMULATOR: &str = "fb-sim";
 /// Support library for the SQL adapters: portable queries and helpers, no driver, fb-core only.
 pub const SQL_SUPPORT: &str = "fb-sql";
 /// Driving adapters: call the application from a protocol. They depend on fb-app and fb-core.
@@ -110,7 +112,7 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
             CORE => Some(&[]),
             APP => Some(&[CORE]),
             TESTKIT => Some(&[CORE, APP]),
-            SQL_SUPPORT => Some(&[CORE]),
+            SQL_SUPPORT | SIMULATOR => Some(&[CORE]),
             f if DRIVEN.contains(&f) => Some(&[CORE, SQL_SUPPORT]),
             f if DRIVING.contains(&f) => Some(&[CORE, APP]),
             _ => None,

@@ -29,6 +29,7 @@ fn the_rules_know_every_workspace_crate() {
         xtask::SERVER,
         xtask::TESTKIT,
         xtask::SQL_SUPPORT,
+        xtask::SIMULATOR,
         "xtask",
     ]
     .into_iter()

@@ -60,8 +60,7 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:8080 [settings: server.listen].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Start with demo content. The simulated plant arrives with the ingestion work; for now the
-    /// flag starts the server as usual and says so in the log.
+    /// Run a simulated plant in-process: 10 machines sending five sensors each every second.
     #[arg(long)]
     pub demo: bool,
 }

@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod cli;
+mod demo;
 mod logging;
 mod serve;
 pub mod settings;

@@ -20,9 +20,6 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             announce_first_admin(&user.username, &password);
             tracing::info!(username = %user.username, "First admin created; its password was printed to the console.");
         }
-        if demo {
-            tracing::info!("Demo mode requested: the simulated plant is not part of this version yet.");
-        }
         let state = wire::http_state(&settings, &storage, auth);
         let signal = shutdown_signal()?;
         let addr = settings.listen_addr()?;
@@ -36,6 +33,14 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     .instrument(startup)
     .await?;
 
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let demo_task = demo.then(|| {
+        tokio::spawn(crate::demo::run(
+            state.plant.clone(),
+            state.ingest.clone(),
+            stop_rx,
+        ))
+    });
     let router = fb_http::router(state.clone());
     let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
     let draining = state.clone();
@@ -65,6 +70,10 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             let _ = signalled.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;
         } => shutdown.in_scope(|| tracing::warn!(grace_secs = grace.as_secs(), "Requests still running after the grace period; stopping anyway.")),
+    }
+    let _ = stop_tx.send(true);
+    if let Some(task) = demo_task {
+        let _ = task.await;
     }
     // Connections abandoned after the grace period may still hold pooled connections; closing
     // the pool waits for them, so it gets a bound of its own.

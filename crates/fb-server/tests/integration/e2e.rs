@@ -26,8 +26,14 @@ struct Output {
 
 /// Starts `factorybrain serve` on a free port and waits until it listens.
 fn start(data_dir: &Path) -> Server {
+    start_with(data_dir, &[])
+}
+
+fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
         .arg(data_dir)
         .env_remove("FB__STORAGE__URL")
         .stdout(Stdio::piped())
@@ -344,4 +350,58 @@ fn help_is_available_for_every_command() {
     }
     let version = Command::new(BIN).arg("version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).contains("storage backends: sqlite"));
+}
+
+#[test]
+fn demo_mode_shows_fresh_readings_for_every_simulated_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &["--demo"]);
+    let password = server.admin_password.clone().unwrap();
+    let mut login = agent()
+        .post(&format!("{}/api/v1/auth/login", server.base))
+        .send_json(json!({"username": "admin", "password": password}))
+        .unwrap();
+    let token = login.body_mut().read_json::<Value>().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, machines) = get(&format!("{}/api/v1/machines", server.base), Some(&token));
+    let machines: Value = serde_json::from_str(&machines).unwrap();
+    let ids: Vec<String> = machines["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 10, "{ids:?}");
+    // Within a few seconds every machine has a fresh value for each of its five sensors.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for id in &ids {
+        loop {
+            let (_, body) = get(
+                &format!("{}/api/v1/machines/{id}/latest", server.base),
+                Some(&token),
+            );
+            let latest: Value = serde_json::from_str(&body).unwrap();
+            let readings = latest["readings"].as_array().unwrap();
+            let fresh = readings.len() == 5
+                && readings.iter().all(|r| {
+                    let ts = time::OffsetDateTime::parse(
+                        r["ts"].as_str().unwrap(),
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .unwrap();
+                    time::OffsetDateTime::now_utc() - ts < time::Duration::seconds(10)
+                });
+            if fresh {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no fresh readings for {id}: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    server.stop();
 }

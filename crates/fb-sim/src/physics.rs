@@ -1,0 +1,391 @@
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use time::{Duration, OffsetDateTime};
+
+use fb_core::plant::{Machine, MachineId, Reading, SensorKey};
+
+use crate::MachineKind;
+
+/// What went wrong, as a detector should see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// Vibration rises over hours, then temperature follows.
+    BearingWear,
+    /// Temperature climbs well above its running level.
+    Overheating,
+    /// Pressure (and flow) fall.
+    PressureLeak,
+    /// One sensor repeats the same value.
+    StuckSensor,
+    /// The machine sends nothing.
+    Dropout,
+    /// One absurd reading of one sensor.
+    Spike,
+}
+
+impl FaultKind {
+    const ALL: [FaultKind; 6] = [
+        FaultKind::BearingWear,
+        FaultKind::Overheating,
+        FaultKind::PressureLeak,
+        FaultKind::StuckSensor,
+        FaultKind::Dropout,
+        FaultKind::Spike,
+    ];
+
+    /// Duration range in seconds.
+    fn duration(self) -> (i64, i64) {
+        match self {
+            FaultKind::BearingWear => (2 * 3600, 6 * 3600),
+            FaultKind::Overheating => (600, 1800),
+            FaultKind::PressureLeak => (1200, 3600),
+            FaultKind::StuckSensor => (300, 1800),
+            FaultKind::Dropout => (60, 300),
+            FaultKind::Spike => (0, 0),
+        }
+    }
+}
+
+/// A labelled fault: the ground truth for scoring detectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub machine: MachineId,
+    pub kind: FaultKind,
+    /// The sensor a sensor fault (stuck, spike) affects.
+    pub sensor: Option<SensorKey>,
+    pub start: OffsetDateTime,
+    pub end: OffsetDateTime,
+}
+
+const SENSORS: [&str; 5] = ["temperature", "vibration", "pressure", "flow", "power"];
+/// Temperature follows load with this time constant.
+const THERMAL_TAU_SECS: f64 = 600.0;
+
+struct SimMachine {
+    id: MachineId,
+    kind: MachineKind,
+    ranges: Vec<(f64, f64)>,
+    temperature: f64,
+    wear: f64,
+    leak: f64,
+    fault: Option<(FaultKind, OffsetDateTime, Option<usize>, f64)>,
+}
+
+pub struct Simulator {
+    rng: StdRng,
+    machines: Vec<SimMachine>,
+    now: OffsetDateTime,
+    faults: Vec<Fault>,
+    /// Expected faults per machine per hour.
+    fault_rate: f64,
+}
+
+impl Simulator {
+    /// A plant of `machines` starting at `start`. Same seed, same plant, same readings.
+    pub fn new(seed: u64, machines: &[(Machine, MachineKind)], start: OffsetDateTime) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let machines = machines
+            .iter()
+            .map(|(m, kind)| SimMachine {
+                id: m.id.clone(),
+                kind: *kind,
+                ranges: SENSORS
+                    .iter()
+                    .map(|s| {
+                        m.sensor(s).map_or((f64::MIN, f64::MAX), |spec| {
+                            (spec.physical_min, spec.physical_max)
+                        })
+                    })
+                    .collect(),
+                temperature: 20.0 + kind.nominal().1 * 0.5,
+                wear: rng.random_range(0.0..0.2),
+                leak: 0.0,
+                fault: None,
+            })
+            .collect();
+        Self {
+            rng,
+            machines,
+            now: start,
+            faults: Vec::new(),
+            fault_rate: 0.05,
+        }
+    }
+
+    /// Expected faults per machine per hour (default 0.05).
+    pub fn with_fault_rate(mut self, per_machine_per_hour: f64) -> Self {
+        self.fault_rate = per_machine_per_hour.max(0.0);
+        self
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    /// Every fault injected so far.
+    pub fn faults(&self) -> &[Fault] {
+        &self.faults
+    }
+
+    /// Advances the clock by `dt` and returns one reading per sensor of each machine that is
+    /// not in a dropout.
+    pub fn step(&mut self, dt: Duration) -> Vec<Reading> {
+        self.now += dt;
+        let now = self.now;
+        let dt_secs = dt.as_seconds_f64().max(0.001);
+        let load_base = shift_load(now);
+        let ambient = 20.0 + 3.0 * (day_fraction(now) * std::f64::consts::TAU).sin();
+        let mut readings = Vec::with_capacity(self.machines.len() * SENSORS.len());
+        for index in 0..self.machines.len() {
+            self.maybe_start_fault(index, dt_secs);
+            let noise = |rng: &mut StdRng, sd: f64| gaussian(rng) * sd;
+            let load = (load_base + noise(&mut self.rng, 0.03)).clamp(0.05, 1.0);
+            let m = &mut self.machines[index];
+            let (rated, rise, vib, pressure, flow) = m.kind.nominal();
+            let fault = m.fault.filter(|(_, end, _, _)| *end >= now);
+            if fault.is_none() {
+                m.fault = None;
+            }
+            let kind = fault.map(|f| f.0);
+
+            m.wear += dt_secs
+                * if kind == Some(FaultKind::BearingWear) {
+                    4e-5
+                } else {
+                    2e-8
+                };
+            m.wear = m.wear.min(1.0);
+            m.leak = if kind == Some(FaultKind::PressureLeak) {
+                (m.leak + dt_secs * 2e-4).min(0.4)
+            } else {
+                (m.leak - dt_secs * 1e-3).max(0.0)
+            };
+            let overheat = if kind == Some(FaultKind::Overheating) {
+                45.0
+            } else {
+                0.0
+            };
+            let target = ambient + rise * load + 25.0 * m.wear * m.wear + overheat;
+            m.temperature += (target - m.temperature) * (1.0 - (-dt_secs / THERMAL_TAU_SECS).exp());
+            let efficiency = 0.92 - 0.25 * m.wear;
+
+            if kind == Some(FaultKind::Dropout) {
+                continue;
+            }
+            let mut values = [
+                m.temperature,
+                vib * (0.6 + 0.4 * load) * (1.0 + 6.0 * m.wear * m.wear),
+                pressure * (0.5 + 0.5 * load) * (1.0 - m.leak),
+                flow * load * (1.0 - 0.5 * m.leak),
+                rated * load / efficiency,
+            ];
+            let sds = [0.2, 0.04 * vib, 0.01 * pressure, 0.01 * flow, 0.01 * rated];
+            for (v, sd) in values.iter_mut().zip(sds) {
+                *v += gaussian(&mut self.rng) * sd;
+            }
+            let m = &mut self.machines[index];
+            match fault {
+                Some((FaultKind::StuckSensor, _, Some(sensor), stuck)) => values[sensor] = stuck,
+                Some((FaultKind::Spike, _, Some(sensor), _)) => {
+                    values[sensor] = m.ranges[sensor].1 * 0.95;
+                    m.fault = None;
+                }
+                _ => {}
+            }
+            for (i, value) in values.into_iter().enumerate() {
+                let (min, max) = m.ranges[i];
+                readings.push(Reading {
+                    machine: m.id.clone(),
+                    sensor: SensorKey(SENSORS[i].into()),
+                    ts: now,
+                    value: value.clamp(min, max),
+                });
+            }
+        }
+        readings
+    }
+
+    fn maybe_start_fault(&mut self, index: usize, dt_secs: f64) {
+        if self.machines[index].fault.is_some() {
+            return;
+        }
+        let probability = self.fault_rate * dt_secs / 3600.0;
+        if !self.rng.random_bool(probability.clamp(0.0, 1.0)) {
+            return;
+        }
+        let kind = FaultKind::ALL[self.rng.random_range(0..FaultKind::ALL.len())];
+        let (lo, hi) = kind.duration();
+        let secs = if hi > lo {
+            self.rng.random_range(lo..hi)
+        } else {
+            lo
+        };
+        let sensor = matches!(kind, FaultKind::StuckSensor | FaultKind::Spike)
+            .then(|| self.rng.random_range(0..SENSORS.len()));
+        let end = self.now + Duration::seconds(secs);
+        let m = &mut self.machines[index];
+        let stuck = sensor.map_or(0.0, |s| match s {
+            0 => m.temperature,
+            _ => (m.ranges[s].0 + m.ranges[s].1) / 6.0,
+        });
+        m.fault = Some((kind, end, sensor, stuck));
+        self.faults.push(Fault {
+            machine: m.id.clone(),
+            kind,
+            sensor: sensor.map(|s| SensorKey(SENSORS[s].into())),
+            start: self.now,
+            end,
+        });
+    }
+}
+
+/// Three shifts: days busy, evenings less, nights light.
+fn shift_load(t: OffsetDateTime) -> f64 {
+    match t.hour() {
+        6..=13 => 0.9,
+        14..=21 => 0.75,
+        _ => 0.35,
+    }
+}
+
+fn day_fraction(t: OffsetDateTime) -> f64 {
+    f64::from(u32::from(t.hour()) * 3600 + u32::from(t.minute()) * 60 + u32::from(t.second()))
+        / 86_400.0
+}
+
+/// A standard normal sample (Box–Muller).
+fn gaussian(rng: &mut StdRng) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plant_machines;
+
+    fn start() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn run(seed: u64, steps: usize, rate: f64) -> (Vec<Reading>, Vec<Fault>) {
+        let machines = plant_machines(5, start());
+        let mut sim = Simulator::new(seed, &machines, start()).with_fault_rate(rate);
+        let readings = (0..steps)
+            .flat_map(|_| sim.step(Duration::seconds(10)))
+            .collect();
+        (readings, sim.faults().to_vec())
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_plant() {
+        assert_eq!(run(7, 200, 2.0), run(7, 200, 2.0));
+        assert_ne!(run(7, 200, 2.0).0, run(8, 200, 2.0).0);
+    }
+
+    #[test]
+    fn readings_respect_the_sensor_ranges_and_machine_ids() {
+        let machines = plant_machines(5, start());
+        let (readings, _) = run(1, 100, 5.0);
+        for r in &readings {
+            let (machine, _) = machines.iter().find(|(m, _)| m.id == r.machine).unwrap();
+            let spec = machine.sensor(&r.sensor.0).unwrap();
+            assert!(
+                r.value >= spec.physical_min && r.value <= spec.physical_max,
+                "{r:?}"
+            );
+            assert!(r.value.is_finite());
+        }
+        assert_eq!(machines[0].0.id.0, "sim-pump-1");
+    }
+
+    #[test]
+    fn temperature_follows_load_with_a_lag() {
+        // From night (light load) into the day shift, temperature rises gradually, not at once.
+        let night = OffsetDateTime::from_unix_timestamp(1_800_000_000)
+            .unwrap()
+            .replace_hour(5)
+            .unwrap()
+            .replace_minute(50)
+            .unwrap();
+        let machines = plant_machines(1, night);
+        let mut sim = Simulator::new(3, &machines, night).with_fault_rate(0.0);
+        let temp = |r: &[Reading]| {
+            r.iter()
+                .find(|x| x.sensor.0 == "temperature")
+                .unwrap()
+                .value
+        };
+        for _ in 0..120 {
+            sim.step(Duration::seconds(5)); // settle for ten minutes of night
+        }
+        let before = temp(&sim.step(Duration::seconds(5)));
+        let first = temp(&sim.step(Duration::seconds(60)));
+        let later: Vec<f64> = (0..60)
+            .map(|_| temp(&sim.step(Duration::seconds(60))))
+            .collect();
+        let after = *later.last().unwrap();
+        assert!(
+            after > before + 10.0,
+            "warms up with the day shift: {before} -> {after}"
+        );
+        assert!(first - before < 5.0, "but not at once: {before} -> {first}");
+    }
+
+    #[test]
+    fn faults_are_labelled_and_visible() {
+        let (readings, faults) = run(11, 3000, 3.0);
+        assert!(!faults.is_empty());
+        let kinds: std::collections::HashSet<_> = faults.iter().map(|f| f.kind).collect();
+        assert!(kinds.len() >= 3, "{kinds:?}");
+        // A dropout means no readings from that machine during it.
+        if let Some(d) = faults
+            .iter()
+            .find(|f| f.kind == FaultKind::Dropout && f.end > f.start)
+        {
+            let during = readings
+                .iter()
+                .filter(|r| r.machine == d.machine && r.ts > d.start && r.ts < d.end)
+                .count();
+            assert_eq!(during, 0, "{d:?}");
+        }
+        for f in &faults {
+            assert!(f.end >= f.start);
+            assert_eq!(
+                f.sensor.is_some(),
+                matches!(f.kind, FaultKind::StuckSensor | FaultKind::Spike)
+            );
+        }
+    }
+
+    #[test]
+    fn bearing_wear_raises_vibration() {
+        let machines = plant_machines(1, start());
+        let mut sim = Simulator::new(5, &machines, start()).with_fault_rate(0.0);
+        let vib = |r: &[Reading]| {
+            r.iter()
+                .find(|x| x.sensor.0 == "vibration")
+                .map(|x| x.value)
+                .unwrap()
+        };
+        let healthy: f64 = (0..50)
+            .map(|_| vib(&sim.step(Duration::seconds(10))))
+            .sum::<f64>()
+            / 50.0;
+        sim.machines[0].fault = Some((
+            FaultKind::BearingWear,
+            start() + Duration::hours(10),
+            None,
+            0.0,
+        ));
+        for _ in 0..360 {
+            sim.step(Duration::seconds(30));
+        }
+        let worn: f64 = (0..50)
+            .map(|_| vib(&sim.step(Duration::seconds(10))))
+            .sum::<f64>()
+            / 50.0;
+        assert!(worn > healthy * 1.5, "{healthy} -> {worn}");
+    }
+}
