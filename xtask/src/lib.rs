@@ -21,7 +21,7 @@ pub const SIMULATOR: &str = "fb-sim";
 /// Support library for the SQL adapters: portable queries and helpers, no driver, fb-core only.
 pub const SQL_SUPPORT: &str = "fb-sql";
 /// Driving adapters: call the application from a protocol. They depend on fb-app and fb-core.
-pub const DRIVING: &[&str] = &["fb-http"];
+pub const DRIVING: &[&str] = &["fb-http", "fb-mqtt"];
 /// The only external crates fb-core may use: no runtime, no driver, no format.
 pub const CORE_ALLOWED: &[&str] = &["async-trait", "serde", "thiserror", "time", "uuid"];
 /// Crates that mean I/O or a wire format; fb-app must reach them through ports.

@@ -34,6 +34,19 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     .await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mqtt_task = match wire::mqtt_options(&settings)? {
+        Some(options) => {
+            tracing::info!(broker = %format!("{}:{}", options.host, options.port), client_id = %options.client_id, "MQTT ingest starting.");
+            let ingest = state.ingest.clone();
+            let stop = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = fb_mqtt::run(options, ingest, stop).await {
+                    tracing::error!(error = %e, "MQTT ingest stopped.");
+                }
+            }))
+        }
+        None => None,
+    };
     let demo_task = demo.then(|| {
         tokio::spawn(crate::demo::run(
             state.plant.clone(),
@@ -72,7 +85,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         } => shutdown.in_scope(|| tracing::warn!(grace_secs = grace.as_secs(), "Requests still running after the grace period; stopping anyway.")),
     }
     let _ = stop_tx.send(true);
-    if let Some(task) = demo_task {
+    for task in [demo_task, mqtt_task].into_iter().flatten() {
         let _ = task.await;
     }
     // Connections abandoned after the grace period may still hold pooled connections; closing

@@ -174,3 +174,24 @@ pub fn http_state(
         options,
     )
 }
+
+/// MQTT ingest options, when `mqtt.enabled`.
+pub fn mqtt_options(settings: &Settings) -> anyhow::Result<Option<fb_mqtt::Options>> {
+    let m = &settings.mqtt;
+    if !m.enabled {
+        return Ok(None);
+    }
+    let broker = m.broker()?;
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    Ok(Some(fb_mqtt::Options {
+        host: broker.host,
+        port: broker.port,
+        client_id: m.client_id.clone(),
+        username: non_empty(&m.username),
+        password: non_empty(m.password.expose()),
+        tls_ca_file: broker.tls.then(|| m.tls_ca_file.clone().into()),
+        topic_prefix: m.topic_prefix.clone(),
+        batch_max: m.batch_max as usize,
+        batch_linger: Duration::from_millis(m.batch_linger_ms),
+    }))
+}

@@ -27,6 +27,7 @@ pub struct Settings {
     pub storage: StorageSettings,
     pub auth: AuthSettings,
     pub ingest: IngestSettings,
+    pub mqtt: MqttSettings,
     pub query: QuerySettings,
     pub log: LogSettings,
 }
@@ -41,6 +42,59 @@ pub struct IngestSettings {
     pub max_in_flight: u64,
     pub max_future_secs: u64,
     pub max_age_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    pub enabled: bool,
+    pub url: String,
+    pub client_id: String,
+    pub username: String,
+    pub password: Secret,
+    pub tls_ca_file: String,
+    pub topic_prefix: String,
+    pub batch_max: u64,
+    pub batch_linger_ms: u64,
+}
+
+/// A broker address taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl MqttSettings {
+    pub fn broker(&self) -> Result<BrokerAddress, SettingsError> {
+        let bad = || {
+            SettingsError::new(
+                "mqtt.url",
+                "must look like mqtt://host:port or mqtts://host:port",
+            )
+        };
+        let (tls, rest) = if let Some(rest) = self.url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else if let Some(rest) = self.url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else {
+            return Err(bad());
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+            None => (rest, if tls { 8883 } else { 1883 }),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(BrokerAddress {
+            host: host.to_owned(),
+            port,
+            tls,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -273,6 +327,36 @@ impl Settings {
             (1..=36_500).contains(&i.max_age_days),
             "ingest.max_age_days",
             "must be between 1 and 36500",
+        );
+        let m = &self.mqtt;
+        match m.broker() {
+            Ok(b) if b.tls && m.tls_ca_file.trim().is_empty() => check(
+                false,
+                "mqtt.tls_ca_file",
+                "is required for mqtts:// brokers",
+            ),
+            Ok(_) => {}
+            Err(e) => check(false, &e.path, &e.message),
+        }
+        check(
+            !m.client_id.is_empty() && m.client_id.len() <= 128,
+            "mqtt.client_id",
+            "must be 1 to 128 characters",
+        );
+        check(
+            !m.topic_prefix.is_empty() && !m.topic_prefix.contains(['+', '#']),
+            "mqtt.topic_prefix",
+            "must be non-empty and free of the wildcards + and #",
+        );
+        check(
+            (1..=100_000).contains(&m.batch_max),
+            "mqtt.batch_max",
+            "must be between 1 and 100000",
+        );
+        check(
+            m.batch_linger_ms <= 10_000,
+            "mqtt.batch_linger_ms",
+            "must be at most 10000",
         );
         let q = &self.query;
         check(

@@ -9,5 +9,6 @@ mod api;
 mod docs;
 mod e2e;
 mod machines;
+mod mqtt;
 mod readings;
 mod support;
