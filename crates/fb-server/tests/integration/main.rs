@@ -6,6 +6,7 @@
 
 mod access;
 mod api;
+mod crash;
 mod docs;
 mod e2e;
 mod machines;
