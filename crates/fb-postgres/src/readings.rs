@@ -188,7 +188,11 @@ impl ReadingStore for PgStore {
         for resolution in [Resolution::Minute, Resolution::Hour] {
             let t = rollup_table(resolution);
             if duplicates == 0 {
-                let deltas = aggregate(&rows, resolution.seconds());
+                // Upsert in key order: concurrent batches then take row locks in the same order
+                // and cannot deadlock.
+                let mut deltas: Vec<_> =
+                    aggregate(&rows, resolution.seconds()).into_iter().collect();
+                deltas.sort_unstable_by_key(|(key, _)| *key);
                 let mut cols: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<f64>, Vec<f64>, Vec<f64>) =
                     Default::default();
                 for ((s, b), a) in deltas {
@@ -241,7 +245,8 @@ impl ReadingStore for PgStore {
         }
         // Latest values come from the stored rows, so that a duplicate never overrides the first value.
         let newest = newest(&rows);
-        let latest_series: Vec<i64> = newest.keys().copied().collect();
+        let mut latest_series: Vec<i64> = newest.keys().copied().collect();
+        latest_series.sort_unstable(); // one lock order for all batches (see above)
         let latest_ts: Vec<OffsetDateTime> = latest_series
             .iter()
             .map(|s| from_micros(newest[s].0))

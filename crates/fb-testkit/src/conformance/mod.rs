@@ -46,6 +46,7 @@ macro_rules! storage_conformance {
             rollups_follow_appends_without_double_counting,
             latest_values_track_the_newest_stored_reading,
             readings_span_days_and_keep_microseconds,
+            concurrent_appends_to_the_same_series_all_land,
             dead_letters_keep_payloads_and_page_by_id,
             replayed_dead_letters_leave_the_pending_list,
         );

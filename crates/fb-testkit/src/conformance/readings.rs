@@ -236,3 +236,35 @@ pub async fn readings_span_days_and_keep_microseconds(storage: &Storage) {
         "microseconds survive the round trip"
     );
 }
+
+pub async fn concurrent_appends_to_the_same_series_all_land(storage: &Storage) {
+    // Batches for the same sensors committing at once must neither deadlock nor lose counts.
+    let t = base();
+    let batches: Vec<Vec<Reading>> = (0..4)
+        .map(|b| {
+            (0..50)
+                .flat_map(|i| {
+                    let at = t + Duration::seconds(i * 4 + b);
+                    [
+                        reading("m6", "a", at, 1.0),
+                        reading("m6", "b", at, 2.0),
+                        reading("m6", "c", at, 3.0),
+                    ]
+                })
+                .collect()
+        })
+        .collect();
+    let store = &storage.readings;
+    let (r0, r1, r2, r3) = tokio::join!(
+        store.append_readings(&batches[0]),
+        store.append_readings(&batches[1]),
+        store.append_readings(&batches[2]),
+        store.append_readings(&batches[3]),
+    );
+    for r in [r0, r1, r2, r3] {
+        assert_eq!(r.unwrap().inserted, 150);
+    }
+    let q = range("m6", Some("a"), t, t + Duration::hours(1));
+    let minutes = store.rollup_readings(&q, Resolution::Minute).await.unwrap();
+    assert_eq!(minutes.iter().map(|b| b.count).sum::<u64>(), 200);
+}
