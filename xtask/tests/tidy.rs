@@ -30,7 +30,7 @@ fn the_rules_know_every_workspace_crate() {
         xtask::TESTKIT,
         xtask::SQL_SUPPORT,
         xtask::SIMULATOR,
-        "fb-bench",
+        xtask::BENCH,
         "xtask",
     ]
     .into_iter()

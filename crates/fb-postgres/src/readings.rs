@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 
 use fb_core::plant::{MachineId, Reading, SensorKey};
 use fb_core::ports::{
-    AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, StoreError,
+    AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, RetentionCutoffs,
+    RetentionOutcome, StoreError,
 };
 use fb_sql::readings::{aggregate, bucket_start, from_micros, newest, to_micros};
 
@@ -353,4 +354,72 @@ impl ReadingStore for PgStore {
             })
             .collect()
     }
+
+    async fn apply_retention(
+        &self,
+        cutoffs: &RetentionCutoffs,
+    ) -> Result<RetentionOutcome, StoreError> {
+        let mut outcome = RetentionOutcome::default();
+        if let Some(cutoff) = cutoffs.raw {
+            // Drop whole day partitions that end at or before the cut-off: instant, no vacuum.
+            let cutoff_day = to_micros(cutoff).div_euclid(DAY_MICROS);
+            let query = sqlx::query_scalar::<_, String>(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace \
+                 WHERE p.relname = 'readings' AND n.nspname = current_schema()",
+            )
+            .fetch_all(&self.pool);
+            for name in Self::timed("retention.partitions", query).await? {
+                let Some(day) = partition_day(&name) else {
+                    continue;
+                };
+                if day < cutoff_day {
+                    // The name came from the catalogue and matched readings_YYYYMMDD.
+                    let drop_sql = format!("DROP TABLE IF EXISTS {name}");
+                    Self::timed(
+                        "retention.drop_partition",
+                        sqlx::query(AssertSqlSafe(drop_sql)).execute(&self.pool),
+                    )
+                    .await?;
+                    self.partitions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&day);
+                    outcome.raw_units += 1;
+                }
+            }
+        }
+        for (resolution, cutoff) in [
+            (Resolution::Minute, cutoffs.minute),
+            (Resolution::Hour, cutoffs.hour),
+        ] {
+            let Some(cutoff) = cutoff else { continue };
+            let sql = format!("DELETE FROM {} WHERE bucket < $1", rollup_table(resolution));
+            let query = sqlx::query(AssertSqlSafe(sql))
+                .bind(cutoff.unix_timestamp())
+                .execute(&self.pool);
+            let removed = Self::timed("retention.rollups", query)
+                .await?
+                .rows_affected();
+            match resolution {
+                Resolution::Minute => outcome.minute_rows = removed,
+                Resolution::Hour => outcome.hour_rows = removed,
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// The day (since the epoch) of a partition named `readings_YYYYMMDD`.
+fn partition_day(name: &str) -> Option<i64> {
+    let digits = name.strip_prefix("readings_")?;
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = digits[..4].parse().ok()?;
+    let month: u8 = digits[4..6].parse().ok()?;
+    let day: u8 = digits[6..].parse().ok()?;
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    Some(to_micros(date.midnight().assume_utc()).div_euclid(DAY_MICROS))
 }

@@ -47,6 +47,29 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let retention_task = {
+        let readings = storage.readings.clone();
+        let settings = settings.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_secs(settings.retention.interval_minutes * 60);
+            // First pass shortly after start, then on the interval.
+            let mut next = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(next) => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                next += every;
+                let span = tracing::info_span!("retention", op_id = %uuid::Uuid::now_v7());
+                let cutoffs = wire::retention_cutoffs(&settings, time::OffsetDateTime::now_utc());
+                match readings.apply_retention(&cutoffs).instrument(span.clone()).await {
+                    Ok(outcome) => span.in_scope(|| tracing::info!(raw = outcome.raw_units, minute_rows = outcome.minute_rows, hour_rows = outcome.hour_rows, "Retention pass done.")),
+                    Err(e) => span.in_scope(|| tracing::warn!(error = %e, "Retention pass failed; retrying at the next interval.")),
+                }
+            }
+        })
+    };
     let demo_task = demo.then(|| {
         tokio::spawn(crate::demo::run(
             state.plant.clone(),
@@ -85,7 +108,10 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         } => shutdown.in_scope(|| tracing::warn!(grace_secs = grace.as_secs(), "Requests still running after the grace period; stopping anyway.")),
     }
     let _ = stop_tx.send(true);
-    for task in [demo_task, mqtt_task].into_iter().flatten() {
+    for task in [demo_task, mqtt_task, Some(retention_task)]
+        .into_iter()
+        .flatten()
+    {
         let _ = task.await;
     }
     // Connections abandoned after the grace period may still hold pooled connections; closing

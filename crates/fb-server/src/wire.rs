@@ -195,3 +195,17 @@ pub fn mqtt_options(settings: &Settings) -> anyhow::Result<Option<fb_mqtt::Optio
         batch_linger: Duration::from_millis(m.batch_linger_ms),
     }))
 }
+
+/// Cut-offs for a retention pass at `now`.
+pub fn retention_cutoffs(
+    settings: &Settings,
+    now: time::OffsetDateTime,
+) -> fb_core::ports::RetentionCutoffs {
+    let r = &settings.retention;
+    let days = |d: u64| (d > 0).then(|| now - time::Duration::days(d as i64));
+    fb_core::ports::RetentionCutoffs {
+        raw: days(r.raw_days),
+        minute: days(r.minute_days),
+        hour: days(r.hour_days),
+    }
+}

@@ -8,7 +8,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use fb_core::plant::{MachineId, Reading, SensorKey};
 use fb_core::ports::{
-    AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, StoreError,
+    AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, RetentionCutoffs,
+    RetentionOutcome, StoreError,
 };
 use fb_sql::readings::{aggregate, bucket_start, from_micros, newest, to_micros};
 
@@ -310,5 +311,38 @@ impl ReadingStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn apply_retention(
+        &self,
+        cutoffs: &RetentionCutoffs,
+    ) -> Result<RetentionOutcome, StoreError> {
+        let mut outcome = RetentionOutcome::default();
+        if let Some(cutoff) = cutoffs.raw {
+            // Whole hour chunks only: a chunk goes when all of it is older than the cut-off.
+            let chunk = to_micros(cutoff).div_euclid(CHUNK_MICROS);
+            let query = sqlx::query("DELETE FROM readings WHERE chunk < $1")
+                .bind(chunk)
+                .execute(&self.pool);
+            outcome.raw_units = Self::timed("retention.raw", query).await?.rows_affected();
+        }
+        for (resolution, cutoff) in [
+            (Resolution::Minute, cutoffs.minute),
+            (Resolution::Hour, cutoffs.hour),
+        ] {
+            let Some(cutoff) = cutoff else { continue };
+            let sql = format!("DELETE FROM {} WHERE bucket < $1", rollup_table(resolution));
+            let query = sqlx::query(AssertSqlSafe(sql))
+                .bind(cutoff.unix_timestamp())
+                .execute(&self.pool);
+            let removed = Self::timed("retention.rollups", query)
+                .await?
+                .rows_affected();
+            match resolution {
+                Resolution::Minute => outcome.minute_rows = removed,
+                Resolution::Hour => outcome.hour_rows = removed,
+            }
+        }
+        Ok(outcome)
     }
 }

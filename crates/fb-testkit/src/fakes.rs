@@ -12,7 +12,8 @@ use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
 use fb_core::plant::{Machine, MachineId, Reading, SensorKey};
 use fb_core::ports::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, IdentityStore,
-    MachineStore, RangeQuery, ReadingStore, Resolution, SecretStore, StoreError, StoreHealth,
+    MachineStore, RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,
+    SecretStore, StoreError, StoreHealth,
 };
 use uuid::Uuid;
 
@@ -321,6 +322,27 @@ impl ReadingStore for MemoryStore {
             out.truncate(q.limit);
             out
         }))
+    }
+
+    async fn apply_retention(
+        &self,
+        cutoffs: &RetentionCutoffs,
+    ) -> Result<RetentionOutcome, StoreError> {
+        // The fake computes rollups from raw data, so only raw retention has work to do; it
+        // removes whole hours, like the SQLite store.
+        let mut outcome = RetentionOutcome::default();
+        if let Some(cutoff) = cutoffs.raw {
+            let hour = 3_600_000_000i128;
+            let limit = micros(cutoff).div_euclid(hour) * hour;
+            self.with(|s| {
+                for points in s.readings.values_mut() {
+                    let keep = points.split_off(&limit);
+                    outcome.raw_units += points.len() as u64;
+                    *points = keep;
+                }
+            });
+        }
+        Ok(outcome)
     }
 
     async fn latest_readings(&self, machine: &MachineId) -> Result<Vec<Reading>, StoreError> {

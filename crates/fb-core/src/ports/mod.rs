@@ -6,6 +6,6 @@ mod store;
 
 pub use plant::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,
-    RangeQuery, ReadingStore, Resolution,
+    RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,
 };
 pub use store::{IdentityStore, SecretStore, Storage, StoreError, StoreHealth};

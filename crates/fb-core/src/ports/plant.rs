@@ -87,6 +87,29 @@ pub trait ReadingStore: Send + Sync {
     ) -> Result<Vec<BucketStats>, StoreError>;
     /// The newest reading of every sensor of the machine, ordered by sensor.
     async fn latest_readings(&self, machine: &MachineId) -> Result<Vec<Reading>, StoreError>;
+    /// Removes data older than each cut-off. Raw data goes in whole storage units (hour chunks,
+    /// day partitions) that lie entirely before the cut-off, so slightly more may remain.
+    async fn apply_retention(
+        &self,
+        cutoffs: &RetentionCutoffs,
+    ) -> Result<RetentionOutcome, StoreError>;
+}
+
+/// Data older than a cut-off is removed; `None` keeps that resolution forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionCutoffs {
+    pub raw: Option<OffsetDateTime>,
+    pub minute: Option<OffsetDateTime>,
+    pub hour: Option<OffsetDateTime>,
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Raw rows deleted (SQLite) or day partitions dropped (PostgreSQL).
+    pub raw_units: u64,
+    pub minute_rows: u64,
+    pub hour_rows: u64,
 }
 
 /// A payload or reading that was refused, kept with what is needed to inspect and replay it.

@@ -28,6 +28,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ingest: IngestSettings,
     pub mqtt: MqttSettings,
+    pub retention: RetentionSettings,
     pub query: QuerySettings,
     pub log: LogSettings,
 }
@@ -95,6 +96,15 @@ impl MqttSettings {
             tls,
         })
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub raw_days: u64,
+    pub minute_days: u64,
+    pub hour_days: u64,
+    pub interval_minutes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -357,6 +367,27 @@ impl Settings {
             m.batch_linger_ms <= 10_000,
             "mqtt.batch_linger_ms",
             "must be at most 10000",
+        );
+        let r = &self.retention;
+        check(
+            (1..=36_500).contains(&r.raw_days),
+            "retention.raw_days",
+            "must be between 1 and 36500",
+        );
+        check(
+            r.minute_days >= r.raw_days && r.minute_days <= 36_500,
+            "retention.minute_days",
+            "must be at least retention.raw_days and at most 36500",
+        );
+        check(
+            r.hour_days == 0 || (r.hour_days >= r.minute_days && r.hour_days <= 36_500),
+            "retention.hour_days",
+            "must be 0 (keep) or at least retention.minute_days",
+        );
+        check(
+            (1..=10_080).contains(&r.interval_minutes),
+            "retention.interval_minutes",
+            "must be between 1 and 10080",
         );
         let q = &self.query;
         check(

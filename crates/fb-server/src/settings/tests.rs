@@ -280,3 +280,21 @@ fn secret_values_are_never_echoed_in_errors() {
         "an unquoted numeric secret is still a secret: {text}"
     );
 }
+
+#[test]
+fn retention_cutoffs_follow_the_settings() {
+    let s = Settings::load(&Layers::default()).unwrap();
+    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let c = crate::wire::retention_cutoffs(&s, now);
+    assert_eq!(c.raw, Some(now - time::Duration::days(30)));
+    assert_eq!(c.minute, Some(now - time::Duration::days(365)));
+    assert_eq!(c.hour, None, "hour rollups are kept by default");
+    let bad = Layers {
+        env: vec![("FB__RETENTION__MINUTE_DAYS".into(), "7".into())],
+        ..Layers::default()
+    };
+    assert_eq!(
+        Settings::load(&bad).unwrap_err().0[0].path,
+        "retention.minute_days"
+    );
+}

@@ -47,6 +47,7 @@ macro_rules! storage_conformance {
             latest_values_track_the_newest_stored_reading,
             readings_span_days_and_keep_microseconds,
             concurrent_appends_to_the_same_series_all_land,
+            retention_removes_old_raw_data_and_rollups,
             dead_letters_keep_payloads_and_page_by_id,
             replayed_dead_letters_leave_the_pending_list,
         );

@@ -268,3 +268,44 @@ pub async fn concurrent_appends_to_the_same_series_all_land(storage: &Storage) {
     let minutes = store.rollup_readings(&q, Resolution::Minute).await.unwrap();
     assert_eq!(minutes.iter().map(|b| b.count).sum::<u64>(), 200);
 }
+
+pub async fn retention_removes_old_raw_data_and_rollups(storage: &Storage) {
+    let store = &storage.readings;
+    let recent = base();
+    let old = recent - Duration::days(20);
+    store
+        .append_readings(&[
+            reading("m7", "x", old, 1.0),
+            reading("m7", "x", recent, 2.0),
+        ])
+        .await
+        .unwrap();
+    let cutoff = recent - Duration::days(10);
+    let cutoffs = fb_core::ports::RetentionCutoffs {
+        raw: Some(cutoff),
+        minute: Some(cutoff),
+        hour: None,
+    };
+    let outcome = store.apply_retention(&cutoffs).await.unwrap();
+    assert!(outcome.raw_units > 0, "{outcome:?}");
+    let q = range(
+        "m7",
+        Some("x"),
+        old - Duration::hours(1),
+        recent + Duration::hours(1),
+    );
+    let raw = store.raw_readings(&q).await.unwrap();
+    assert_eq!(raw.iter().map(|r| r.value).collect::<Vec<_>>(), [2.0]);
+    let minutes = store.rollup_readings(&q, Resolution::Minute).await.unwrap();
+    assert_eq!(minutes.iter().map(|b| b.sum).collect::<Vec<_>>(), [2.0]);
+    // Nothing to remove the second time; new data still lands.
+    assert_eq!(store.apply_retention(&cutoffs).await.unwrap().raw_units, 0);
+    assert_eq!(
+        store
+            .append_readings(&[reading("m7", "x", recent + Duration::seconds(1), 3.0)])
+            .await
+            .unwrap()
+            .inserted,
+        1
+    );
+}
