@@ -157,6 +157,8 @@ fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND, "FOR UPDATE");
 fb_sql::sql_machine_store!(PgStore, PgRow);
 fb_sql::sql_dead_letter_store!(PgStore, PgRow);
 
+fb_sql::sql_series_store!(PgStore);
+
 mod readings;
 
 fn map_err(e: sqlx::Error) -> StoreError {

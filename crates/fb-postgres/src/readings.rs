@@ -1,7 +1,7 @@
 //! The readings store on PostgreSQL: daily range partitions, UNNEST batch inserts, rollups and
 //! latest values updated in the same transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, Row};
@@ -12,20 +12,13 @@ use fb_core::ports::{
     AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, RetentionCutoffs,
     RetentionOutcome, StoreError,
 };
-use fb_sql::readings::{aggregate, bucket_start, from_micros, newest, to_micros};
+use fb_sql::readings::{aggregate, bucket_start, from_micros, newest, rollup_table, to_micros};
 
 use crate::PgStore;
 
 const DAY_MICROS: i64 = 86_400_000_000;
 /// Partitions made at start, beyond today, so that ingest never waits for DDL at midnight.
 const DAYS_AHEAD: i64 = 2;
-
-fn rollup_table(resolution: Resolution) -> &'static str {
-    match resolution {
-        Resolution::Minute => "rollup_minute",
-        Resolution::Hour => "rollup_hour",
-    }
-}
 
 impl PgStore {
     pub(crate) async fn create_partitions_ahead(&self) -> Result<(), StoreError> {
@@ -78,69 +71,6 @@ impl PgStore {
                 .insert(day);
         }
         Ok(())
-    }
-
-    async fn series_ids(
-        &self,
-        pairs: &BTreeSet<(&str, &str)>,
-    ) -> Result<HashMap<(String, String), i64>, StoreError> {
-        let mut found = HashMap::new();
-        let mut missing = Vec::new();
-        {
-            let cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
-            for &(m, s) in pairs {
-                match cache.get(&(m.to_owned(), s.to_owned())) {
-                    Some(id) => {
-                        found.insert((m.to_owned(), s.to_owned()), *id);
-                    }
-                    None => missing.push((m, s)),
-                }
-            }
-        }
-        for (machine, sensor) in missing {
-            let insert = sqlx::query("INSERT INTO series (machine_id, sensor_key) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(machine)
-                .bind(sensor)
-                .execute(&self.pool);
-            Self::timed("series.insert", insert).await?;
-            let select = sqlx::query_scalar::<_, i64>(
-                "SELECT id FROM series WHERE machine_id = $1 AND sensor_key = $2",
-            )
-            .bind(machine)
-            .bind(sensor)
-            .fetch_one(&self.pool);
-            let id = Self::timed("series.get", select).await?;
-            self.series
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((machine.to_owned(), sensor.to_owned()), id);
-            found.insert((machine.to_owned(), sensor.to_owned()), id);
-        }
-        Ok(found)
-    }
-
-    async fn series_of(
-        &self,
-        machine: &MachineId,
-        sensor: Option<&SensorKey>,
-    ) -> Result<Vec<(i64, SensorKey)>, StoreError> {
-        let query = sqlx::query(
-            "SELECT id, sensor_key FROM series WHERE machine_id = $1 AND ($2::text IS NULL OR sensor_key = $2) \
-             ORDER BY sensor_key",
-        )
-        .bind(&machine.0)
-        .bind(sensor.map(|s| s.0.as_str()))
-        .fetch_all(&self.pool);
-        Self::timed("series.of_machine", query)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("id").map_err(fb_sql::corrupt)?,
-                    SensorKey(row.try_get("sensor_key").map_err(fb_sql::corrupt)?),
-                ))
-            })
-            .collect()
     }
 }
 
@@ -300,38 +230,7 @@ impl ReadingStore for PgStore {
         q: &RangeQuery,
         resolution: Resolution,
     ) -> Result<Vec<BucketStats>, StoreError> {
-        let sql = format!(
-            "SELECT bucket, count, min, max, sum FROM {} WHERE series = $1 AND bucket >= $2 AND bucket < $3 \
-             ORDER BY bucket LIMIT $4",
-            rollup_table(resolution)
-        );
-        let mut out = Vec::new();
-        for (series, sensor) in self.series_of(&q.machine, q.sensor.as_ref()).await? {
-            if out.len() >= q.limit {
-                break;
-            }
-            let query = sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(series)
-                .bind(q.from.unix_timestamp())
-                .bind(q.to.unix_timestamp())
-                .bind((q.limit - out.len()) as i64)
-                .fetch_all(&self.pool);
-            for row in Self::timed("rollups.range", query).await? {
-                let bucket: i64 = row.try_get("bucket").map_err(fb_sql::corrupt)?;
-                out.push(BucketStats {
-                    sensor: sensor.clone(),
-                    start: from_micros(bucket * 1_000_000),
-                    count: row
-                        .try_get::<i64, _>("count")
-                        .map_err(fb_sql::corrupt)?
-                        .max(0) as u64,
-                    min: row.try_get("min").map_err(fb_sql::corrupt)?,
-                    max: row.try_get("max").map_err(fb_sql::corrupt)?,
-                    sum: row.try_get("sum").map_err(fb_sql::corrupt)?,
-                });
-            }
-        }
-        Ok(out)
+        self.rollups_of(q, resolution).await
     }
 
     async fn latest_readings(&self, machine: &MachineId) -> Result<Vec<Reading>, StoreError> {
@@ -389,23 +288,7 @@ impl ReadingStore for PgStore {
                 }
             }
         }
-        for (resolution, cutoff) in [
-            (Resolution::Minute, cutoffs.minute),
-            (Resolution::Hour, cutoffs.hour),
-        ] {
-            let Some(cutoff) = cutoff else { continue };
-            let sql = format!("DELETE FROM {} WHERE bucket < $1", rollup_table(resolution));
-            let query = sqlx::query(AssertSqlSafe(sql))
-                .bind(cutoff.unix_timestamp())
-                .execute(&self.pool);
-            let removed = Self::timed("retention.rollups", query)
-                .await?
-                .rows_affected();
-            match resolution {
-                Resolution::Minute => outcome.minute_rows = removed,
-                Resolution::Hour => outcome.hour_rows = removed,
-            }
-        }
+        self.delete_old_rollups(cutoffs, &mut outcome).await?;
         Ok(outcome)
     }
 }

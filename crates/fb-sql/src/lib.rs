@@ -10,6 +10,7 @@ mod dead_letters;
 mod identities;
 mod machines;
 pub mod readings;
+mod series;
 
 use std::borrow::Cow;
 use std::time::Instant;

@@ -14,6 +14,14 @@ pub fn from_micros(micros: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// The table holding a rollup resolution.
+pub fn rollup_table(resolution: fb_core::ports::Resolution) -> &'static str {
+    match resolution {
+        fb_core::ports::Resolution::Minute => "rollup_minute",
+        fb_core::ports::Resolution::Hour => "rollup_hour",
+    }
+}
+
 /// RFC 3339 text of an instant, e.g. for partition bounds in DDL.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)

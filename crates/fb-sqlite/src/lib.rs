@@ -108,6 +108,8 @@ fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND, "");
 fb_sql::sql_machine_store!(SqliteStore, SqliteRow);
 fb_sql::sql_dead_letter_store!(SqliteStore, SqliteRow);
 
+fb_sql::sql_series_store!(SqliteStore);
+
 mod readings;
 
 /// The database holds password hashes and the token signing key: owner-only (0600). SQLite
