@@ -51,8 +51,35 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Run the simulated plant as a load generator against a server (HTTP) or a broker (MQTT).
+    Simulate(SimulateArgs),
     /// Print the version and the compiled-in storage backends.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Number of simulated machines (five sensors each).
+    #[arg(long, default_value_t = 10)]
+    pub machines: usize,
+    /// Samples per second; each sends one reading per sensor of every machine.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    /// How long to run: 90s, 5m, 1h.
+    #[arg(long, default_value = "60s")]
+    pub duration: String,
+    /// http://host:port (a running factorybrain) or mqtt://host:port (a broker it subscribes to).
+    #[arg(long)]
+    pub target: String,
+    /// API key for an http:// target (needs plant.manage to register the machines).
+    #[arg(long, env = "FB_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Seed: the same seed gives the same plant, readings and faults.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Topic prefix for an mqtt:// target.
+    #[arg(long, default_value = "factorybrain")]
+    pub topic_prefix: String,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +176,7 @@ pub fn run(cli: Cli) -> ExitCode {
             print!("{}", crate::settings::DEFAULTS_YAML);
             return ExitCode::SUCCESS;
         }
+        Command::Simulate(args) => return simulate(args),
         Command::Version => {
             println!("factorybrain {}", env!("CARGO_PKG_VERSION"));
             println!("storage backends: {}", crate::wire::BACKENDS.join(", "));
@@ -188,7 +216,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Command::Migrate => admin::migrate(&settings).await,
                 Command::User(command) => admin::user(&settings, command).await,
                 Command::Apikey(command) => admin::api_key(&settings, command).await,
-                Command::Config(_) | Command::Version => Ok(()),
+                Command::Config(_) | Command::Version | Command::Simulate(_) => Ok(()),
             }
         }
         .instrument(command_span.clone()),
@@ -211,4 +239,37 @@ pub fn run(cli: Cli) -> ExitCode {
 fn settings_failure(errors: &SettingsErrors) -> ExitCode {
     eprint!("error: {errors}");
     ExitCode::from(2)
+}
+
+/// The load generator needs no settings or store: it talks to a server or broker.
+#[allow(clippy::print_stderr)]
+fn simulate(args: &SimulateArgs) -> ExitCode {
+    let duration = match crate::simulate::parse_duration(&args.duration) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: --duration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let run = crate::simulate::Args {
+        machines: args.machines,
+        rate: args.rate,
+        duration,
+        target: args.target.clone(),
+        api_key: args.api_key.clone(),
+        seed: args.seed,
+        topic_prefix: args.topic_prefix.clone(),
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(crate::simulate::run(run)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

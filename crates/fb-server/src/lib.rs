@@ -9,6 +9,7 @@ mod demo;
 mod logging;
 mod serve;
 pub mod settings;
+mod simulate;
 pub mod wire;
 
 pub use cli::run;

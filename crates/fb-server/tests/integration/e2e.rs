@@ -405,3 +405,68 @@ fn demo_mode_shows_fresh_readings_for_every_simulated_machine() {
     }
     server.stop();
 }
+
+#[test]
+fn simulate_feeds_a_running_server_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let password = server.admin_password.clone().unwrap();
+    let mut login = agent()
+        .post(&format!("{}/api/v1/auth/login", server.base))
+        .send_json(json!({"username": "admin", "password": password}))
+        .unwrap();
+    let token = login.body_mut().read_json::<Value>().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut created = agent()
+        .post(&format!("{}/api/v1/api_keys", server.base))
+        .header("authorization", &format!("Bearer {token}"))
+        .send_json(json!({"name": "simulator", "role": "admin"}))
+        .unwrap();
+    let key = created.body_mut().read_json::<Value>().unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = Command::new(BIN)
+        .args([
+            "simulate",
+            "--machines",
+            "2",
+            "--rate",
+            "5",
+            "--duration",
+            "2s",
+            "--target",
+            &server.base,
+        ])
+        .env("FB_API_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("sent "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (status, body) = get(
+        &format!("{}/api/v1/machines/sim-compressor-2/latest", server.base),
+        Some(&token),
+    );
+    assert_eq!(status, 200, "{body}");
+    let latest: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(latest["readings"].as_array().unwrap().len(), 5, "{body}");
+    server.stop();
+
+    let bad = Command::new(BIN)
+        .args(["simulate", "--target", "ftp://x", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--target"));
+}
