@@ -5,4 +5,5 @@
 
 pub mod auth;
 pub mod ingest;
+pub mod machine_cache;
 pub mod plant;

@@ -1,12 +1,15 @@
 //! Reading payload formats: JSON arrays of objects and CSV with a header row, optionally gzip
 //! compressed. Each item keeps its own raw bytes, so a refused item is dead-lettered alone.
 
+use std::borrow::Cow;
 use std::io::Read;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue as JsonRaw;
 
-use fb_app::ingest::{Item, RawReading, RawValue};
+use fb_app::ingest::{Item, PayloadParser, RawBytes, RawReading, RawTime, RawValue};
 use fb_core::plant::Rejection;
 
 /// The body's media type, as far as ingest cares.
@@ -17,13 +20,7 @@ pub(crate) enum Format {
 }
 
 pub(crate) fn format_of(content_type: &str) -> Result<Format, Rejection> {
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match media.as_str() {
+    match fb_app::ingest::media_type(content_type).as_str() {
         "application/json" => Ok(Format::Json),
         "text/csv" | "application/csv" => Ok(Format::Csv),
         _ => Err(Rejection::UnsupportedContentType(
@@ -34,23 +31,23 @@ pub(crate) fn format_of(content_type: &str) -> Result<Format, Rejection> {
 
 /// Undoes `Content-Encoding: gzip`, refusing output larger than `limit` (zip bombs).
 pub(crate) fn decode(
-    body: Vec<u8>,
+    body: Bytes,
     encoding: Option<&str>,
     limit: usize,
-) -> Result<Vec<u8>, Rejection> {
+) -> Result<Bytes, Rejection> {
     match encoding.map(|e| e.trim().to_ascii_lowercase()) {
         None => Ok(body),
         Some(e) if e.is_empty() || e == "identity" => Ok(body),
         Some(e) if e == "gzip" || e == "x-gzip" => {
-            let mut out = Vec::with_capacity(body.len() * 4);
-            let mut decoder = flate2::read::GzDecoder::new(body.as_slice()).take(limit as u64 + 1);
+            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+            let mut decoder = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
             decoder
                 .read_to_end(&mut out)
                 .map_err(|e| Rejection::InvalidEncoding(format!("gzip: {e}")))?;
             if out.len() > limit {
                 return Err(Rejection::PayloadTooLarge { limit });
             }
-            Ok(out)
+            Ok(out.into())
         }
         Some(other) => Err(Rejection::InvalidEncoding(format!(
             "unsupported Content-Encoding '{other}'"
@@ -58,28 +55,50 @@ pub(crate) fn decode(
     }
 }
 
-pub(crate) fn parse(format: Format, body: &[u8]) -> Result<Vec<Item>, Rejection> {
+/// Parses one format for replays of dead letters (the media type picks the parser).
+struct FormatParser(Format);
+
+impl PayloadParser for FormatParser {
+    fn parse(&self, _source: &str, payload: Bytes) -> Result<Vec<Item>, Rejection> {
+        parse(self.0, &payload)
+    }
+}
+
+/// The payload formats of `POST /api/v1/readings`, by media type, for the ingest service's
+/// replay of dead letters.
+pub fn payload_parsers() -> Vec<(&'static str, Arc<dyn PayloadParser>)> {
+    vec![
+        ("application/json", Arc::new(FormatParser(Format::Json))),
+        ("text/csv", Arc::new(FormatParser(Format::Csv))),
+        ("application/csv", Arc::new(FormatParser(Format::Csv))),
+    ]
+}
+
+pub(crate) fn parse(format: Format, body: &Bytes) -> Result<Vec<Item>, Rejection> {
     match format {
         Format::Json => parse_json(body),
         Format::Csv => parse_csv(body),
     }
 }
 
+/// One reading object, borrowing from the payload where it can (strings without escapes).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct JsonReading {
-    machine: String,
-    sensor: String,
+struct JsonReading<'a> {
+    #[serde(borrow)]
+    machine: Cow<'a, str>,
+    #[serde(borrow)]
+    sensor: Cow<'a, str>,
     #[serde(default)]
-    ts: Option<serde_json::Value>,
+    ts: RawTime,
     #[serde(default)]
-    value: Option<serde_json::Value>,
-    #[serde(default)]
-    unit: Option<String>,
+    value: RawValue,
+    #[serde(default, borrow)]
+    unit: Option<Cow<'a, str>>,
 }
 
 /// An array of `{machine, sensor, ts?, value, unit?}` (a single object is one item).
-pub(crate) fn parse_json(body: &[u8]) -> Result<Vec<Item>, Rejection> {
+pub(crate) fn parse_json(body: &Bytes) -> Result<Vec<Item>, Rejection> {
     let malformed = |e: serde_json::Error| Rejection::MalformedJson(e.to_string());
     let trimmed = body
         .iter()
@@ -90,43 +109,24 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Vec<Item>, Rejection> {
     } else {
         serde_json::from_slice(body).map_err(malformed)?
     };
-    Ok(raws.into_iter().map(|raw| json_item(raw.get())).collect())
+    Ok(raws
+        .into_iter()
+        .map(|raw| json_item(raw.get(), body.slice_ref(raw.get().as_bytes()).into()))
+        .collect())
 }
 
-fn json_item(text: &str) -> Item {
-    let raw = text.as_bytes().to_vec();
+fn json_item(text: &str, raw: RawBytes) -> Item {
     match serde_json::from_str::<JsonReading>(text) {
-        Ok(r) => {
-            let ts = match r.ts {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(s),
-                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                Some(other) => {
-                    return Item::Unparsed {
-                        rejection: Rejection::InvalidTimestamp(other.to_string()),
-                        raw,
-                    };
-                }
-            };
-            let value = match r.value {
-                Some(serde_json::Value::Number(n)) => {
-                    n.as_f64().map_or(RawValue::Missing, RawValue::Number)
-                }
-                Some(serde_json::Value::String(s)) => RawValue::Text(s),
-                Some(serde_json::Value::Null) | None => RawValue::Missing,
-                Some(other) => RawValue::Text(other.to_string()),
-            };
-            Item::Parsed {
-                reading: RawReading {
-                    machine: r.machine,
-                    sensor: r.sensor,
-                    ts,
-                    value,
-                    unit: r.unit,
-                },
-                raw,
-            }
-        }
+        Ok(r) => Item::Parsed {
+            reading: RawReading {
+                machine: r.machine.into_owned(),
+                sensor: r.sensor.into_owned(),
+                ts: r.ts,
+                value: r.value,
+                unit: r.unit.map(Cow::into_owned),
+            },
+            raw,
+        },
         Err(e) => Item::Unparsed {
             rejection: Rejection::MalformedJson(e.to_string()),
             raw,
@@ -136,17 +136,21 @@ fn json_item(text: &str) -> Item {
 
 /// CSV with a header row naming `machine`, `sensor`, `value` and optionally `ts` and `unit`, in
 /// any order. A row with the wrong number of cells is refused alone.
-pub(crate) fn parse_csv(body: &[u8]) -> Result<Vec<Item>, Rejection> {
+pub(crate) fn parse_csv(body: &Bytes) -> Result<Vec<Item>, Rejection> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(body);
+        .from_reader(&body[..]);
     let headers = reader
-        .headers()
+        .byte_headers()
         .map_err(|e| Rejection::MalformedCsv(e.to_string()))?
         .clone();
-    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name.as_bytes()))
+    };
     let (Some(machine), Some(sensor), Some(value)) =
         (column("machine"), column("sensor"), column("value"))
     else {
@@ -155,25 +159,36 @@ pub(crate) fn parse_csv(body: &[u8]) -> Result<Vec<Item>, Rejection> {
         ));
     };
     let (ts, unit) = (column("ts"), column("unit"));
-    let header_line = headers.iter().collect::<Vec<_>>().join(",");
+    // A dead-lettered row is kept with the header line, so that it can be replayed alone.
+    let header_end = reader.position().byte() as usize;
+    let header_line = body.slice(..header_end.min(body.len()));
     let mut items = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let start = reader.position().byte() as usize;
+        let more = match reader.read_byte_record(&mut record) {
+            Ok(more) => more,
             Err(e) => {
+                // Reading bytes from memory fails only on broken quoting near the end; the rest
+                // of the body cannot be split into rows, so it is kept as one refused item.
                 items.push(Item::Unparsed {
                     rejection: Rejection::MalformedCsv(e.to_string()),
-                    raw: Vec::new(),
+                    raw: RawBytes {
+                        prefix: header_line.clone(),
+                        body: body.slice(start.min(body.len())..),
+                    },
                 });
-                continue;
+                break;
             }
         };
-        // With its header, so that a dead-lettered row can be replayed on its own.
-        let raw = format!(
-            "{header_line}\n{}",
-            record.iter().collect::<Vec<_>>().join(",")
-        )
-        .into_bytes();
+        if !more {
+            break;
+        }
+        let end = (reader.position().byte() as usize).clamp(start, body.len());
+        let raw = RawBytes {
+            prefix: header_line.clone(),
+            body: body.slice(start..end),
+        };
         if record.len() != headers.len() {
             let reason = format!(
                 "row has {} cells, the header {}",
@@ -186,19 +201,15 @@ pub(crate) fn parse_csv(body: &[u8]) -> Result<Vec<Item>, Rejection> {
             });
             continue;
         }
-        let cell = |i: usize| record.get(i).unwrap_or("").to_owned();
+        let cell = |i: usize| String::from_utf8_lossy(record.get(i).unwrap_or(b""));
         let optional = |i: Option<usize>| i.map(cell).filter(|c| !c.is_empty());
-        let value = match cell(value) {
-            v if v.is_empty() => RawValue::Missing,
-            v => RawValue::Text(v),
-        };
         items.push(Item::Parsed {
             reading: RawReading {
-                machine: cell(machine),
-                sensor: cell(sensor),
-                ts: optional(ts),
-                value,
-                unit: optional(unit),
+                machine: cell(machine).into_owned(),
+                sensor: cell(sensor).into_owned(),
+                ts: optional(ts).map_or(RawTime::Arrival, |t| RawTime::parse(&t)),
+                value: RawValue::from_text(&cell(value)),
+                unit: optional(unit).map(Cow::into_owned),
             },
             raw,
         });
@@ -219,55 +230,69 @@ mod tests {
 
     #[test]
     fn json_items_keep_their_own_bytes() {
-        let items = parse_json(br#"[{"machine":"m","sensor":"t","ts":"2027-01-01T00:00:00Z","value":1.5},
+        let items = parse_json(&Bytes::from_static(br#"[{"machine":"m","sensor":"t","ts":"2027-01-01T00:00:00Z","value":1.5},
                                    {"machine":"m","sensor":"t","value":"oops","extra":1},
-                                   {"machine":"m","sensor":"t","ts":1800000000,"value":"2.5","unit":"K"}]"#)
+                                   {"machine":"m","sensor":"t","ts":1800000000,"value":"2.5","unit":"K"},
+                                   {"machine":"m\u0031","sensor":"t","ts":true,"value":null}]"#))
         .unwrap();
-        assert_eq!(items.len(), 3);
+        assert_eq!(items.len(), 4);
         assert_eq!(reading(&items[0]).value, RawValue::Number(1.5));
+        assert_eq!(
+            reading(&items[0]).ts,
+            RawTime::Micros(1_798_761_600_000_000)
+        );
         match &items[1] {
             Item::Unparsed { rejection, raw } => {
                 assert!(matches!(rejection, Rejection::MalformedJson(_)));
                 assert_eq!(
-                    raw.as_slice(),
+                    raw.to_vec(),
                     br#"{"machine":"m","sensor":"t","value":"oops","extra":1}"#
                 );
             }
             other => panic!("{other:?}"),
         }
         let third = reading(&items[2]);
-        assert_eq!(third.ts.as_deref(), Some("1800000000"));
+        assert_eq!(third.ts, RawTime::Micros(1_800_000_000_000_000));
         assert_eq!(third.value, RawValue::Text("2.5".into()));
+        assert_eq!(third.unit.as_deref(), Some("K"));
+        let fourth = reading(&items[3]);
+        assert_eq!(fourth.machine, "m1", "escapes are decoded");
+        assert_eq!(fourth.ts, RawTime::Invalid("true".into()));
+        assert_eq!(fourth.value, RawValue::Missing);
         assert_eq!(
-            parse_json(br#"{"machine":"m","sensor":"t","value":1}"#)
-                .unwrap()
-                .len(),
+            parse_json(&Bytes::from_static(
+                br#"{"machine":"m","sensor":"t","value":1}"#
+            ))
+            .unwrap()
+            .len(),
             1
         );
         assert!(matches!(
-            parse_json(b"[{\"machine\":"),
+            parse_json(&Bytes::from_static(b"[{\"machine\":")),
             Err(Rejection::MalformedJson(_))
         ));
     }
 
     #[test]
     fn csv_columns_in_any_order_and_bad_rows_alone() {
-        let items =
-            parse_csv(b"ts,value,sensor,machine\n2027-01-01T00:00:00Z,1.5,t,m\n,2,t\n,NaN,t,m\n")
-                .unwrap();
+        let items = parse_csv(&Bytes::from_static(
+            b"ts,value,sensor,machine\n2027-01-01T00:00:00Z,1.5,t,m\n,2,t\n,warm,t,m\n",
+        ))
+        .unwrap();
         assert_eq!(items.len(), 3);
         assert_eq!(reading(&items[0]).machine, "m");
-        assert!(matches!(
-            &items[1],
+        assert_eq!(reading(&items[0]).value, RawValue::Number(1.5));
+        match &items[1] {
             Item::Unparsed {
                 rejection: Rejection::MalformedCsv(_),
-                ..
-            }
-        ));
-        assert_eq!(reading(&items[2]).ts, None);
-        assert_eq!(reading(&items[2]).value, RawValue::Text("NaN".into()));
+                raw,
+            } => assert_eq!(raw.to_vec(), b"ts,value,sensor,machine\n,2,t\n"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reading(&items[2]).ts, RawTime::Arrival);
+        assert_eq!(reading(&items[2]).value, RawValue::Text("warm".into()));
         assert!(matches!(
-            parse_csv(b"a,b\n1,2\n"),
+            parse_csv(&Bytes::from_static(b"a,b\n1,2\n")),
             Err(Rejection::MalformedCsv(_))
         ));
     }
@@ -279,19 +304,21 @@ mod tests {
         encoder.write_all(&[b'x'; 10_000]).unwrap();
         let gz = encoder.finish().unwrap();
         assert_eq!(
-            decode(gz.clone(), Some("gzip"), 20_000).unwrap().len(),
+            decode(gz.clone().into(), Some("gzip"), 20_000)
+                .unwrap()
+                .len(),
             10_000
         );
         assert!(matches!(
-            decode(gz, Some("gzip"), 5_000),
+            decode(gz.into(), Some("gzip"), 5_000),
             Err(Rejection::PayloadTooLarge { .. })
         ));
         assert!(matches!(
-            decode(b"not gzip".to_vec(), Some("gzip"), 100),
+            decode(Bytes::from_static(b"not gzip"), Some("gzip"), 100),
             Err(Rejection::InvalidEncoding(_))
         ));
         assert!(matches!(
-            decode(vec![], Some("br"), 100),
+            decode(Bytes::new(), Some("br"), 100),
             Err(Rejection::InvalidEncoding(_))
         ));
         assert_eq!(

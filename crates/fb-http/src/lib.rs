@@ -17,6 +17,7 @@ mod state;
 mod telemetry;
 
 pub use error::{ApiError, error_reference_markdown, status_for};
+pub use formats::payload_parsers;
 pub use openapi::document as openapi_document;
 pub use routes::{Access, Route};
 pub use state::{AppState, Options};

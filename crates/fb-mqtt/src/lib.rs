@@ -20,7 +20,38 @@ use fb_app::auth::SystemPrincipal;
 use fb_app::ingest::{self, Origin};
 use fb_core::identity::Principal;
 
-pub use payload::{Parsed, parse_message};
+pub use payload::parse_message;
+
+/// Content type of MQTT dead letters: the message payload as sent, whose machine and sensor are
+/// in the topic (kept in the letter's source, `mqtt:<topic>`).
+pub const MQTT_CONTENT_TYPE: &str = "application/vnd.factorybrain.mqtt+json";
+
+/// Reads MQTT dead letters again for replay: the topic is in the letter's source.
+pub struct MqttParser {
+    pub topic_prefix: String,
+}
+
+impl fb_app::ingest::PayloadParser for MqttParser {
+    fn parse(
+        &self,
+        source: &str,
+        payload: bytes::Bytes,
+    ) -> Result<Vec<ingest::Item>, fb_core::plant::Rejection> {
+        let topic = source.strip_prefix("mqtt:").ok_or_else(|| {
+            fb_core::plant::Rejection::MalformedJson(format!(
+                "source '{source}' names no MQTT topic"
+            ))
+        })?;
+        Ok(parse_message(
+            self.topic_prefix.trim_end_matches('/'),
+            topic,
+            &payload,
+        ))
+    }
+}
+
+/// A batch is stored once no message has arrived for this long (see `run`).
+const IDLE_FLUSH: Duration = Duration::from_millis(2);
 
 #[derive(Clone)]
 pub struct Options {
@@ -80,7 +111,9 @@ pub async fn run(
     if let Some(ca) = &options.tls_ca_file {
         mqtt.set_transport(Transport::tls_with_config(tls_config(ca)?));
     }
-    let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);
+    // Room for a whole batch of acknowledgements, so that queueing them rarely waits for the
+    // event loop (which sends one queued request per turn while messages stream in).
+    let (client, mut eventloop) = AsyncClient::new(mqtt, options.batch_max.max(1) + 16);
     let prefix = options.topic_prefix.trim_end_matches('/').to_owned();
     for filter in [format!("{prefix}/+/+/+"), format!("{prefix}/+/+")] {
         client
@@ -90,8 +123,11 @@ pub async fn run(
     }
 
     // The event loop must keep being polled (pings, acks going out) while a batch is stored, so
-    // it runs apart from the batching below.
-    let (tx, mut rx) = mpsc::channel::<Publish>(options.batch_max.max(1) * 2);
+    // it runs apart from the batching below. The hand-over never blocks it: a poller waiting for
+    // room would stop sending the acknowledgements the batcher is waiting to queue (a deadlock
+    // seen under load). What it holds is bounded by the broker's in-flight window, since every
+    // message in it is unacknowledged.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Publish>();
     let mut poll_stop = stop.clone();
     let poller = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
@@ -103,7 +139,7 @@ pub async fn run(
             match event {
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     backoff = Duration::from_millis(100);
-                    if tx.send(publish).await.is_err() {
+                    if tx.send(publish).is_err() {
                         break;
                     }
                 }
@@ -138,6 +174,11 @@ pub async fn run(
                     None => break,
                 },
                 () = &mut linger => break,
+                // The broker stopped sending: nothing more is coming, or its in-flight window
+                // (Mosquitto: max_inflight_messages, 20 by default) is full of messages that
+                // wait for this batch's acknowledgements. Either way, waiting longer only adds
+                // latency.
+                () = tokio::time::sleep(IDLE_FLUSH) => break,
             }
         }
         store_then_ack(&client, &ingest, &system, &prefix, batch, &mut stop).await;
@@ -157,41 +198,45 @@ async fn store_then_ack(
     batch: Vec<Publish>,
     stop: &mut watch::Receiver<bool>,
 ) {
-    // Messages of one topic share an origin, so their dead letters say where they came from.
-    let mut by_topic: Vec<(String, Vec<ingest::Item>)> = Vec::new();
+    // Messages of one topic share an origin, so their dead letters say where they came from;
+    // all topics of the batch are stored in one append.
+    let mut parts: Vec<(Origin, Vec<ingest::Item>)> = Vec::new();
     for publish in &batch {
-        let items = parse_message(prefix, &publish.topic, &publish.payload).into_items();
-        match by_topic.iter_mut().find(|(t, _)| *t == publish.topic) {
+        let items = parse_message(prefix, &publish.topic, &publish.payload);
+        let source = format!("mqtt:{}", publish.topic);
+        match parts.iter_mut().find(|(o, _)| o.source == source) {
             Some((_, existing)) => existing.extend(items),
-            None => by_topic.push((publish.topic.clone(), items)),
+            None => parts.push((
+                Origin {
+                    source,
+                    content_type: MQTT_CONTENT_TYPE.into(),
+                },
+                items,
+            )),
         }
     }
-    for (topic, items) in by_topic {
-        let origin = Origin {
-            source: format!("mqtt:{topic}"),
-            content_type: "application/json".into(),
-        };
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match ingest.ingest(system, &origin, items.clone()).await {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, topic = %topic, "MQTT batch not stored; holding its acknowledgements and retrying.");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        // Shutting down: leave the messages unacknowledged for redelivery.
-                        _ = stop.wait_for(|s| *s) => return,
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match ingest.ingest_parts(system, parts.clone()).await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, messages = batch.len(), "MQTT batch not stored; holding its acknowledgements and retrying.");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    // Shutting down: leave the messages unacknowledged for redelivery.
+                    _ = stop.wait_for(|s| *s) => return,
                 }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
+    tracing::debug!(messages = batch.len(), "MQTT batch stored; acknowledging.");
     for publish in &batch {
         if let Err(e) = client.ack(publish).await {
             tracing::warn!(error = %e, "Could not queue an MQTT acknowledgement; the broker will redeliver.");
         }
     }
+    tracing::debug!(messages = batch.len(), "MQTT batch acknowledged.");
 }
 
 fn tls_config(ca_file: &std::path::Path) -> Result<TlsConfiguration, Error> {

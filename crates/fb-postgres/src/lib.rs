@@ -62,7 +62,7 @@ impl std::fmt::Debug for Options {
 pub struct PgStore {
     pool: PgPool,
     /// (machine, sensor) → series id; series are never deleted, so entries never go stale.
-    series: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
+    series: fb_sql::SeriesCache,
     /// Days (since the epoch) whose readings partition is known to exist.
     partitions: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
@@ -122,6 +122,9 @@ impl PgStore {
         store.create_partitions_ahead().await?;
         Ok(store)
     }
+
+    /// Nothing runs in the background of this store: every write is the caller's own query.
+    async fn stop_background_work(&self) {}
 
     async fn timed<T>(
         query: &'static str,

@@ -1,18 +1,18 @@
 //! The readings store on PostgreSQL: daily range partitions, UNNEST batch inserts, rollups and
 //! latest values updated in the same transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, Row};
 use time::OffsetDateTime;
 
-use fb_core::plant::{MachineId, Reading, SensorKey};
+use fb_core::plant::{MachineId, Reading, ReadingBatch, SensorKey};
 use fb_core::ports::{
     AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, RetentionCutoffs,
     RetentionOutcome, StoreError,
 };
-use fb_sql::readings::{aggregate, bucket_start, from_micros, newest, rollup_table, to_micros};
+use fb_sql::readings::{RollupDeltas, from_micros, rollup_table, to_micros};
 
 use crate::PgStore;
 
@@ -76,127 +76,122 @@ impl PgStore {
 
 #[async_trait]
 impl ReadingStore for PgStore {
-    async fn append_readings(&self, batch: &[Reading]) -> Result<AppendOutcome, StoreError> {
+    async fn append_readings(&self, batch: &ReadingBatch) -> Result<AppendOutcome, StoreError> {
         if batch.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        let pairs: BTreeSet<(&str, &str)> = batch
+        let ids = self.series_ids(batch.series()).await?;
+        let days: BTreeSet<i64> = batch
+            .samples()
             .iter()
-            .map(|r| (r.machine.0.as_str(), r.sensor.0.as_str()))
-            .collect();
-        let ids = self.series_ids(&pairs).await?;
-        let mut rows = Vec::with_capacity(batch.len());
-        for r in batch {
-            let id = ids
-                .get(&(r.machine.0.clone(), r.sensor.0.clone()))
-                .copied()
-                .ok_or_else(|| StoreError::Corrupt("series vanished".into()))?;
-            rows.push((id, to_micros(r.ts), r.value));
-        }
-        let days: BTreeSet<i64> = rows
-            .iter()
-            .map(|&(_, ts, _)| ts.div_euclid(DAY_MICROS))
+            .map(|s| s.ts_micros.div_euclid(DAY_MICROS))
             .collect();
         self.ensure_partitions(&days).await?;
 
-        let series: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        let times: Vec<OffsetDateTime> = rows.iter().map(|r| from_micros(r.1)).collect();
-        let values: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        let mut series = Vec::with_capacity(batch.len());
+        let mut times = Vec::with_capacity(batch.len());
+        let mut values = Vec::with_capacity(batch.len());
+        for s in batch.samples() {
+            series.push(ids[s.series.get()]);
+            times.push(from_micros(s.ts_micros));
+            values.push(s.value);
+        }
         let mut tx = Self::timed("readings.begin", self.pool.begin()).await?;
-        let insert = sqlx::query(
+        // RETURNING names the rows that were new, so the rollups add exactly those: a row that
+        // was stored before (or is being stored by a concurrent batch, whose commit this one
+        // waits for) is neither counted nor allowed to replace the first value.
+        let insert = sqlx::query_as::<_, (i64, OffsetDateTime)>(
             "INSERT INTO readings (series, ts, value) \
-             SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[]) ON CONFLICT DO NOTHING",
+             SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[]) \
+             ON CONFLICT DO NOTHING RETURNING series, ts",
         )
         .bind(&series)
         .bind(&times)
         .bind(&values)
-        .execute(&mut *tx);
-        let inserted = Self::timed("readings.insert", insert)
-            .await?
-            .rows_affected() as usize;
-        let duplicates = batch.len() - inserted;
+        .fetch_all(&mut *tx);
+        let returned = Self::timed("readings.insert", insert).await?;
 
-        for resolution in [Resolution::Minute, Resolution::Hour] {
-            let t = rollup_table(resolution);
-            if duplicates == 0 {
-                // Upsert in key order: concurrent batches then take row locks in the same order
-                // and cannot deadlock.
-                let mut deltas: Vec<_> =
-                    aggregate(&rows, resolution.seconds()).into_iter().collect();
-                deltas.sort_unstable_by_key(|(key, _)| *key);
-                let mut cols: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<f64>, Vec<f64>, Vec<f64>) =
-                    Default::default();
-                for ((s, b), a) in deltas {
-                    cols.0.push(s);
-                    cols.1.push(b);
-                    cols.2.push(a.count);
-                    cols.3.push(a.min);
-                    cols.4.push(a.max);
-                    cols.5.push(a.sum);
-                }
-                let sql = format!(
-                    "INSERT INTO {t} (series, bucket, count, min, max, sum) \
-                     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], $6::float8[]) \
-                     ON CONFLICT (series, bucket) DO UPDATE SET count = {t}.count + excluded.count, \
-                     min = LEAST({t}.min, excluded.min), max = GREATEST({t}.max, excluded.max), sum = {t}.sum + excluded.sum"
-                );
-                let query = sqlx::query(AssertSqlSafe(sql))
-                    .bind(&cols.0)
-                    .bind(&cols.1)
-                    .bind(&cols.2)
-                    .bind(&cols.3)
-                    .bind(&cols.4)
-                    .bind(&cols.5)
-                    .execute(&mut *tx);
-                Self::timed("rollups.upsert", query).await?;
-            } else {
-                // Some rows existed: recompute the touched buckets from what is stored.
-                let secs = resolution.seconds();
-                let touched: BTreeSet<(i64, i64)> = rows
-                    .iter()
-                    .map(|&(s, ts, _)| (s, bucket_start(ts, secs)))
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO {t} (series, bucket, count, min, max, sum) \
-                     SELECT series, $2, COUNT(*), MIN(value), MAX(value), SUM(value) FROM readings \
-                     WHERE series = $1 AND ts >= $3 AND ts < $4 GROUP BY series \
-                     ON CONFLICT (series, bucket) DO UPDATE SET count = excluded.count, min = excluded.min, \
-                     max = excluded.max, sum = excluded.sum"
-                );
-                for (s, bucket) in touched {
-                    let query = sqlx::query(AssertSqlSafe(sql.clone()))
-                        .bind(s)
-                        .bind(bucket)
-                        .bind(from_micros(bucket * 1_000_000))
-                        .bind(from_micros((bucket + secs) * 1_000_000))
-                        .execute(&mut *tx);
-                    Self::timed("rollups.recompute", query).await?;
+        let mut outcome = AppendOutcome::default();
+        let mut deltas = RollupDeltas::default();
+        if returned.len() == batch.len() {
+            for s in batch.samples() {
+                deltas.add(ids[s.series.get()], s.ts_micros, s.value);
+            }
+            outcome.inserted = batch.len();
+        } else {
+            let mut fresh: HashSet<(i64, i64)> = returned
+                .iter()
+                .map(|(series, ts)| (*series, to_micros(*ts)))
+                .collect();
+            for (position, s) in batch.samples().iter().enumerate() {
+                let key = (ids[s.series.get()], s.ts_micros);
+                // A key repeated within the batch is new only the first time.
+                if fresh.remove(&key) {
+                    deltas.add(key.0, key.1, s.value);
+                    outcome.inserted += 1;
+                } else {
+                    outcome.duplicates += 1;
+                    outcome.duplicate_samples.push(position as u32);
                 }
             }
         }
-        // Latest values come from the stored rows, so that a duplicate never overrides the first value.
-        let newest = newest(&rows);
-        let mut latest_series: Vec<i64> = newest.keys().copied().collect();
-        latest_series.sort_unstable(); // one lock order for all batches (see above)
-        let latest_ts: Vec<OffsetDateTime> = latest_series
-            .iter()
-            .map(|s| from_micros(newest[s].0))
-            .collect();
-        let query = sqlx::query(
-            "INSERT INTO latest (series, ts, value) \
-             SELECT r.series, r.ts, r.value FROM readings r \
-             JOIN UNNEST($1::bigint[], $2::timestamptz[]) AS n(series, ts) ON r.series = n.series AND r.ts = n.ts \
-             ON CONFLICT (series) DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > latest.ts",
-        )
-        .bind(&latest_series)
-        .bind(&latest_ts)
-        .execute(&mut *tx);
-        Self::timed("latest.upsert", query).await?;
+
+        for resolution in [Resolution::Minute, Resolution::Hour] {
+            let buckets = deltas.buckets(resolution);
+            if buckets.is_empty() {
+                continue;
+            }
+            let mut cols: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<f64>, Vec<f64>, Vec<f64>) =
+                Default::default();
+            for ((s, b), a) in buckets {
+                cols.0.push(s);
+                cols.1.push(b);
+                cols.2.push(a.count);
+                cols.3.push(a.min);
+                cols.4.push(a.max);
+                cols.5.push(a.sum);
+            }
+            let t = rollup_table(resolution);
+            // Upserted in key order (see `RollupDeltas::buckets`), so concurrent batches take
+            // row locks in one order and cannot deadlock.
+            let sql = format!(
+                "INSERT INTO {t} (series, bucket, count, min, max, sum) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], $6::float8[]) \
+                 ON CONFLICT (series, bucket) DO UPDATE SET count = {t}.count + excluded.count, \
+                 min = LEAST({t}.min, excluded.min), max = GREATEST({t}.max, excluded.max), sum = {t}.sum + excluded.sum"
+            );
+            let query = sqlx::query(AssertSqlSafe(sql))
+                .bind(&cols.0)
+                .bind(&cols.1)
+                .bind(&cols.2)
+                .bind(&cols.3)
+                .bind(&cols.4)
+                .bind(&cols.5)
+                .execute(&mut *tx);
+            Self::timed("rollups.upsert", query).await?;
+        }
+        let latest = deltas.latest();
+        if !latest.is_empty() {
+            let (mut l_series, mut l_ts, mut l_values) = (Vec::new(), Vec::new(), Vec::new());
+            for (s, (ts, value)) in latest {
+                l_series.push(s);
+                l_ts.push(from_micros(ts));
+                l_values.push(value);
+            }
+            let query = sqlx::query(
+                "INSERT INTO latest (series, ts, value) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::float8[]) \
+                 ON CONFLICT (series) DO UPDATE SET ts = excluded.ts, value = excluded.value \
+                 WHERE excluded.ts > latest.ts",
+            )
+            .bind(&l_series)
+            .bind(&l_ts)
+            .bind(&l_values)
+            .execute(&mut *tx);
+            Self::timed("latest.upsert", query).await?;
+        }
         Self::timed("readings.commit", tx.commit()).await?;
-        Ok(AppendOutcome {
-            inserted,
-            duplicates,
-        })
+        Ok(outcome)
     }
 
     async fn raw_readings(&self, q: &RangeQuery) -> Result<Vec<Reading>, StoreError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fb_app::auth::SystemPrincipal;
-use fb_app::ingest::{self, Item, Origin, RawReading, RawValue};
+use fb_app::ingest::{self, Item, Origin, RawBytes, RawReading, RawTime, RawValue};
 use fb_app::plant;
 use fb_core::identity::Principal;
 use fb_core::plant::NewMachine;
@@ -67,12 +67,9 @@ pub(crate) async fn run(
         let items = readings
             .into_iter()
             .map(|r| Item::Parsed {
-                raw: Vec::new(),
+                raw: RawBytes::default(),
                 reading: RawReading {
-                    ts: r
-                        .ts
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .ok(),
+                    ts: RawTime::Micros(fb_core::plant::to_micros(r.ts)),
                     machine: r.machine.0,
                     sensor: r.sensor.0,
                     value: RawValue::Number(r.value),

@@ -39,6 +39,9 @@ pub async fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
                 max_connections: s.max_connections,
                 busy_timeout: Duration::from_millis(s.busy_timeout_ms),
                 acquire_timeout,
+                writer_cache_kib: s.sqlite_writer_cache_mib.saturating_mul(1024),
+                // Ingest bounds the batches in flight itself; the queue holds all of them.
+                writer_queue: settings.ingest.max_in_flight as usize,
             };
             let store = fb_sqlite::SqliteStore::open(&options)
                 .await
@@ -122,6 +125,9 @@ pub async fn auth_service(
     Ok(Arc::new(service))
 }
 
+/// How long a node may serve a machine from memory after another node changed it.
+const MACHINE_CACHE_TTL: Duration = Duration::from_secs(5);
+
 /// The HTTP application state.
 pub fn http_state(
     settings: &Settings,
@@ -142,8 +148,12 @@ pub fn http_state(
         max_points: q.max_points as usize,
         max_buckets: q.max_buckets as usize,
     };
+    // One cache for both services, so that a change made through the API reaches ingest at once.
+    let machines: Arc<dyn fb_core::ports::MachineStore> = Arc::new(
+        fb_app::machine_cache::CachedMachineStore::new(storage.machines.clone(), MACHINE_CACHE_TTL),
+    );
     let plant = Arc::new(fb_app::plant::Service::new(
-        storage.machines.clone(),
+        machines.clone(),
         storage.readings.clone(),
         clock.clone(),
         limits,
@@ -159,12 +169,23 @@ pub fn http_state(
         report_rejections: 20,
     };
     let ingest = Arc::new(fb_app::ingest::Service::new(
-        storage.machines.clone(),
+        machines,
         storage.readings.clone(),
         storage.dead_letters.clone(),
         clock,
         ingest_options,
     ));
+    // Dead letters are replayed with the parser of the door they came in by; MQTT letters stay
+    // replayable when MQTT ingest is off.
+    for (media, parser) in fb_http::payload_parsers() {
+        ingest.register_parser(media, parser);
+    }
+    ingest.register_parser(
+        fb_mqtt::MQTT_CONTENT_TYPE,
+        Arc::new(fb_mqtt::MqttParser {
+            topic_prefix: settings.mqtt.topic_prefix.clone(),
+        }),
+    );
     fb_http::AppState::new(
         auth,
         plant,

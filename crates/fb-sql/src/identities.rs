@@ -10,9 +10,10 @@ pub const API_KEY_COLUMNS: &str = "id, prefix, secret_hash, name, role, created_
 /// Implements `IdentityStore`, `SecretStore` and `StoreHealth` for `$store`, whose rows are
 /// `$row` and whose backend is called `$backend` in logs and metrics.
 ///
-/// `$store` must have a `pool` field and an associated function
+/// `$store` must have a `pool` field, an associated function
 /// `async fn timed<T>(query: &'static str, future) -> Result<T, StoreError>` that records the
-/// latency and classifies errors for its backend. Column lists are compile-time constants
+/// latency and classifies errors for its backend, and `async fn stop_background_work(&self)`,
+/// which `close` awaits before closing the pool. Column lists are compile-time constants
 /// formatted into the SQL; every value is a bound parameter.
 #[macro_export]
 macro_rules! sql_identity_store {
@@ -28,6 +29,7 @@ macro_rules! sql_identity_store {
             }
 
             async fn close(&self) {
+                self.stop_background_work().await;
                 self.pool.close().await;
             }
         }

@@ -32,6 +32,7 @@ pub mod __private {
 pub use dead_letters::DEAD_LETTER_COLUMNS;
 pub use identities::{API_KEY_COLUMNS, USER_COLUMNS};
 pub use machines::{MACHINE_COLUMNS, sensors_from_json, sensors_to_json};
+pub use series::SeriesCache;
 
 /// Runs a query, records its latency as `fb_store_query_duration_seconds{backend, query}` and
 /// maps the driver error with the adapter's own classification.
@@ -43,9 +44,15 @@ pub async fn timed<T>(
 ) -> Result<T, StoreError> {
     let start = Instant::now();
     let result = future.await;
-    metrics::histogram!("fb_store_query_duration_seconds", "backend" => backend, "query" => query)
-        .record(start.elapsed().as_secs_f64());
+    record_query_time(backend, query, start.elapsed());
     result.map_err(map_err)
+}
+
+/// Records a query's latency as `fb_store_query_duration_seconds{backend, query}`, for work that
+/// does not go through sqlx (SQLite's readings writer).
+pub fn record_query_time(backend: &'static str, query: &'static str, elapsed: std::time::Duration) {
+    metrics::histogram!("fb_store_query_duration_seconds", "backend" => backend, "query" => query)
+        .record(elapsed.as_secs_f64());
 }
 
 /// A migrator over migrations embedded with `include_str!`, as (version, name, sql).

@@ -1,18 +1,10 @@
 //! Backend-neutral pieces of the readings stores: time encoding and rollup aggregation.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use time::OffsetDateTime;
 
-/// Microseconds since the Unix epoch: the precision every store keeps.
-pub fn to_micros(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000) as i64
-}
-
-pub fn from_micros(micros: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
+pub use fb_core::plant::{from_micros, to_micros};
 
 /// The table holding a rollup resolution.
 pub fn rollup_table(resolution: fb_core::ports::Resolution) -> &'static str {
@@ -60,28 +52,72 @@ impl Aggregate {
     }
 }
 
-/// Aggregates `(series, ts_micros, value)` rows into `(series, bucket start) → Aggregate`.
-pub fn aggregate(rows: &[(i64, i64, f64)], bucket_secs: i64) -> HashMap<(i64, i64), Aggregate> {
-    let mut buckets: HashMap<(i64, i64), Aggregate> = HashMap::new();
-    for &(series, ts, value) in rows {
-        buckets
-            .entry((series, bucket_start(ts, bucket_secs)))
-            .and_modify(|a| a.add(value))
-            .or_insert_with(|| Aggregate::of(value));
-    }
-    buckets
+/// What a batch adds to the rollups and latest values, accumulated from the rows it inserted.
+/// Rows added in (series, time) order hit the bucket touched last and skip the hash lookup.
+#[derive(Debug, Default)]
+pub struct RollupDeltas {
+    minute: Buckets,
+    hour: Buckets,
+    latest: FxHashMap<i64, (i64, f64)>,
 }
 
-/// The newest `(ts, value)` per series in a batch.
-pub fn newest(rows: &[(i64, i64, f64)]) -> HashMap<i64, (i64, f64)> {
-    let mut newest: HashMap<i64, (i64, f64)> = HashMap::new();
-    for &(series, ts, value) in rows {
-        let slot = newest.entry(series).or_insert((ts, value));
+#[derive(Debug, Default)]
+struct Buckets {
+    slots: Vec<((i64, i64), Aggregate)>,
+    index: FxHashMap<(i64, i64), usize>,
+}
+
+impl Buckets {
+    fn add(&mut self, key: (i64, i64), value: f64) {
+        if let Some((last, aggregate)) = self.slots.last_mut()
+            && *last == key
+        {
+            aggregate.add(value);
+            return;
+        }
+        match self.index.get(&key) {
+            Some(&slot) => self.slots[slot].1.add(value),
+            None => {
+                self.index.insert(key, self.slots.len());
+                self.slots.push((key, Aggregate::of(value)));
+            }
+        }
+    }
+}
+
+impl RollupDeltas {
+    /// Counts one newly inserted row of `series` at `ts` (Unix microseconds).
+    pub fn add(&mut self, series: i64, ts: i64, value: f64) {
+        self.minute.add((series, bucket_start(ts, 60)), value);
+        self.hour.add((series, bucket_start(ts, 3600)), value);
+        let slot = self.latest.entry(series).or_insert((ts, value));
         if ts > slot.0 {
             *slot = (ts, value);
         }
     }
-    newest
+
+    pub fn is_empty(&self) -> bool {
+        self.latest.is_empty()
+    }
+
+    /// `((series, bucket start), aggregate)` in key order: concurrent writers that upsert in
+    /// the same order take row locks in the same order and cannot deadlock.
+    pub fn buckets(&self, resolution: fb_core::ports::Resolution) -> Vec<((i64, i64), Aggregate)> {
+        let buckets = match resolution {
+            fb_core::ports::Resolution::Minute => &self.minute,
+            fb_core::ports::Resolution::Hour => &self.hour,
+        };
+        let mut out = buckets.slots.clone();
+        out.sort_unstable_by_key(|(key, _)| *key);
+        out
+    }
+
+    /// `(series, (ts, value))` of the newest inserted row per series, in series order.
+    pub fn latest(&self) -> Vec<(i64, (i64, f64))> {
+        let mut out: Vec<_> = self.latest.iter().map(|(s, l)| (*s, *l)).collect();
+        out.sort_unstable_by_key(|(series, _)| *series);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -96,26 +132,33 @@ mod tests {
     }
 
     #[test]
-    fn aggregates_per_series_and_bucket() {
-        let rows = [
+    fn deltas_per_series_and_bucket() {
+        let mut d = RollupDeltas::default();
+        for (series, ts, value) in [
             (1, 0, 2.0),
             (1, 30_000_000, 4.0),
             (1, 61_000_000, 10.0),
             (2, 0, -1.0),
-        ];
-        let a = aggregate(&rows, 60);
+        ] {
+            d.add(series, ts, value);
+        }
+        let minutes = d.buckets(fb_core::ports::Resolution::Minute);
         assert_eq!(
-            a[&(1, 0)],
-            Aggregate {
-                count: 2,
-                min: 2.0,
-                max: 4.0,
-                sum: 6.0
-            }
+            minutes[0],
+            (
+                (1, 0),
+                Aggregate {
+                    count: 2,
+                    min: 2.0,
+                    max: 4.0,
+                    sum: 6.0
+                }
+            )
         );
-        assert_eq!(a[&(1, 60)].count, 1);
-        assert_eq!(a[&(2, 0)].min, -1.0);
-        assert_eq!(newest(&rows)[&1], (61_000_000, 10.0));
+        assert_eq!(minutes[1].0, (1, 60));
+        assert_eq!(minutes[2].1.min, -1.0);
+        assert_eq!(d.buckets(fb_core::ports::Resolution::Hour)[0].1.count, 3);
+        assert_eq!(d.latest(), vec![(1, (61_000_000, 10.0)), (2, (0, -1.0))]);
     }
 
     #[test]

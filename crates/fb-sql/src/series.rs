@@ -2,54 +2,78 @@
 //! rollup retention, stamped onto a store by [`sql_series_store!`](crate::sql_series_store).
 //! Bulk inserts, raw rows (whose time column differs) and partitions stay in each adapter.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use fb_core::plant::{MachineId, SensorKey, SeriesName};
+
+/// (machine, sensor) → series id, shared by a store's tasks. Series are never deleted, so
+/// entries never go stale. Nested by machine so that lookups borrow the batch's names.
+#[derive(Debug, Default)]
+pub struct SeriesCache {
+    machines: Mutex<HashMap<MachineId, HashMap<SensorKey, i64>>>,
+}
+
+impl SeriesCache {
+    /// The known id of each name, in order.
+    pub fn lookup(&self, names: &[SeriesName]) -> Vec<Option<i64>> {
+        let machines = self.machines.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .iter()
+            .map(|n| {
+                machines
+                    .get(n.machine.0.as_str())
+                    .and_then(|sensors| sensors.get(n.sensor.0.as_str()))
+                    .copied()
+            })
+            .collect()
+    }
+
+    pub fn insert(&self, name: &SeriesName, id: i64) {
+        self.machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.machine.clone())
+            .or_default()
+            .insert(name.sensor.clone(), id);
+    }
+}
+
 /// Implements, as inherent methods of `$store` (which needs a `pool`, an associated `timed` and a
-/// `series: Mutex<HashMap<(String, String), i64>>` cache): `series_ids`, `series_of`,
-/// `rollups_of` and `delete_old_rollups`.
+/// `series: SeriesCache`): `series_ids`, `series_of`, `rollups_of` and `delete_old_rollups`.
 #[macro_export]
 macro_rules! sql_series_store {
     ($store:ty) => {
         impl $store {
-            /// Series ids for (machine, sensor) pairs, creating missing ones. Cached: series
-            /// change rarely and are never deleted, and every batch needs them.
+            /// Series ids for a batch's series, in the batch's order, creating missing ones.
+            /// Cached: series change rarely and are never deleted, and every batch needs them.
             async fn series_ids(
                 &self,
-                pairs: &std::collections::BTreeSet<(&str, &str)>,
-            ) -> Result<std::collections::HashMap<(String, String), i64>, $crate::__private::fb_core::ports::StoreError> {
-                let mut found = std::collections::HashMap::new();
-                let mut missing = Vec::new();
-                {
-                    let cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
-                    for &(m, s) in pairs {
-                        match cache.get(&(m.to_owned(), s.to_owned())) {
-                            Some(id) => {
-                                found.insert((m.to_owned(), s.to_owned()), *id);
-                            }
-                            None => missing.push((m, s)),
-                        }
+                names: &[$crate::__private::fb_core::plant::SeriesName],
+            ) -> Result<Vec<i64>, $crate::__private::fb_core::ports::StoreError> {
+                let mut ids = self.series.lookup(names);
+                for (name, slot) in names.iter().zip(ids.iter_mut()) {
+                    if slot.is_some() {
+                        continue;
                     }
-                }
-                for (machine, sensor) in missing {
                     let insert = $crate::__private::sqlx::query(
                         "INSERT INTO series (machine_id, sensor_key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     )
-                    .bind(machine)
-                    .bind(sensor)
+                    .bind(&name.machine.0)
+                    .bind(&name.sensor.0)
                     .execute(&self.pool);
                     Self::timed("series.insert", insert).await?;
                     let select = $crate::__private::sqlx::query_scalar::<_, i64>(
                         "SELECT id FROM series WHERE machine_id = $1 AND sensor_key = $2",
                     )
-                    .bind(machine)
-                    .bind(sensor)
+                    .bind(&name.machine.0)
+                    .bind(&name.sensor.0)
                     .fetch_one(&self.pool);
                     let id = Self::timed("series.get", select).await?;
-                    self.series
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert((machine.to_owned(), sensor.to_owned()), id);
-                    found.insert((machine.to_owned(), sensor.to_owned()), id);
+                    self.series.insert(name, id);
+                    *slot = Some(id);
                 }
-                Ok(found)
+                Ok(ids.into_iter().map(|id| id.unwrap_or_default()).collect())
             }
 
             /// The series of a machine (or one of its sensors), ordered by sensor.

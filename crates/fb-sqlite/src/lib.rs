@@ -3,7 +3,9 @@
 //! Tuned for a single node: WAL journal (readers never block the writer), `synchronous=NORMAL`
 //! (durable across process crashes, and across power loss up to the last checkpoint), a busy
 //! timeout instead of immediate `SQLITE_BUSY` errors, and a small pool since SQLite serialises
-//! writers anyway. sqlx caches prepared statements per connection.
+//! writers anyway. sqlx caches prepared statements per connection. Readings are written by one
+//! dedicated thread with its own connection (`writer`), which merges queued batches into one
+//! transaction.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -40,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dead_letters",
         include_str!("../migrations/0004_dead_letters.sql"),
     ),
+    (
+        5,
+        "segments",
+        include_str!("../migrations/0005_segments.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -48,6 +55,10 @@ pub struct Options {
     pub max_connections: u32,
     pub busy_timeout: Duration,
     pub acquire_timeout: Duration,
+    /// Page cache of the readings writer's connection, in KiB.
+    pub writer_cache_kib: u32,
+    /// Readings batches waiting for the writer at most.
+    pub writer_queue: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -59,8 +70,8 @@ pub enum Location {
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// (machine, sensor) → series id; series are never deleted, so entries never go stale.
-    series: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
+    series: fb_sql::SeriesCache,
+    writer: writer::Writer,
 }
 
 impl SqliteStore {
@@ -77,6 +88,12 @@ impl SqliteStore {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(options.busy_timeout);
+        let path = connect.get_filename().to_path_buf();
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return Err(StoreError::Other(
+                "SQLite needs a database file (an in-memory database cannot be shared by the readings writer)".into(),
+            ));
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -90,10 +107,28 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
+        let writer = writer::Writer::start(&writer::WriterOptions {
+            path,
+            busy_timeout: options.busy_timeout,
+            cache_kib: options.writer_cache_kib,
+            queue: options.writer_queue,
+        })?;
         Ok(Self {
             pool,
             series: Default::default(),
+            writer,
         })
+    }
+
+    /// Merges the raw-reading segments of every hour that ended over an hour ago (the writer
+    /// also does this a little at a time when idle). Returns the (series, hour) pairs looked at.
+    pub async fn compact_segments(&self) -> Result<usize, StoreError> {
+        self.writer.compact().await
+    }
+
+    /// Lets queued readings batches commit and stops the writer thread.
+    async fn stop_background_work(&self) {
+        self.writer.close(Duration::from_secs(10)).await;
     }
 
     async fn timed<T>(
@@ -111,6 +146,8 @@ fb_sql::sql_dead_letter_store!(SqliteStore, SqliteRow);
 fb_sql::sql_series_store!(SqliteStore);
 
 mod readings;
+mod segments;
+mod writer;
 
 /// The database holds password hashes and the token signing key: owner-only (0600). SQLite
 /// gives its -wal and -shm files the same mode as the database file.

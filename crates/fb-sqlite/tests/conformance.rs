@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fb_core::ports::Storage;
+use fb_core::plant::{MachineId, Reading, SensorKey};
+use fb_core::ports::{RangeQuery, ReadingStore, Resolution, Storage, StoreHealth};
 use fb_sqlite::{Location, Options, SqliteStore};
 
 struct Fixture {
@@ -27,6 +28,8 @@ async fn open() -> Fixture {
         max_connections: 4,
         busy_timeout: Duration::from_secs(5),
         acquire_timeout: Duration::from_secs(5),
+        writer_cache_kib: 8 * 1024,
+        writer_queue: 8,
     };
     let store = SqliteStore::open(&options).await.unwrap();
     Fixture {
@@ -45,6 +48,8 @@ async fn reopening_applies_no_migration_twice_and_keeps_data() {
         max_connections: 2,
         busy_timeout: Duration::from_secs(5),
         acquire_timeout: Duration::from_secs(5),
+        writer_cache_kib: 8 * 1024,
+        writer_queue: 8,
     };
     let store = SqliteStore::open(&options).await.unwrap();
     let storage = Storage::from_backend(Arc::new(store));
@@ -57,4 +62,132 @@ async fn reopening_applies_no_migration_twice_and_keeps_data() {
         reopened.identities.user_by_id(user.id).await.unwrap(),
         Some(user)
     );
+}
+
+fn options_in(dir: &std::path::Path) -> Options {
+    Options {
+        location: Location::File(dir.join("factorybrain.db")),
+        max_connections: 2,
+        busy_timeout: Duration::from_secs(5),
+        acquire_timeout: Duration::from_secs(5),
+        writer_cache_kib: 8 * 1024,
+        writer_queue: 8,
+    }
+}
+
+fn readings(at: &[(time::OffsetDateTime, f64)]) -> fb_core::plant::ReadingBatch {
+    let readings: Vec<Reading> = at
+        .iter()
+        .map(|&(ts, value)| Reading {
+            machine: MachineId("m".into()),
+            sensor: SensorKey("x".into()),
+            ts,
+            value,
+        })
+        .collect();
+    fb_core::plant::ReadingBatch::from_readings(&readings)
+}
+
+fn hour_query(from: time::OffsetDateTime) -> RangeQuery {
+    RangeQuery {
+        machine: MachineId("m".into()),
+        sensor: None,
+        from,
+        to: from + time::Duration::hours(1),
+        limit: 1000,
+    }
+}
+
+fn count(dir: &std::path::Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("factorybrain.db")).unwrap();
+    conn.query_row(sql, [], |row| row.get(0)).unwrap()
+}
+
+/// A whole hour a few hours ago, so that its segments count as closed.
+fn closed_hour() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc() - time::Duration::hours(3);
+    t.replace_time(time::Time::from_hms(t.hour(), 0, 0).unwrap())
+}
+
+#[tokio::test]
+async fn segments_of_closed_hours_merge_and_still_de_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&options_in(dir.path())).await.unwrap();
+    let t = closed_hour();
+    let at = |s: i64| t + time::Duration::seconds(s);
+    // Three writes, the last one older than what is stored (the slow de-duplication path).
+    for range in [0..10, 20..30, 10..20] {
+        let batch: Vec<_> = range.map(|s| (at(s), s as f64)).collect();
+        assert_eq!(
+            store
+                .append_readings(&readings(&batch))
+                .await
+                .unwrap()
+                .inserted,
+            10
+        );
+    }
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM segments"), 3);
+
+    assert_eq!(store.compact_segments().await.unwrap(), 1);
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM segments"), 1);
+    assert_eq!(count(dir.path(), "SELECT count(*) FROM segment_dirty"), 0);
+    let raw = store.raw_readings(&hour_query(t)).await.unwrap();
+    let values: Vec<f64> = raw.iter().map(|r| r.value).collect();
+    assert_eq!(values, (0..30).map(|s| s as f64).collect::<Vec<_>>());
+
+    let again = store
+        .append_readings(&readings(&[(at(5), 99.0), (at(30), 30.0)]))
+        .await
+        .unwrap();
+    assert_eq!((again.inserted, again.duplicate_samples), (1, vec![0]));
+    let minutes = store
+        .rollup_readings(&hour_query(t), Resolution::Minute)
+        .await
+        .unwrap();
+    assert_eq!(minutes.iter().map(|b| b.count).sum::<u64>(), 31);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn stores_with_a_row_per_reading_are_converted_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = closed_hour();
+    let store = SqliteStore::open(&options_in(dir.path())).await.unwrap();
+    store.append_readings(&readings(&[(t, 1.0)])).await.unwrap();
+    store.close().await;
+    // The table of the previous version, as its migration made it, with readings in it.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("factorybrain.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE readings (chunk INTEGER NOT NULL, series INTEGER NOT NULL, \
+             ts INTEGER NOT NULL, value REAL NOT NULL, PRIMARY KEY (chunk, series, ts)) STRICT, WITHOUT ROWID",
+        )
+        .unwrap();
+        let series: i64 = conn
+            .query_row("SELECT id FROM series", [], |row| row.get(0))
+            .unwrap();
+        for s in 1..4i64 {
+            let ts = (t.unix_timestamp() + s) * 1_000_000;
+            conn.execute(
+                "INSERT INTO readings VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![ts.div_euclid(3_600_000_000), series, ts, s as f64 + 1.0],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&options_in(dir.path())).await.unwrap();
+    let raw = store.raw_readings(&hour_query(t)).await.unwrap();
+    assert_eq!(
+        raw.iter().map(|r| r.value).collect::<Vec<_>>(),
+        [1.0, 2.0, 3.0, 4.0]
+    );
+    assert_eq!(
+        count(
+            dir.path(),
+            "SELECT count(*) FROM sqlite_master WHERE name = 'readings'"
+        ),
+        0
+    );
+    store.close().await;
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
-use fb_core::plant::{Machine, MachineId, Reading, SensorKey};
+use fb_core::plant::{Machine, MachineId, Reading, ReadingBatch, SensorKey};
 use fb_core::ports::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, IdentityStore,
     MachineStore, RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,
@@ -250,18 +250,22 @@ impl MemoryStore {
 
 #[async_trait]
 impl ReadingStore for MemoryStore {
-    async fn append_readings(&self, batch: &[Reading]) -> Result<AppendOutcome, StoreError> {
+    async fn append_readings(&self, batch: &ReadingBatch) -> Result<AppendOutcome, StoreError> {
         Ok(self.with(|s| {
             let mut outcome = AppendOutcome::default();
-            for r in batch {
+            for (position, sample) in batch.samples().iter().enumerate() {
+                let name = batch.name(sample.series);
                 let series = s
                     .readings
-                    .entry((r.machine.clone(), r.sensor.clone()))
+                    .entry((name.machine.clone(), name.sensor.clone()))
                     .or_default();
-                match series.entry(micros(r.ts)) {
-                    std::collections::btree_map::Entry::Occupied(_) => outcome.duplicates += 1,
+                match series.entry(i128::from(sample.ts_micros)) {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        outcome.duplicates += 1;
+                        outcome.duplicate_samples.push(position as u32);
+                    }
                     std::collections::btree_map::Entry::Vacant(slot) => {
-                        slot.insert(r.value);
+                        slot.insert(sample.value);
                         outcome.inserted += 1;
                     }
                 }

@@ -27,11 +27,33 @@ impl MachineId {
     pub fn parse(s: &str) -> Option<Self> {
         valid_id(s).then(|| Self(s.to_owned()))
     }
+
+    /// Whether `s` follows the id rules (without allocating the id).
+    pub fn is_valid(s: &str) -> bool {
+        valid_id(s)
+    }
 }
 
 impl SensorKey {
     pub fn parse(s: &str) -> Option<Self> {
         valid_id(s).then(|| Self(s.to_owned()))
+    }
+
+    pub fn is_valid(s: &str) -> bool {
+        valid_id(s)
+    }
+}
+
+// Registries keyed by id can be searched with the `&str` of a payload, without allocating.
+impl std::borrow::Borrow<str> for MachineId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SensorKey {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::Code;
-use crate::plant::{Machine, MachineId, Reading, SensorKey};
+use crate::plant::{Machine, MachineId, Reading, ReadingBatch, SensorKey};
 
 use super::StoreError;
 
@@ -24,10 +24,13 @@ pub trait MachineStore: Send + Sync {
 
 /// What an append did: readings newly stored, and readings skipped because their
 /// (machine, sensor, ts) was stored before (the first value wins).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     pub inserted: usize,
     pub duplicates: usize,
+    /// Positions (ascending) in the batch's samples of the duplicates, so that consumers are
+    /// handed each reading once however often it was delivered.
+    pub duplicate_samples: Vec<u32>,
 }
 
 /// A time range of one machine: `from` inclusive, `to` exclusive.
@@ -73,10 +76,11 @@ pub struct BucketStats {
 
 #[async_trait]
 pub trait ReadingStore: Send + Sync {
-    /// Stores a batch in one transaction. Readings whose (machine, sensor, ts) is stored already
-    /// are skipped and counted as duplicates. The minute and hour rollups and the latest values
-    /// are updated in the same transaction, so they never count a reading twice.
-    async fn append_readings(&self, batch: &[Reading]) -> Result<AppendOutcome, StoreError>;
+    /// Stores a batch atomically. Readings whose (machine, sensor, ts) is stored already (or
+    /// repeated earlier in the batch) are skipped and reported as duplicates. The minute and hour
+    /// rollups and the latest values are updated in the same transaction, from the readings
+    /// actually inserted, so they never count a reading twice.
+    async fn append_readings(&self, batch: &ReadingBatch) -> Result<AppendOutcome, StoreError>;
     /// Raw readings in the range, ordered by sensor then time.
     async fn raw_readings(&self, query: &RangeQuery) -> Result<Vec<Reading>, StoreError>;
     /// Rollup buckets whose start lies in the range, ordered by sensor then start.

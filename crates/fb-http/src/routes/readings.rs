@@ -4,10 +4,11 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use time::OffsetDateTime;
 
-use fb_app::ingest::{Item, Origin};
+use fb_app::ingest::Origin;
 use fb_app::plant::{Bucket, ReadingsQuery, ReadingsResult};
 use fb_core::Code;
 use fb_core::error::FieldError;
@@ -71,7 +72,7 @@ pub(crate) async fn ingest(
     };
     let format = match formats::format_of(&content_type) {
         Ok(format) => format,
-        Err(rejection) => return Err(refuse(&state, &origin, bytes, rejection).await),
+        Err(rejection) => return Err(refuse(&state, &origin, bytes.into(), rejection).await),
     };
     let encoding = text(header::CONTENT_ENCODING);
     let decoded = match formats::decode(
@@ -80,32 +81,55 @@ pub(crate) async fn ingest(
         state.options.ingest_max_decoded_bytes,
     ) {
         Ok(decoded) => decoded,
-        Err(rejection) => return Err(refuse(&state, &origin, bytes, rejection).await),
+        Err(rejection) => return Err(refuse(&state, &origin, bytes.into(), rejection).await),
     };
-    let items = match formats::parse(format, &decoded) {
+    // Parsing a large batch takes milliseconds of CPU: off the async workers.
+    let parsed = {
+        let decoded = decoded.clone();
+        tokio::task::spawn_blocking(move || formats::parse(format, &decoded))
+            .await
+            .map_err(|_| ApiError::new(Code::internal, "the parser stopped"))?
+    };
+    let items = match parsed {
         Ok(items) => items,
-        Err(rejection) => return Err(refuse(&state, &origin, decoded, rejection).await),
+        Err(rejection) => return Err(refuse(&state, &origin, decoded.into(), rejection).await),
     };
     let report = state.ingest.ingest(&caller, &origin, items).await?;
     Ok(Json(report.into()))
 }
 
-/// Reads the body up to `limit` bytes; past it, returns the first bytes as a sample.
-async fn read_limited(mut body: Body, limit: usize) -> Result<Vec<u8>, Vec<u8>> {
-    let mut bytes = Vec::new();
+/// Reads the body up to `limit` bytes; past it, returns the first bytes as a sample. A body that
+/// arrives in one frame is passed on without a copy.
+async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, Vec<u8>> {
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { return Err(bytes) };
-        if let Some(data) = frame.data_ref() {
-            if bytes.len() + data.len() > limit {
-                let room = OVERSIZE_SAMPLE.saturating_sub(bytes.len());
-                bytes.extend_from_slice(&data[..room.min(data.len())]);
-                bytes.truncate(OVERSIZE_SAMPLE);
-                return Err(bytes);
+        let Ok(frame) = frame else {
+            return Err(first.map(|b| b.to_vec()).unwrap_or(rest));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let have = first.as_ref().map_or(0, Bytes::len) + rest.len();
+        if have + data.len() > limit {
+            let mut sample = first.map(|b| b.to_vec()).unwrap_or_default();
+            sample.extend_from_slice(&rest);
+            let room = OVERSIZE_SAMPLE.saturating_sub(sample.len());
+            sample.extend_from_slice(&data[..room.min(data.len())]);
+            sample.truncate(OVERSIZE_SAMPLE);
+            return Err(sample);
+        }
+        match first.take() {
+            None if rest.is_empty() => first = Some(data),
+            None => rest.extend_from_slice(&data),
+            Some(earlier) => {
+                rest.reserve(earlier.len() + data.len());
+                rest.extend_from_slice(&earlier);
+                rest.extend_from_slice(&data);
             }
-            bytes.extend_from_slice(data);
         }
     }
-    Ok(bytes)
+    Ok(first.unwrap_or_else(|| rest.into()))
 }
 
 /// Keeps a refused payload as a dead letter and turns the refusal into the error response.
@@ -344,18 +368,6 @@ pub(crate) async fn replay(
     Caller(caller): Caller,
     AppPath(id): AppPath<uuid::Uuid>,
 ) -> Result<Json<IngestReport>, ApiError> {
-    let letter = state.ingest.dead_letter(&caller, id).await?;
-    let origin = Origin {
-        source: format!("replay:{id}"),
-        content_type: letter.content_type.clone(),
-    };
-    let format = formats::format_of(&letter.content_type)
-        .map_err(|r| ApiError::new(r.code(), r.to_string()))?;
-    let items: Vec<Item> = formats::parse(format, &letter.payload)
-        .map_err(|r| ApiError::new(r.code(), r.to_string()))?;
-    let report = state.ingest.ingest(&caller, &origin, items).await?;
-    if report.rejected == 0 {
-        state.ingest.mark_replayed(&caller, id).await?;
-    }
+    let report = state.ingest.replay(&caller, id).await?;
     Ok(Json(report.into()))
 }

@@ -134,6 +134,7 @@ pub struct StorageSettings {
     pub max_connections: u32,
     pub busy_timeout_ms: u64,
     pub acquire_timeout_secs: u64,
+    pub sqlite_writer_cache_mib: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,6 +270,11 @@ impl Settings {
             st.busy_timeout_ms <= 600_000,
             "storage.busy_timeout_ms",
             "must be at most 600000",
+        );
+        check(
+            (1..=16_384).contains(&st.sqlite_writer_cache_mib),
+            "storage.sqlite_writer_cache_mib",
+            "must be between 1 and 16384",
         );
         check(
             is_plain_identifier(&st.schema),

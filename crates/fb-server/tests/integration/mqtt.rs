@@ -21,7 +21,9 @@ fn rfc3339(t: OffsetDateTime) -> String {
 
 #[tokio::test]
 async fn readings_published_with_qos1_are_stored_and_bad_ones_dead_lettered() {
-    let app = TestApp::new().await;
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let prefix = format!("fbtest-{run_id}");
+    let app = TestApp::with_env(vec![("FB__MQTT__TOPIC_PREFIX".into(), prefix.clone())]).await;
     let admin = app.admin_token().await;
     let machine = json!({
         "id": "press-01", "name": "Press 1", "machine_type": "press", "location": {"site": "site-a"},
@@ -37,8 +39,6 @@ async fn readings_published_with_qos1_are_stored_and_bad_ones_dead_lettered() {
         StatusCode::CREATED
     );
 
-    let run_id = uuid::Uuid::now_v7().simple().to_string();
-    let prefix = format!("fbtest-{run_id}");
     let options = fb_mqtt::Options {
         host: "127.0.0.1".into(),
         port: 1883,
@@ -84,7 +84,7 @@ async fn readings_published_with_qos1_are_stored_and_bad_ones_dead_lettered() {
 
     let system = Principal::system();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    let letter = loop {
         let latest = app.state.plant.latest(&system, "press-01").await.unwrap();
         let letters = app
             .state
@@ -113,14 +113,14 @@ async fn readings_published_with_qos1_are_stored_and_bad_ones_dead_lettered() {
                 format!("mqtt:{prefix}/site-a/ghost/temperature")
             );
             assert_eq!(letters[0].payload, b"1.0");
-            break;
+            break letters[0].id;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "readings did not arrive: {latest:?} {letters:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
     let stored = app
         .get(
             &format!(
@@ -137,6 +137,30 @@ async fn readings_published_with_qos1_are_stored_and_bad_ones_dead_lettered() {
         "{}",
         stored.body
     );
+
+    // Once the machine exists, the MQTT dead letter replays with the MQTT parser: the machine
+    // and sensor come from the topic kept in its source.
+    let ghost = json!({
+        "id": "ghost", "name": "Ghost", "machine_type": "press", "location": {"site": "site-a"},
+        "sensors": [{"key": "temperature", "kind": "temperature", "unit": "C", "physical_min": -40, "physical_max": 250}]
+    });
+    assert_eq!(
+        app.post("/api/v1/machines", Some(&admin), ghost)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let replay = app
+        .post(
+            &format!("/api/v1/dead-letters/{letter}/replay"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::OK, "{}", replay.body);
+    assert_eq!(replay.body["accepted"], 1, "{}", replay.body);
+    let latest = app.state.plant.latest(&system, "ghost").await.unwrap();
+    assert_eq!(latest.iter().map(|r| r.value).collect::<Vec<_>>(), [1.0]);
 
     stop_tx.send(true).unwrap();
     service.await.unwrap().unwrap();

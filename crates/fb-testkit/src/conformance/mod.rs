@@ -42,6 +42,7 @@ macro_rules! storage_conformance {
             machines_are_listed_by_id,
             machines_update_and_delete,
             appends_are_idempotent_and_first_value_wins,
+            repeats_within_a_batch_count_once,
             raw_ranges_are_half_open_ordered_and_limited,
             rollups_follow_appends_without_double_counting,
             latest_values_track_the_newest_stored_reading,

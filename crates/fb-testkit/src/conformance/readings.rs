@@ -1,7 +1,16 @@
 use time::{Duration, OffsetDateTime};
 
-use fb_core::plant::{MachineId, Reading, SensorKey};
-use fb_core::ports::{AppendOutcome, RangeQuery, Resolution, Storage};
+use fb_core::plant::{MachineId, Reading, ReadingBatch, SensorKey};
+use fb_core::ports::{AppendOutcome, RangeQuery, ReadingStore, Resolution, Storage, StoreError};
+
+async fn append(
+    store: &dyn ReadingStore,
+    readings: &[Reading],
+) -> Result<AppendOutcome, StoreError> {
+    store
+        .append_readings(&ReadingBatch::from_readings(readings))
+        .await
+}
 
 /// A recent instant on a whole hour (readings stores may partition by day around "now").
 fn base() -> OffsetDateTime {
@@ -42,10 +51,11 @@ pub async fn appends_are_idempotent_and_first_value_wins(storage: &Storage) {
         reading("m1", "vib", t, 1.5),
     ];
     assert_eq!(
-        store.append_readings(&batch).await.unwrap(),
+        append(&**store, &batch).await.unwrap(),
         AppendOutcome {
             inserted: 3,
-            duplicates: 0
+            duplicates: 0,
+            duplicate_samples: vec![],
         }
     );
     let again = vec![
@@ -53,10 +63,11 @@ pub async fn appends_are_idempotent_and_first_value_wins(storage: &Storage) {
         reading("m1", "temp", t + Duration::seconds(2), 22.0),
     ];
     assert_eq!(
-        store.append_readings(&again).await.unwrap(),
+        append(&**store, &again).await.unwrap(),
         AppendOutcome {
             inserted: 1,
-            duplicates: 1
+            duplicates: 1,
+            duplicate_samples: vec![0],
         }
     );
     let raw = store
@@ -70,8 +81,34 @@ pub async fn appends_are_idempotent_and_first_value_wins(storage: &Storage) {
         "the first value of a duplicate is kept"
     );
     assert_eq!(
-        store.append_readings(&[]).await.unwrap(),
+        append(&**store, &[]).await.unwrap(),
         AppendOutcome::default()
+    );
+}
+
+pub async fn repeats_within_a_batch_count_once(storage: &Storage) {
+    let store = &storage.readings;
+    let t = base();
+    let batch = vec![
+        reading("m8", "x", t, 1.0),
+        reading("m8", "x", t, 2.0),
+        reading("m8", "x", t + Duration::seconds(1), 3.0),
+    ];
+    assert_eq!(
+        append(&**store, &batch).await.unwrap(),
+        AppendOutcome {
+            inserted: 2,
+            duplicates: 1,
+            duplicate_samples: vec![1],
+        }
+    );
+    let q = range("m8", Some("x"), t, t + Duration::minutes(1));
+    let raw = store.raw_readings(&q).await.unwrap();
+    assert_eq!(raw.iter().map(|r| r.value).collect::<Vec<_>>(), [1.0, 3.0]);
+    let minutes = store.rollup_readings(&q, Resolution::Minute).await.unwrap();
+    assert_eq!(
+        minutes.iter().map(|b| (b.count, b.sum)).collect::<Vec<_>>(),
+        [(2, 4.0)]
     );
 }
 
@@ -87,7 +124,7 @@ pub async fn raw_ranges_are_half_open_ordered_and_limited(storage: &Storage) {
             ]
         })
         .collect();
-    store.append_readings(&batch).await.unwrap();
+    append(&**store, &batch).await.unwrap();
     let q = range(
         "m2",
         None,
@@ -143,7 +180,7 @@ pub async fn rollups_follow_appends_without_double_counting(storage: &Storage) {
         reading("m3", "p", t + Duration::seconds(70), 10.0),
         reading("m3", "p", t + Duration::minutes(61), 100.0),
     ];
-    store.append_readings(&batch).await.unwrap();
+    append(&**store, &batch).await.unwrap();
     // A redelivery of part of the batch plus one new reading in minute 0.
     let redelivered = vec![
         batch[0].clone(),
@@ -151,10 +188,11 @@ pub async fn rollups_follow_appends_without_double_counting(storage: &Storage) {
         reading("m3", "p", t + Duration::seconds(50), 4.0),
     ];
     assert_eq!(
-        store.append_readings(&redelivered).await.unwrap(),
+        append(&**store, &redelivered).await.unwrap(),
         AppendOutcome {
             inserted: 1,
-            duplicates: 2
+            duplicates: 2,
+            duplicate_samples: vec![0, 1],
         }
     );
 
@@ -183,22 +221,26 @@ pub async fn rollups_follow_appends_without_double_counting(storage: &Storage) {
 pub async fn latest_values_track_the_newest_stored_reading(storage: &Storage) {
     let store = &storage.readings;
     let t = base();
-    store
-        .append_readings(&[
+    append(
+        &**store,
+        &[
             reading("m4", "t", t, 1.0),
             reading("m4", "t", t + Duration::seconds(5), 2.0),
             reading("m4", "s", t, 7.0),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     // Late data older than the latest does not replace it; a duplicate of the latest changes nothing.
-    store
-        .append_readings(&[
+    append(
+        &**store,
+        &[
             reading("m4", "t", t - Duration::minutes(1), 0.5),
             reading("m4", "t", t + Duration::seconds(5), 99.0),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     let latest = store
         .latest_readings(&MachineId("m4".into()))
         .await
@@ -224,7 +266,7 @@ pub async fn readings_span_days_and_keep_microseconds(storage: &Storage) {
     let batch: Vec<Reading> = (0..12)
         .map(|d| reading("m5", "x", t + Duration::days(d), d as f64))
         .collect();
-    assert_eq!(store.append_readings(&batch).await.unwrap().inserted, 12);
+    assert_eq!(append(&**store, &batch).await.unwrap().inserted, 12);
     let raw = store
         .raw_readings(&range("m5", Some("x"), t, t + Duration::days(12)))
         .await
@@ -256,10 +298,10 @@ pub async fn concurrent_appends_to_the_same_series_all_land(storage: &Storage) {
         .collect();
     let store = &storage.readings;
     let (r0, r1, r2, r3) = tokio::join!(
-        store.append_readings(&batches[0]),
-        store.append_readings(&batches[1]),
-        store.append_readings(&batches[2]),
-        store.append_readings(&batches[3]),
+        append(&**store, &batches[0]),
+        append(&**store, &batches[1]),
+        append(&**store, &batches[2]),
+        append(&**store, &batches[3]),
     );
     for r in [r0, r1, r2, r3] {
         assert_eq!(r.unwrap().inserted, 150);
@@ -273,13 +315,15 @@ pub async fn retention_removes_old_raw_data_and_rollups(storage: &Storage) {
     let store = &storage.readings;
     let recent = base();
     let old = recent - Duration::days(20);
-    store
-        .append_readings(&[
+    append(
+        &**store,
+        &[
             reading("m7", "x", old, 1.0),
             reading("m7", "x", recent, 2.0),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     let cutoff = recent - Duration::days(10);
     let cutoffs = fb_core::ports::RetentionCutoffs {
         raw: Some(cutoff),
@@ -301,11 +345,13 @@ pub async fn retention_removes_old_raw_data_and_rollups(storage: &Storage) {
     // Nothing to remove the second time; new data still lands.
     assert_eq!(store.apply_retention(&cutoffs).await.unwrap().raw_units, 0);
     assert_eq!(
-        store
-            .append_readings(&[reading("m7", "x", recent + Duration::seconds(1), 3.0)])
-            .await
-            .unwrap()
-            .inserted,
+        append(
+            &**store,
+            &[reading("m7", "x", recent + Duration::seconds(1), 3.0)]
+        )
+        .await
+        .unwrap()
+        .inserted,
         1
     );
 }
