@@ -22,8 +22,9 @@ pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres"];
 pub const SIMULATOR: &str = "fb-sim";
 /// Support library for the SQL adapters: portable queries and helpers, no driver, fb-core only.
 pub const SQL_SUPPORT: &str = "fb-sql";
-/// Driving adapters: call the application from a protocol. They depend on fb-app and fb-core.
-pub const DRIVING: &[&str] = &["fb-http", "fb-mqtt"];
+/// Driving adapters: call the application from a protocol (fb-broker: the embedded MQTT broker
+/// that fb-mqtt reads from). They depend on fb-app and fb-core at most.
+pub const DRIVING: &[&str] = &["fb-http", "fb-mqtt", "fb-broker"];
 /// The only external crates fb-core may use: no runtime, no driver, no format.
 pub const CORE_ALLOWED: &[&str] = &["async-trait", "serde", "thiserror", "time", "uuid"];
 /// Crates that mean I/O or a wire format; fb-app must reach them through ports.

@@ -196,21 +196,95 @@ pub fn http_state(
     )
 }
 
-/// MQTT ingest options, when `mqtt.enabled`.
-pub fn mqtt_options(settings: &Settings) -> anyhow::Result<Option<fb_mqtt::Options>> {
+/// The built-in broker, once started: where MQTT ingest reaches it and with which credentials.
+#[derive(Debug, Clone)]
+pub struct EmbeddedMqtt {
+    pub addr: std::net::SocketAddr,
+    /// Ingest's own user, generated at start, when devices must authenticate.
+    pub ingest_credentials: Option<(String, String)>,
+}
+
+/// Starts the built-in MQTT broker when `mqtt.embedded_broker` is on.
+#[cfg(feature = "embedded-broker")]
+pub fn start_embedded_broker(settings: &Settings) -> anyhow::Result<Option<EmbeddedMqtt>> {
     let m = &settings.mqtt;
-    if !m.enabled {
+    if !m.embedded_broker {
         return Ok(None);
     }
-    let broker = m.broker()?;
+    let listen: std::net::SocketAddr = m.embedded_listen.parse().context("mqtt.embedded_listen")?;
+    let mut credentials = Vec::new();
+    let mut ingest_credentials = None;
+    if !m.embedded_username.is_empty() {
+        credentials.push((
+            m.embedded_username.clone(),
+            m.embedded_password.expose().to_owned(),
+        ));
+        let password: String = {
+            use rand::Rng;
+            rand::rng()
+                .sample_iter(rand::distr::Alphanumeric)
+                .take(32)
+                .map(char::from)
+                .collect()
+        };
+        credentials.push(("factorybrain-ingest".to_owned(), password.clone()));
+        ingest_credentials = Some(("factorybrain-ingest".to_owned(), password));
+    }
+    let broker = fb_broker::start(&fb_broker::Options {
+        listen,
+        credentials,
+        max_connections: 10_000,
+        max_payload_bytes: 1 << 20,
+        max_inflight: 1000,
+    })?;
+    let mut addr = broker.addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(Some(EmbeddedMqtt {
+        addr,
+        ingest_credentials,
+    }))
+}
+
+/// Settings refuse `mqtt.embedded_broker` in a build without the broker.
+#[cfg(not(feature = "embedded-broker"))]
+pub fn start_embedded_broker(_: &Settings) -> anyhow::Result<Option<EmbeddedMqtt>> {
+    Ok(None)
+}
+
+/// MQTT ingest options, when `mqtt.enabled` or the built-in broker runs (ingest then reads
+/// from it).
+pub fn mqtt_options(
+    settings: &Settings,
+    embedded: Option<&EmbeddedMqtt>,
+) -> anyhow::Result<Option<fb_mqtt::Options>> {
+    let m = &settings.mqtt;
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let (host, port, username, password, tls_ca_file) = match embedded {
+        Some(e) => {
+            let (user, password) = e.ingest_credentials.clone().unzip();
+            (e.addr.ip().to_string(), e.addr.port(), user, password, None)
+        }
+        None if m.enabled => {
+            let broker = m.broker()?;
+            (
+                broker.host,
+                broker.port,
+                non_empty(&m.username),
+                non_empty(m.password.expose()),
+                broker.tls.then(|| m.tls_ca_file.clone().into()),
+            )
+        }
+        None => return Ok(None),
+    };
     Ok(Some(fb_mqtt::Options {
-        host: broker.host,
-        port: broker.port,
+        host,
+        port,
         client_id: m.client_id.clone(),
-        username: non_empty(&m.username),
-        password: non_empty(m.password.expose()),
-        tls_ca_file: broker.tls.then(|| m.tls_ca_file.clone().into()),
+        username,
+        password,
+        tls_ca_file,
         topic_prefix: m.topic_prefix.clone(),
         batch_max: m.batch_max as usize,
         batch_linger: Duration::from_millis(m.batch_linger_ms),

@@ -146,12 +146,14 @@ fn open(options: &WriterOptions) -> rusqlite::Result<Connection> {
 
 /// How often, at most, the writer looks for segments of closed hours to merge.
 const COMPACTION_EVERY: Duration = Duration::from_secs(10);
-/// (series, hour) pairs merged per pass, so that a pass never holds up ingest for long.
-const COMPACTION_PAIRS: usize = 64;
+/// (series, hour) pairs merged per pass, so that a pass never holds up ingest for long; a full
+/// pass is followed by another at the next idle moment, so a backlog still drains quickly.
+const COMPACTION_PAIRS: usize = 16;
 
 fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
     let mut newest = Newest::default();
     let mut last_compaction = Instant::now();
+    let mut backlog = false;
     let mut deferred: Option<Job> = None;
     loop {
         let Some(job) = deferred.take().or_else(|| queue.blocking_recv()) else {
@@ -211,7 +213,8 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
                 }
             }
         }
-        if deferred.is_none() && queue.is_empty() && last_compaction.elapsed() >= COMPACTION_EVERY {
+        let due = backlog || last_compaction.elapsed() >= COMPACTION_EVERY;
+        if deferred.is_none() && queue.is_empty() && due {
             last_compaction = Instant::now();
             let start = Instant::now();
             // A pass deletes marks; forget ours so that new segments mark their hour again.
@@ -220,9 +223,13 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
                 Ok(merged) if merged > 0 => {
                     fb_sql::record_query_time(BACKEND, "segments.compact", start.elapsed());
                     tracing::debug!(pairs = merged, "Merged the segments of closed hours.");
+                    backlog = merged == COMPACTION_PAIRS;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "Merging segments failed; retrying later."),
+                Ok(_) => backlog = false,
+                Err(e) => {
+                    backlog = false;
+                    tracing::warn!(error = %e, "Merging segments failed; retrying later.");
+                }
             }
         }
     }

@@ -230,7 +230,12 @@ fn leaves(tree: &Value, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, Va
 }
 
 /// Settings whose values must never be echoed in an error message.
-const SECRET_PATHS: &[&str] = &["storage.url", "auth.jwt_secret", "mqtt.password"];
+const SECRET_PATHS: &[&str] = &[
+    "storage.url",
+    "auth.jwt_secret",
+    "mqtt.password",
+    "mqtt.embedded_password",
+];
 
 /// Deserializes `tree`. On failure, finds every bad leaf by trying each one alone on top of the
 /// (valid) defaults, reports them all, and returns the settings with those leaves at their

@@ -57,6 +57,10 @@ pub struct MqttSettings {
     pub topic_prefix: String,
     pub batch_max: u64,
     pub batch_linger_ms: u64,
+    pub embedded_broker: bool,
+    pub embedded_listen: String,
+    pub embedded_username: String,
+    pub embedded_password: Secret,
 }
 
 /// A broker address taken apart.
@@ -373,6 +377,21 @@ impl Settings {
             m.batch_linger_ms <= 10_000,
             "mqtt.batch_linger_ms",
             "must be at most 10000",
+        );
+        check(
+            !m.embedded_broker || cfg!(feature = "embedded-broker"),
+            "mqtt.embedded_broker",
+            "this build has no embedded broker; build with `--features embedded-broker`",
+        );
+        check(
+            m.embedded_listen.parse::<std::net::SocketAddr>().is_ok(),
+            "mqtt.embedded_listen",
+            "must be an address like 127.0.0.1:1883",
+        );
+        check(
+            m.embedded_username.is_empty() == m.embedded_password.expose().is_empty(),
+            "mqtt.embedded_password",
+            "give both embedded_username and embedded_password, or neither",
         );
         let r = &self.retention;
         check(

@@ -298,3 +298,29 @@ fn retention_cutoffs_follow_the_settings() {
         "retention.minute_days"
     );
 }
+
+#[test]
+fn the_embedded_broker_needs_its_feature_and_paired_credentials() {
+    let env = |pairs: &[(&str, &str)]| Layers {
+        env: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..layers()
+    };
+    let on = Settings::load(&env(&[("FB__MQTT__EMBEDDED_BROKER", "true")]));
+    if cfg!(feature = "embedded-broker") {
+        assert!(on.is_ok(), "{on:?}");
+    } else {
+        assert_eq!(paths(&on.unwrap_err()), ["mqtt.embedded_broker"]);
+    }
+    let half = Settings::load(&env(&[
+        ("FB__MQTT__EMBEDDED_USERNAME", "devices"),
+        ("FB__MQTT__EMBEDDED_LISTEN", "nowhere"),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        paths(&half),
+        ["mqtt.embedded_listen", "mqtt.embedded_password"]
+    );
+}

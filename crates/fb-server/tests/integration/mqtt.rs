@@ -167,3 +167,111 @@ async fn readings_published_with_qos1_are_stored_and_bad_ones_dead_lettered() {
     pump.abort();
     app.finish().await;
 }
+
+/// The built-in broker: devices publish to it with their credentials, ingest reads from it with
+/// its own, and a client with a wrong password is refused.
+#[cfg(feature = "embedded-broker")]
+#[tokio::test]
+async fn the_embedded_broker_takes_readings_from_authenticated_devices() {
+    use fb_server::settings::{Layers, Settings};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let env: Vec<(String, String)> = vec![
+        ("FB__MQTT__EMBEDDED_BROKER".into(), "true".into()),
+        (
+            "FB__MQTT__EMBEDDED_LISTEN".into(),
+            format!("127.0.0.1:{port}"),
+        ),
+        ("FB__MQTT__EMBEDDED_USERNAME".into(), "devices".into()),
+        (
+            "FB__MQTT__EMBEDDED_PASSWORD".into(),
+            "s3cret-devices".into(),
+        ),
+        ("FB__MQTT__CLIENT_ID".into(), format!("fb-ingest-{run_id}")),
+        ("FB__MQTT__BATCH_LINGER_MS".into(), "10".into()),
+    ];
+    let app = TestApp::with_env(env.clone()).await;
+    let admin = app.admin_token().await;
+    let machine = json!({
+        "id": "pump-7", "name": "Pump 7", "machine_type": "pump", "location": {"site": "site-b"},
+        "sensors": [{"key": "pressure", "kind": "pressure", "unit": "bar", "physical_min": 0, "physical_max": 40}]
+    });
+    assert_eq!(
+        app.post("/api/v1/machines", Some(&admin), machine)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let settings = Settings::load(&Layers {
+        env,
+        ..Layers::default()
+    })
+    .unwrap();
+    let embedded = fb_server::wire::start_embedded_broker(&settings)
+        .unwrap()
+        .expect("the broker is enabled");
+    let options = fb_server::wire::mqtt_options(&settings, Some(&embedded))
+        .unwrap()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let service = tokio::spawn(fb_mqtt::run(options, app.state.ingest.clone(), stop_rx));
+
+    // A wrong password is refused at connect.
+    let mut intruder = MqttOptions::new(format!("intruder-{run_id}"), "127.0.0.1", port);
+    intruder.set_credentials("devices", "guess");
+    let (_client, mut eventloop) = AsyncClient::new(intruder, 10);
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)))
+                    if ack.code == rumqttc::ConnectReturnCode::Success =>
+                {
+                    break false;
+                }
+                Ok(_) => {}
+                Err(_) => break true,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(refused, "a wrong password must not connect");
+
+    let mut device = MqttOptions::new(format!("device-{run_id}"), "127.0.0.1", port);
+    device.set_credentials("devices", "s3cret-devices");
+    let (publisher, mut eventloop) = AsyncClient::new(device, 10);
+    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    publisher
+        .publish(
+            "factorybrain/site-b/pump-7/pressure",
+            QoS::AtLeastOnce,
+            false,
+            "12.5",
+        )
+        .await
+        .unwrap();
+
+    let system = Principal::system();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let latest = app.state.plant.latest(&system, "pump-7").await.unwrap();
+        if latest.iter().any(|r| r.value == 12.5) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reading did not arrive through the embedded broker"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_tx.send(true).unwrap();
+    service.await.unwrap().unwrap();
+    pump.abort();
+    app.finish().await;
+}
