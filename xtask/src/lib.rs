@@ -20,6 +20,10 @@ pub const TESTKIT: &str = "fb-testkit";
 pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres"];
 /// The plant simulator: domain readings out, no I/O, fb-core only.
 pub const SIMULATOR: &str = "fb-sim";
+/// Detection: streaming features, detectors and benchmark scoring; pure computation, no I/O.
+pub const DETECT: &str = "fb-detect";
+/// Evaluation tooling behind `factorybrain eval`: reads data-set files, runs the detectors.
+pub const EVAL: &str = "fb-eval";
 /// Support library for the SQL adapters: portable queries and helpers, no driver, fb-core only.
 pub const SQL_SUPPORT: &str = "fb-sql";
 /// Driving adapters: call the application from a protocol (fb-broker: the embedded MQTT broker
@@ -113,9 +117,10 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
         let to = edge.to.as_str();
         let allowed_internal: Option<&[&str]> = match from {
             CORE => Some(&[]),
-            APP => Some(&[CORE]),
+            APP => Some(&[CORE, DETECT]),
             TESTKIT => Some(&[CORE, APP]),
-            SQL_SUPPORT | SIMULATOR => Some(&[CORE]),
+            SQL_SUPPORT | SIMULATOR | DETECT => Some(&[CORE]),
+            EVAL => Some(&[CORE, DETECT]),
             f if DRIVEN.contains(&f) => Some(&[CORE, SQL_SUPPORT]),
             f if DRIVING.contains(&f) => Some(&[CORE, APP]),
             _ => None,
@@ -147,7 +152,7 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
                 "{from} depends on {TESTKIT} outside dev-dependencies"
             ));
         }
-        if from == CORE && !internal && !CORE_ALLOWED.contains(&to) {
+        if (from == CORE || from == DETECT) && !internal && !CORE_ALLOWED.contains(&to) {
             problems.push(format!(
                 "{CORE} must stay I/O- and format-free; {to} is not on its allow-list"
             ));

@@ -30,6 +30,8 @@ fn the_rules_know_every_workspace_crate() {
         xtask::TESTKIT,
         xtask::SQL_SUPPORT,
         xtask::SIMULATOR,
+        xtask::DETECT,
+        xtask::EVAL,
         xtask::BENCH,
         "xtask",
     ]
