@@ -80,6 +80,27 @@ impl MachineStore for CachedMachineStore {
         self.forget(id);
         result
     }
+
+    /// Health changes every few seconds: the cached machine is updated in place rather than
+    /// dropped, so that ingest keeps its lookups in memory.
+    async fn set_machine_health(
+        &self,
+        id: &MachineId,
+        health: f64,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let found = self.inner.set_machine_health(id, health, at).await?;
+        if let Some((_, Some(machine))) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(id)
+        {
+            machine.health_score = Some(health);
+            machine.updated_at = at;
+        }
+        Ok(found)
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! Invariant: this crate does no I/O and knows no wire or storage format. Adapters translate
 //! their errors into [`ports::StoreError`]; the HTTP edge maps [`error::ErrorKind`] to status codes.
 
+pub mod alerts;
 pub mod clock;
+pub mod detection;
 pub mod error;
 pub mod identity;
 pub mod plant;

@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dead_letters",
         include_str!("../migrations/0004_dead_letters.sql"),
     ),
+    (
+        5,
+        "detection",
+        include_str!("../migrations/0005_detection.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -64,7 +69,8 @@ pub struct PgStore {
     /// (machine, sensor) → series id; series are never deleted, so entries never go stale.
     series: fb_sql::SeriesCache,
     /// Days (since the epoch) whose readings partition is known to exist.
-    partitions: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// (table, day since the epoch) of the partitions known to exist.
+    partitions: std::sync::Mutex<std::collections::HashSet<(&'static str, i64)>>,
 }
 
 /// A schema name we are willing to interpolate into DDL: `[a-z_][a-z0-9_]{0,62}`.
@@ -159,6 +165,7 @@ impl PgStore {
 fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND, "FOR UPDATE");
 fb_sql::sql_machine_store!(PgStore, PgRow);
 fb_sql::sql_dead_letter_store!(PgStore, PgRow);
+fb_sql::sql_detection_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 
@@ -169,6 +176,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         Some("users_username_key") => "username",
         Some("api_keys_prefix_key") => "api_key_prefix",
         Some("machines_pkey") => "machine_id",
+        Some("alerts_one_active") => "alert_active",
         _ => "unique",
     };
     // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many

@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, Row};
 use time::OffsetDateTime;
 
-use fb_core::plant::{MachineId, Reading, ReadingBatch, SensorKey};
+use fb_core::plant::{MachineId, Reading, ReadingBatch, ScoreBatch, SensorKey};
 use fb_core::ports::{
     AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, RetentionCutoffs,
-    RetentionOutcome, StoreError,
+    RetentionOutcome, ScoreStore, ScoredPoint, StoreError,
 };
 use fb_sql::readings::{RollupDeltas, from_micros, rollup_table, to_micros};
 
@@ -20,34 +20,45 @@ const DAY_MICROS: i64 = 86_400_000_000;
 /// Partitions made at start, beyond today, so that ingest never waits for DDL at midnight.
 const DAYS_AHEAD: i64 = 2;
 
+/// Tables partitioned by day: raw readings and their anomaly scores, kept and dropped together.
+const PARTITIONED: [&str; 2] = ["readings", "reading_scores"];
+
 impl PgStore {
     pub(crate) async fn create_partitions_ahead(&self) -> Result<(), StoreError> {
         let today = to_micros(OffsetDateTime::now_utc()).div_euclid(DAY_MICROS);
         let days: BTreeSet<i64> = (today..=today + DAYS_AHEAD).collect();
-        self.ensure_partitions(&days).await
+        for table in PARTITIONED {
+            self.ensure_partitions(table, &days).await?;
+        }
+        Ok(())
     }
 
-    /// Creates the daily partitions holding `days` (days since the epoch) unless they exist.
-    async fn ensure_partitions(&self, days: &BTreeSet<i64>) -> Result<(), StoreError> {
+    /// Creates the daily partitions of `table` holding `days` (days since the epoch) unless
+    /// they exist.
+    async fn ensure_partitions(
+        &self,
+        table: &'static str,
+        days: &BTreeSet<i64>,
+    ) -> Result<(), StoreError> {
         let missing: Vec<i64> = {
             let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
             days.iter()
                 .copied()
-                .filter(|d| !known.contains(d))
+                .filter(|d| !known.contains(&(table, *d)))
                 .collect()
         };
         for day in missing {
             let from = from_micros(day * DAY_MICROS);
             let to = from_micros((day + 1) * DAY_MICROS);
             let name = format!(
-                "readings_{:04}{:02}{:02}",
+                "{table}_{:04}{:02}{:02}",
                 from.year(),
                 u8::from(from.month()),
                 from.day()
             );
-            // Names and bounds are computed from an integer day, never from input.
+            // Names and bounds are computed from a constant and an integer day, never from input.
             let sql = format!(
-                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF readings FOR VALUES FROM ('{}') TO ('{}')",
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES FROM ('{}') TO ('{}')",
                 fb_sql::readings::rfc3339(from),
                 fb_sql::readings::rfc3339(to)
             );
@@ -68,7 +79,7 @@ impl PgStore {
             self.partitions
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(day);
+                .insert((table, day));
         }
         Ok(())
     }
@@ -86,7 +97,7 @@ impl ReadingStore for PgStore {
             .iter()
             .map(|s| s.ts_micros.div_euclid(DAY_MICROS))
             .collect();
-        self.ensure_partitions(&days).await?;
+        self.ensure_partitions("readings", &days).await?;
 
         let mut series = Vec::with_capacity(batch.len());
         let mut times = Vec::with_capacity(batch.len());
@@ -257,29 +268,34 @@ impl ReadingStore for PgStore {
         if let Some(cutoff) = cutoffs.raw {
             // Drop whole day partitions that end at or before the cut-off: instant, no vacuum.
             let cutoff_day = to_micros(cutoff).div_euclid(DAY_MICROS);
-            let query = sqlx::query_scalar::<_, String>(
-                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-                 JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace \
-                 WHERE p.relname = 'readings' AND n.nspname = current_schema()",
-            )
-            .fetch_all(&self.pool);
-            for name in Self::timed("retention.partitions", query).await? {
-                let Some(day) = partition_day(&name) else {
-                    continue;
-                };
-                if day < cutoff_day {
-                    // The name came from the catalogue and matched readings_YYYYMMDD.
-                    let drop_sql = format!("DROP TABLE IF EXISTS {name}");
-                    Self::timed(
-                        "retention.drop_partition",
-                        sqlx::query(AssertSqlSafe(drop_sql)).execute(&self.pool),
-                    )
-                    .await?;
-                    self.partitions
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&day);
-                    outcome.raw_units += 1;
+            for table in PARTITIONED {
+                let query = sqlx::query_scalar::<_, String>(
+                    "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                     JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace \
+                     WHERE p.relname = $1 AND n.nspname = current_schema()",
+                )
+                .bind(table)
+                .fetch_all(&self.pool);
+                for name in Self::timed("retention.partitions", query).await? {
+                    let Some(day) = partition_day(table, &name) else {
+                        continue;
+                    };
+                    if day < cutoff_day {
+                        // The name came from the catalogue and matched <table>_YYYYMMDD.
+                        let drop_sql = format!("DROP TABLE IF EXISTS {name}");
+                        Self::timed(
+                            "retention.drop_partition",
+                            sqlx::query(AssertSqlSafe(drop_sql)).execute(&self.pool),
+                        )
+                        .await?;
+                        self.partitions
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&(table, day));
+                        if table == "readings" {
+                            outcome.raw_units += 1;
+                        }
+                    }
                 }
             }
         }
@@ -288,9 +304,9 @@ impl ReadingStore for PgStore {
     }
 }
 
-/// The day (since the epoch) of a partition named `readings_YYYYMMDD`.
-fn partition_day(name: &str) -> Option<i64> {
-    let digits = name.strip_prefix("readings_")?;
+/// The day (since the epoch) of a partition named `<table>_YYYYMMDD`.
+fn partition_day(table: &str, name: &str) -> Option<i64> {
+    let digits = name.strip_prefix(table)?.strip_prefix('_')?;
     if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -300,4 +316,68 @@ fn partition_day(name: &str) -> Option<i64> {
     let date =
         time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
     Some(to_micros(date.midnight().assume_utc()).div_euclid(DAY_MICROS))
+}
+
+#[async_trait]
+impl ScoreStore for PgStore {
+    async fn append_scores(&self, batch: &ScoreBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let ids = self.series_ids(batch.series()).await?;
+        let days: BTreeSet<i64> = batch
+            .samples()
+            .iter()
+            .map(|s| s.ts_micros.div_euclid(DAY_MICROS))
+            .collect();
+        self.ensure_partitions("reading_scores", &days).await?;
+        let mut series = Vec::with_capacity(batch.len());
+        let mut times = Vec::with_capacity(batch.len());
+        let mut scores = Vec::with_capacity(batch.len());
+        let mut flags = Vec::with_capacity(batch.len());
+        for s in batch.samples() {
+            series.push(ids[s.series.get()]);
+            times.push(from_micros(s.ts_micros));
+            scores.push(s.score);
+            flags.push(s.anomaly);
+        }
+        let insert = sqlx::query(
+            "INSERT INTO reading_scores (series, ts, score, anomaly) \
+             SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::real[], $4::boolean[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&series)
+        .bind(&times)
+        .bind(&scores)
+        .bind(&flags)
+        .execute(&self.pool);
+        Self::timed("scores.insert", insert).await.map(drop)
+    }
+
+    async fn scores(&self, q: &RangeQuery) -> Result<Vec<ScoredPoint>, StoreError> {
+        let mut out = Vec::new();
+        for (series, sensor) in self.series_of(&q.machine, q.sensor.as_ref()).await? {
+            if out.len() >= q.limit {
+                break;
+            }
+            let query = sqlx::query_as::<_, (OffsetDateTime, f32, bool)>(
+                "SELECT ts, score, anomaly FROM reading_scores WHERE series = $1 AND ts >= $2 \
+                 AND ts < $3 ORDER BY ts LIMIT $4",
+            )
+            .bind(series)
+            .bind(q.from)
+            .bind(q.to)
+            .bind((q.limit - out.len()) as i64)
+            .fetch_all(&self.pool);
+            for (ts, score, anomaly) in Self::timed("scores.range", query).await? {
+                out.push(ScoredPoint {
+                    sensor: sensor.clone(),
+                    ts,
+                    score,
+                    anomaly,
+                });
+            }
+        }
+        Ok(out)
+    }
 }

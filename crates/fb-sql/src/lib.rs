@@ -7,6 +7,7 @@
 //! classification) stays in each adapter.
 
 mod dead_letters;
+pub mod detection;
 mod identities;
 mod machines;
 pub mod readings;
@@ -30,6 +31,7 @@ pub mod __private {
 }
 
 pub use dead_letters::DEAD_LETTER_COLUMNS;
+pub use detection::{ALERT_COLUMNS, ANOMALY_COLUMNS};
 pub use identities::{API_KEY_COLUMNS, USER_COLUMNS};
 pub use machines::{MACHINE_COLUMNS, sensors_from_json, sensors_to_json};
 pub use series::SeriesCache;

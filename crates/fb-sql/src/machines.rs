@@ -156,6 +156,22 @@ macro_rules! sql_machine_store {
                     .execute(&self.pool);
                 Ok(Self::timed("machines.delete", query).await?.rows_affected() == 1)
             }
+
+            async fn set_machine_health(
+                &self,
+                id: &$crate::__private::fb_core::plant::MachineId,
+                health: f64,
+                at: $crate::__private::OffsetDateTime,
+            ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
+                let query = $crate::__private::sqlx::query(
+                    "UPDATE machines SET health_score = $2, updated_at = $3 WHERE id = $1",
+                )
+                .bind(&id.0)
+                .bind(health)
+                .bind(at)
+                .execute(&self.pool);
+                Ok(Self::timed("machines.set_health", query).await?.rows_affected() == 1)
+            }
         }
     };
 }

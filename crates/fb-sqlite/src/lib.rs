@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "segments",
         include_str!("../migrations/0005_segments.sql"),
     ),
+    (
+        6,
+        "detection",
+        include_str!("../migrations/0006_detection.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -142,6 +147,7 @@ impl SqliteStore {
 fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND, "");
 fb_sql::sql_machine_store!(SqliteStore, SqliteRow);
 fb_sql::sql_dead_letter_store!(SqliteStore, SqliteRow);
+fb_sql::sql_detection_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 
@@ -171,6 +177,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
             "api_key_prefix"
         } else if message.contains("machines.id") {
             "machine_id"
+        } else if message.contains("alerts.machine_id") {
+            "alert_active"
         } else {
             "unique"
         }

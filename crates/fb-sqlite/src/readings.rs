@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use fb_core::plant::{MachineId, Reading, ReadingBatch, SensorKey};
+use fb_core::plant::{MachineId, Reading, ReadingBatch, ScoreBatch, SensorKey};
 use fb_core::ports::{
     AppendOutcome, BucketStats, RangeQuery, ReadingStore, Resolution, RetentionCutoffs,
-    RetentionOutcome, StoreError,
+    RetentionOutcome, ScoreStore, ScoredPoint, StoreError,
 };
 use fb_sql::readings::{from_micros, to_micros};
 
@@ -117,8 +117,72 @@ impl ReadingStore for SqliteStore {
                 .bind(chunk)
                 .execute(&self.pool);
             Self::timed("retention.segment_dirty", query).await?;
+            let query = sqlx::query("DELETE FROM score_segments WHERE chunk < $1")
+                .bind(chunk)
+                .execute(&self.pool);
+            Self::timed("retention.scores", query).await?;
         }
         self.delete_old_rollups(cutoffs, &mut outcome).await?;
         Ok(outcome)
+    }
+}
+
+#[async_trait]
+impl ScoreStore for SqliteStore {
+    async fn append_scores(&self, batch: &ScoreBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let ids = self.series_ids(batch.series()).await?;
+        let rows = batch
+            .samples()
+            .iter()
+            .map(|s| (ids[s.series.get()], s.ts_micros, s.score, s.anomaly))
+            .collect();
+        self.writer.append_scores(rows).await
+    }
+
+    async fn scores(&self, q: &RangeQuery) -> Result<Vec<ScoredPoint>, StoreError> {
+        let (from, to) = (to_micros(q.from), to_micros(q.to));
+        let mut out = Vec::new();
+        if from >= to {
+            return Ok(out);
+        }
+        for (series, sensor) in self.series_of(&q.machine, q.sensor.as_ref()).await? {
+            for chunk in chunk_of(from)..=chunk_of(to - 1) {
+                if out.len() >= q.limit {
+                    return Ok(out);
+                }
+                let query = sqlx::query(
+                    "SELECT data FROM score_segments WHERE series = $1 AND chunk = $2 \
+                     AND last >= $3 AND first < $4 ORDER BY rowid",
+                )
+                .bind(series)
+                .bind(chunk)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool);
+                let mut samples = Vec::new();
+                for row in Self::timed("scores.range", query).await? {
+                    let data: Vec<u8> = row.try_get("data").map_err(fb_sql::corrupt)?;
+                    segments::decode_raw_into(&data, &mut samples).map_err(StoreError::Corrupt)?;
+                }
+                samples.retain(|&(ts, _)| ts >= from && ts < to);
+                // Stable: a reading scored twice keeps the score stored first.
+                samples.sort_by_key(|&(ts, _)| ts);
+                samples.dedup_by_key(|s| s.0);
+                let room = q.limit - out.len();
+                out.extend(samples.into_iter().take(room).map(|(ts, payload)| {
+                    let (score, anomaly) = segments::score_of(payload);
+                    ScoredPoint {
+                        sensor: sensor.clone(),
+                        ts: from_micros(ts),
+                        score,
+                        anomaly,
+                    }
+                }));
+            }
+        }
+        Ok(out)
     }
 }

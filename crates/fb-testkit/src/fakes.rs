@@ -8,12 +8,15 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use fb_core::alerts::{Alert, AlertId};
+use fb_core::detection::Anomaly;
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
-use fb_core::plant::{Machine, MachineId, Reading, ReadingBatch, SensorKey};
+use fb_core::plant::{Machine, MachineId, Reading, ReadingBatch, ScoreBatch, SensorKey, to_micros};
 use fb_core::ports::{
-    AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, IdentityStore,
-    MachineStore, RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,
-    SecretStore, StoreError, StoreHealth,
+    AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, AppendOutcome, BucketStats, DeadLetter,
+    DeadLetterFilter, DeadLetterStore, IdentityStore, MachineStore, RangeQuery, ReadingStore,
+    Resolution, RetentionCutoffs, RetentionOutcome, ScoreStore, ScoredPoint, SecretStore,
+    StoreError, StoreHealth,
 };
 use uuid::Uuid;
 
@@ -26,6 +29,10 @@ struct State {
     /// (machine, sensor) → ts in µs → value.
     readings: BTreeMap<(MachineId, SensorKey), BTreeMap<i128, f64>>,
     dead_letters: BTreeMap<Uuid, DeadLetter>,
+    alerts: BTreeMap<AlertId, Alert>,
+    anomalies: BTreeMap<Uuid, Anomaly>,
+    /// (machine, sensor) → ts in µs → (score, anomaly); the first score of a time stays.
+    scores: BTreeMap<(MachineId, SensorKey), BTreeMap<i64, (f32, bool)>>,
     touches: usize,
 }
 
@@ -225,6 +232,22 @@ impl MachineStore for MemoryStore {
     async fn delete_machine(&self, id: &MachineId) -> Result<bool, StoreError> {
         Ok(self.with(|s| s.machines.remove(id).is_some()))
     }
+
+    async fn set_machine_health(
+        &self,
+        id: &MachineId,
+        health: f64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.machines.get_mut(id) {
+            Some(m) => {
+                m.health_score = Some(health);
+                m.updated_at = at;
+                true
+            }
+            None => false,
+        }))
+    }
 }
 
 fn micros(t: OffsetDateTime) -> i128 {
@@ -362,6 +385,138 @@ impl ReadingStore for MemoryStore {
                         value: *value,
                     })
                 })
+                .collect()
+        }))
+    }
+}
+
+#[async_trait]
+impl AlertStore for MemoryStore {
+    async fn insert_alert(&self, alert: &Alert) -> Result<(), StoreError> {
+        self.with(|s| {
+            let duplicate_active = alert.status.is_active()
+                && s.alerts.values().any(|a| {
+                    a.status.is_active() && a.machine == alert.machine && a.kind == alert.kind
+                });
+            if duplicate_active || s.alerts.contains_key(&alert.id) {
+                return Err(StoreError::Conflict {
+                    constraint: "alert_active",
+                });
+            }
+            s.alerts.insert(alert.id, alert.clone());
+            Ok(())
+        })
+    }
+
+    async fn update_alert(&self, alert: &Alert, expected_version: u64) -> Result<bool, StoreError> {
+        self.with(|s| {
+            let Some(stored) = s.alerts.get(&alert.id) else {
+                return Ok(false);
+            };
+            if stored.version != expected_version {
+                return Ok(false);
+            }
+            let clash = alert.status.is_active()
+                && s.alerts.values().any(|a| {
+                    a.id != alert.id
+                        && a.status.is_active()
+                        && a.machine == alert.machine
+                        && a.kind == alert.kind
+                });
+            if clash {
+                return Err(StoreError::Conflict {
+                    constraint: "alert_active",
+                });
+            }
+            s.alerts.insert(alert.id, alert.clone());
+            Ok(true)
+        })
+    }
+
+    async fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
+        Ok(self.with(|s| s.alerts.get(&id).cloned()))
+    }
+
+    async fn list_alerts(&self, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        Ok(self.with(|s| {
+            s.alerts
+                .values()
+                .rev()
+                .filter(|a| f.machine.as_ref().is_none_or(|m| *m == a.machine))
+                .filter(|a| match f.status {
+                    Some(status) => a.status == status,
+                    None => !f.active_only || a.status.is_active(),
+                })
+                .filter(|a| f.severity.is_none_or(|v| v == a.severity))
+                .filter(|a| f.kind.is_none_or(|k| k == a.kind))
+                .filter(|a| f.before.is_none_or(|b| a.id < b))
+                .take(f.limit)
+                .cloned()
+                .collect()
+        }))
+    }
+}
+
+#[async_trait]
+impl AnomalyStore for MemoryStore {
+    async fn insert_anomalies(&self, anomalies: &[Anomaly]) -> Result<(), StoreError> {
+        self.with(|s| {
+            for a in anomalies {
+                s.anomalies.insert(a.id, a.clone());
+            }
+        });
+        Ok(())
+    }
+
+    async fn list_anomalies(&self, f: &AnomalyFilter) -> Result<Vec<Anomaly>, StoreError> {
+        Ok(self.with(|s| {
+            let mut found: Vec<Anomaly> = s
+                .anomalies
+                .values()
+                .filter(|a| a.machine == f.machine && a.at >= f.from && a.at < f.to)
+                .filter(|a| f.after.is_none_or(|after| a.id > after))
+                .cloned()
+                .collect();
+            found.sort_by_key(|a| (a.at, a.id));
+            found.truncate(f.limit);
+            found
+        }))
+    }
+}
+
+#[async_trait]
+impl ScoreStore for MemoryStore {
+    async fn append_scores(&self, batch: &ScoreBatch) -> Result<(), StoreError> {
+        self.with(|s| {
+            for sample in batch.samples() {
+                let name = batch.name(sample.series);
+                s.scores
+                    .entry((name.machine.clone(), name.sensor.clone()))
+                    .or_default()
+                    .entry(sample.ts_micros)
+                    .or_insert((sample.score, sample.anomaly));
+            }
+        });
+        Ok(())
+    }
+
+    async fn scores(&self, q: &RangeQuery) -> Result<Vec<ScoredPoint>, StoreError> {
+        let (from, to) = (to_micros(q.from), to_micros(q.to));
+        Ok(self.with(|s| {
+            s.scores
+                .iter()
+                .filter(|((m, k), _)| *m == q.machine && q.sensor.as_ref().is_none_or(|s| s == k))
+                .flat_map(|((_, sensor), points)| {
+                    points
+                        .range(from..to.max(from))
+                        .map(move |(ts, (score, anomaly))| ScoredPoint {
+                            sensor: sensor.clone(),
+                            ts: fb_core::plant::from_micros(*ts),
+                            score: *score,
+                            anomaly: *anomaly,
+                        })
+                })
+                .take(q.limit)
                 .collect()
         }))
     }

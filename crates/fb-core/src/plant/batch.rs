@@ -42,15 +42,40 @@ impl Sample {
     }
 }
 
-/// Readings that passed validation. Within a batch a (series, ts) pair appears at most once when
-/// it comes from ingest (which de-duplicates); stores still treat repeats correctly.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReadingBatch {
-    series: Vec<SeriesName>,
-    samples: Vec<Sample>,
+/// The anomaly score detection gave one reading, kept with it (B2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreSample {
+    pub series: SeriesIdx,
+    pub ts_micros: i64,
+    /// In [0, 1].
+    pub score: f32,
+    pub anomaly: bool,
 }
 
-impl ReadingBatch {
+/// Samples of several series, each series named once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesBatch<S> {
+    series: Vec<SeriesName>,
+    samples: Vec<S>,
+}
+
+/// Readings that passed validation. Within a batch a (series, ts) pair appears at most once when
+/// it comes from ingest (which de-duplicates); stores still treat repeats correctly.
+pub type ReadingBatch = SeriesBatch<Sample>;
+
+/// Anomaly scores of readings, as detection hands them to the store.
+pub type ScoreBatch = SeriesBatch<ScoreSample>;
+
+impl<S> Default for SeriesBatch<S> {
+    fn default() -> Self {
+        Self {
+            series: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+}
+
+impl<S> SeriesBatch<S> {
     pub fn with_capacity(samples: usize) -> Self {
         Self {
             series: Vec::new(),
@@ -65,19 +90,15 @@ impl ReadingBatch {
         idx
     }
 
-    pub fn push(&mut self, series: SeriesIdx, ts_micros: i64, value: f64) {
-        self.samples.push(Sample {
-            series,
-            ts_micros,
-            value,
-        });
+    pub fn push_sample(&mut self, sample: S) {
+        self.samples.push(sample);
     }
 
     pub fn series(&self) -> &[SeriesName] {
         &self.series
     }
 
-    pub fn samples(&self) -> &[Sample] {
+    pub fn samples(&self) -> &[S] {
         &self.samples
     }
 
@@ -108,6 +129,16 @@ impl ReadingBatch {
             }
             position += 1;
             keep
+        });
+    }
+}
+
+impl ReadingBatch {
+    pub fn push(&mut self, series: SeriesIdx, ts_micros: i64, value: f64) {
+        self.samples.push(Sample {
+            series,
+            ts_micros,
+            value,
         });
     }
 

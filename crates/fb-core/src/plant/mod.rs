@@ -5,7 +5,10 @@ mod batch;
 mod machine;
 mod reading;
 
-pub use batch::{ReadingBatch, Sample, SeriesIdx, SeriesName, from_micros, to_micros};
+pub use batch::{
+    ReadingBatch, Sample, ScoreBatch, ScoreSample, SeriesBatch, SeriesIdx, SeriesName, from_micros,
+    to_micros,
+};
 pub use machine::{
     Location, Machine, MachineClass, MachineId, MachinePatch, MachineStatus, NewMachine, SensorKey,
     SensorKind, SensorSpec, validate_machine,

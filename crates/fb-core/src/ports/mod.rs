@@ -1,9 +1,13 @@
 //! Ports: the traits adapters implement. API boundary: changing a signature here changes every
 //! adapter and the conformance suite in `fb-testkit`.
 
+mod detection;
 mod plant;
 mod store;
 
+pub use detection::{
+    AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
+};
 pub use plant::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,
     RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,

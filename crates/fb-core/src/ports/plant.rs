@@ -20,6 +20,14 @@ pub trait MachineStore: Send + Sync {
     async fn update_machine(&self, machine: &Machine) -> Result<bool, StoreError>;
     /// Deletes the machine (its readings stay until retention removes them); `false` if none.
     async fn delete_machine(&self, id: &MachineId) -> Result<bool, StoreError>;
+    /// Sets the health score detection computed, leaving every other field alone (so it never
+    /// overwrites a concurrent edit); `false` if there is no such machine.
+    async fn set_machine_health(
+        &self,
+        id: &MachineId,
+        health: f64,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What an append did: readings newly stored, and readings skipped because their

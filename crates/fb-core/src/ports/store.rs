@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::identity::{ApiKey, ApiKeyId, User, UserId};
 
-use super::{DeadLetterStore, MachineStore, ReadingStore};
+use super::{AlertStore, AnomalyStore, DeadLetterStore, MachineStore, ReadingStore, ScoreStore};
 
 /// Errors every storage adapter translates its driver errors into.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,9 @@ pub struct Storage {
     pub machines: Arc<dyn MachineStore>,
     pub readings: Arc<dyn ReadingStore>,
     pub dead_letters: Arc<dyn DeadLetterStore>,
+    pub alerts: Arc<dyn AlertStore>,
+    pub anomalies: Arc<dyn AnomalyStore>,
+    pub scores: Arc<dyn ScoreStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -109,6 +112,9 @@ impl Storage {
             + MachineStore
             + ReadingStore
             + DeadLetterStore
+            + AlertStore
+            + AnomalyStore
+            + ScoreStore
             + StoreHealth
             + 'static,
     {
@@ -118,6 +124,9 @@ impl Storage {
             machines: backend.clone(),
             readings: backend.clone(),
             dead_letters: backend.clone(),
+            alerts: backend.clone(),
+            anomalies: backend.clone(),
+            scores: backend.clone(),
             health: backend,
         }
     }

@@ -6,12 +6,14 @@
 //! per case so that cases run in parallel and fail individually.
 
 mod dead_letters;
+mod detection;
 mod identities;
 mod machines;
 mod readings;
 mod secrets;
 
 pub use dead_letters::*;
+pub use detection::*;
 pub use identities::*;
 pub use machines::*;
 pub use readings::*;
@@ -51,6 +53,12 @@ macro_rules! storage_conformance {
             retention_removes_old_raw_data_and_rollups,
             dead_letters_keep_payloads_and_page_by_id,
             replayed_dead_letters_leave_the_pending_list,
+            alerts_round_trip_and_update_by_version,
+            one_active_alert_per_machine_and_kind,
+            alerts_are_listed_newest_first_with_filters,
+            anomalies_round_trip_in_time_order,
+            scores_round_trip_and_the_first_score_stays,
+            machine_health_is_set_alone,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
