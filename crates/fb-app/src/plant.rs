@@ -13,10 +13,14 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
+use fb_core::detection::Anomaly;
 use fb_core::plant::{
     Machine, MachineId, MachinePatch, NewMachine, Reading, SensorKey, validate_machine,
 };
-use fb_core::ports::{BucketStats, MachineStore, RangeQuery, ReadingStore, Resolution, StoreError};
+use fb_core::ports::{
+    AnomalyFilter, AnomalyStore, BucketStats, MachineStore, RangeQuery, ReadingStore, Resolution,
+    ScoreStore, ScoredPoint, StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -101,9 +105,17 @@ pub struct ReadingsQuery {
     pub bucket: Option<Bucket>,
 }
 
+/// A stored reading with the score detection gave it (none yet, or detection off).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredReading {
+    pub reading: Reading,
+    /// (score in [0, 1], anomaly flag).
+    pub score: Option<(f32, bool)>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadingsResult {
-    Raw(Vec<Reading>),
+    Raw(Vec<ScoredReading>),
     Buckets {
         resolution: Resolution,
         bucket_secs: i64,
@@ -121,6 +133,8 @@ const AUTO_BUCKETS: i64 = 300;
 pub struct Service {
     machines: Arc<dyn MachineStore>,
     readings: Arc<dyn ReadingStore>,
+    scores: Arc<dyn ScoreStore>,
+    anomalies: Arc<dyn AnomalyStore>,
     clock: Arc<dyn Clock>,
     limits: QueryLimits,
 }
@@ -129,15 +143,48 @@ impl Service {
     pub fn new(
         machines: Arc<dyn MachineStore>,
         readings: Arc<dyn ReadingStore>,
+        scores: Arc<dyn ScoreStore>,
+        anomalies: Arc<dyn AnomalyStore>,
         clock: Arc<dyn Clock>,
         limits: QueryLimits,
     ) -> Self {
         Self {
             machines,
             readings,
+            scores,
+            anomalies,
             clock,
             limits,
         }
+    }
+
+    /// What detection found on a machine in a time range, oldest first.
+    pub async fn anomalies(
+        &self,
+        caller: &Principal,
+        machine: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        after: Option<uuid::Uuid>,
+        limit: usize,
+    ) -> Result<Vec<Anomaly>, Error> {
+        let machine = self.get(caller, machine).await?;
+        if to <= from {
+            return Err(Error::Validation(vec![FieldError::new(
+                "to",
+                "must be after from",
+            )]));
+        }
+        Ok(self
+            .anomalies
+            .list_anomalies(&AnomalyFilter {
+                machine: machine.id,
+                from,
+                to,
+                after,
+                limit,
+            })
+            .await?)
     }
 
     /// Raw points, or buckets computed from the minute or hour rollups (whichever the bucket size
@@ -180,7 +227,8 @@ impl Service {
                     self.limits.max_points
                 )));
             }
-            return Ok(ReadingsResult::Raw(points));
+            let scores = self.scores.scores(&query).await?;
+            return Ok(ReadingsResult::Raw(with_scores(points, scores)));
         };
         let bucket_secs = match bucket {
             Bucket::Seconds(s) if s >= 60 && s % 60 == 0 && (s < 3600 || s % 3600 == 0) => s,
@@ -373,6 +421,22 @@ fn merge(rows: Vec<BucketStats>, bucket_secs: i64) -> Vec<BucketStats> {
             });
     }
     merged.into_values().collect()
+}
+
+/// Joins readings with their scores; both come ordered by sensor then time.
+fn with_scores(points: Vec<Reading>, scores: Vec<ScoredPoint>) -> Vec<ScoredReading> {
+    let mut scores = scores.into_iter().peekable();
+    points
+        .into_iter()
+        .map(|reading| {
+            let key = (&reading.sensor, reading.ts);
+            while scores.next_if(|s| (&s.sensor, s.ts) < key).is_some() {}
+            let score = scores
+                .next_if(|s| (&s.sensor, s.ts) == key)
+                .map(|s| (s.score, s.anomaly));
+            ScoredReading { reading, score }
+        })
+        .collect()
 }
 
 #[cfg(test)]

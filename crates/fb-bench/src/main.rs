@@ -120,7 +120,7 @@ impl Server {
             .bootstrap_admin("admin")
             .await?
             .context("fresh store")?;
-        let state = wire::http_state(&settings, &storage, auth);
+        let state = wire::http_state(&settings, &storage, auth).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let router = fb_http::router(state.clone());

@@ -397,27 +397,36 @@ impl AlertTracker {
         changes
     }
 
-    /// A person acknowledged or resolved an alert (after the store accepted the change): the
-    /// tracker follows, so that it neither escalates an acknowledged alert nor keeps a resolved
-    /// one open.
-    pub fn changed_by_person(&mut self, alert: &Alert) {
+    /// The store holds this version of an alert: a person acknowledged or resolved it, a write
+    /// of the tracker's was stored, or another node opened it. The tracker follows, so that it
+    /// neither escalates an acknowledged alert nor keeps a resolved one open, and it takes the
+    /// stored version as the base of its next write.
+    pub fn follow(&mut self, alert: &Alert) {
         let key = (alert.machine.clone(), alert.kind);
-        match alert.status {
-            AlertStatus::Resolved => {
-                if self.open.get(&key).is_some_and(|t| t.alert.id == alert.id) {
-                    self.open.remove(&key);
-                }
+        if !alert.status.is_active() {
+            if self.open.get(&key).is_some_and(|t| t.alert.id == alert.id) {
+                self.open.remove(&key);
             }
-            AlertStatus::Acknowledged | AlertStatus::Open => {
-                if let Some(tracked) = self.open.get_mut(&key)
-                    && tracked.alert.id == alert.id
-                {
-                    let (occurrences, last_seen) =
-                        (tracked.alert.occurrences, tracked.alert.last_seen_at);
-                    tracked.alert = alert.clone();
-                    tracked.alert.occurrences = occurrences.max(alert.occurrences);
-                    tracked.alert.last_seen_at = last_seen.max(alert.last_seen_at);
-                }
+            return;
+        }
+        match self.open.get_mut(&key) {
+            Some(tracked) if tracked.alert.id == alert.id => {
+                let (occurrences, last_seen) =
+                    (tracked.alert.occurrences, tracked.alert.last_seen_at);
+                tracked.alert = alert.clone();
+                tracked.alert.occurrences = occurrences.max(alert.occurrences);
+                tracked.alert.last_seen_at = last_seen.max(alert.last_seen_at);
+            }
+            _ => {
+                self.pending.remove(&key);
+                self.open.insert(
+                    key,
+                    Tracked {
+                        alert: alert.clone(),
+                        recovering_since: None,
+                        stored_at: alert.updated_at,
+                    },
+                );
             }
         }
     }
@@ -553,7 +562,7 @@ mod tests {
             .cloned()
             .unwrap_or_else(|| panic!("open"));
         acked.status = AlertStatus::Acknowledged;
-        tr.changed_by_person(&acked);
+        tr.follow(&acked);
         assert!(tr.tick(t(60 * 60)).is_empty());
     }
 
@@ -564,7 +573,7 @@ mod tests {
             panic!()
         };
         a.status = AlertStatus::Resolved;
-        tr.changed_by_person(&a);
+        tr.follow(&a);
         let Some(AlertChange::Opened(b)) = tr.holds(hot(10, Severity::Critical)) else {
             panic!("a new one")
         };

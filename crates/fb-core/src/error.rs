@@ -130,6 +130,10 @@ error_codes! {
     invalid_encoding => InvalidInput;
     /// A query asks for too long a range or too many points; narrow it or use buckets.
     query_too_large => InvalidInput;
+    /// No alert has this id.
+    alert_not_found => NotFound;
+    /// The alert cannot make this change from its current status (e.g. acknowledge a resolved alert).
+    alert_transition_invalid => Conflict;
     /// The store (database) cannot be reached or timed out.
     storage_unavailable => Unavailable;
     /// The service is starting or shutting down, or a dependency is not ready.

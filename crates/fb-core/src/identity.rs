@@ -283,6 +283,15 @@ impl Principal {
             Subject::ApiKey { .. } | Subject::System => None,
         }
     }
+
+    /// Who this is in logs and records: `user:<name>`, `api_key:<id>` or `system`.
+    pub fn describe(&self) -> String {
+        match &self.subject {
+            Subject::User { username, .. } => format!("user:{username}"),
+            Subject::ApiKey { id, .. } => format!("api_key:{id}"),
+            Subject::System => "system".to_owned(),
+        }
+    }
 }
 
 pub const USERNAME_MIN: usize = 3;

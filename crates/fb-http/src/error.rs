@@ -130,6 +130,12 @@ impl From<fb_app::plant::Error> for ApiError {
     }
 }
 
+impl From<fb_app::alerts::Error> for ApiError {
+    fn from(e: fb_app::alerts::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
 impl From<fb_app::auth::Error> for ApiError {
     fn from(e: fb_app::auth::Error) -> Self {
         Self::from_coded(&e)

@@ -45,6 +45,41 @@ where
     }
 }
 
+/// Like [`AppJson`], but an empty body (as `curl -X POST` sends) is the default value: for
+/// actions whose fields are all optional.
+pub(crate) struct OptionalJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = request.headers().clone();
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(Code::payload_too_large, "the request body is too large")
+                } else {
+                    ApiError::new(Code::invalid_json, "the request body could not be read")
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !is_json(&headers) {
+            return Err(ApiError::new(
+                Code::unsupported_media_type,
+                "expected a request body with Content-Type: application/json",
+            ));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)

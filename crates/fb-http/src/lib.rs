@@ -20,7 +20,7 @@ pub use error::{ApiError, error_reference_markdown, status_for};
 pub use formats::payload_parsers;
 pub use openapi::document as openapi_document;
 pub use routes::{Access, Route};
-pub use state::{AppState, Options};
+pub use state::{AppState, Options, Services};
 pub use telemetry::{OP_ID_HEADER, metrics_handle};
 
 /// Builds the complete application router.

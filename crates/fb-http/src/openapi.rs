@@ -48,6 +48,11 @@ const SECURITY_SCHEME: &str = "bearer";
         routes::readings::latest,
         routes::readings::dead_letters,
         routes::readings::replay,
+        routes::alerts::anomalies,
+        routes::alerts::list,
+        routes::alerts::get,
+        routes::alerts::acknowledge,
+        routes::alerts::resolve,
     ),
     tags(
         (name = "health", description = "Liveness, readiness, metrics, this document"),
@@ -56,6 +61,7 @@ const SECURITY_SCHEME: &str = "bearer";
         (name = "api_keys", description = "API keys for machines and integrations"),
         (name = "machines", description = "The machines registry: machines, sensors, limits"),
         (name = "readings", description = "Sensor readings in and out, and the dead letters of refused ones"),
+        (name = "alerts", description = "Alerts and their lifecycle, and the anomalies detection found"),
     )
 )]
 struct ApiDoc;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use fb_app::{auth, ingest, plant};
+use fb_app::{alerts, auth, ingest, plant};
 use fb_core::ports::StoreHealth;
 
 /// Limits applied to every request.
@@ -18,12 +18,22 @@ pub struct Options {
     pub ingest_max_decoded_bytes: usize,
 }
 
+/// The use cases the API calls.
+#[derive(Clone)]
+pub struct Services {
+    pub auth: Arc<auth::Service>,
+    pub plant: Arc<plant::Service>,
+    pub ingest: Arc<ingest::Service>,
+    pub alerts: Arc<alerts::Service>,
+}
+
 /// What handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<auth::Service>,
     pub plant: Arc<plant::Service>,
     pub ingest: Arc<ingest::Service>,
+    pub alerts: Arc<alerts::Service>,
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
@@ -32,17 +42,22 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        auth: Arc<auth::Service>,
-        plant: Arc<plant::Service>,
-        ingest: Arc<ingest::Service>,
+        services: Services,
         store: Arc<dyn StoreHealth>,
         metrics: PrometheusHandle,
         options: Options,
     ) -> Self {
+        let Services {
+            auth,
+            plant,
+            ingest,
+            alerts,
+        } = services;
         Self {
             auth,
             plant,
             ingest,
+            alerts,
             store,
             metrics,
             options,

@@ -20,7 +20,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             announce_first_admin(&user.username, &password);
             tracing::info!(username = %user.username, "First admin created; its password was printed to the console.");
         }
-        let state = wire::http_state(&settings, &storage, auth);
+        let state = wire::http_state(&settings, &storage, auth).await?;
         let signal = shutdown_signal()?;
         let addr = settings.listen_addr()?;
         let listener = tokio::net::TcpListener::bind(addr)

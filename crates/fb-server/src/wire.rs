@@ -129,11 +129,11 @@ pub async fn auth_service(
 const MACHINE_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// The HTTP application state.
-pub fn http_state(
+pub async fn http_state(
     settings: &Settings,
     storage: &Storage,
     auth: Arc<auth::Service>,
-) -> fb_http::AppState {
+) -> anyhow::Result<fb_http::AppState> {
     let options = fb_http::Options {
         max_body_bytes: usize::try_from(settings.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
@@ -155,9 +155,20 @@ pub fn http_state(
     let plant = Arc::new(fb_app::plant::Service::new(
         machines.clone(),
         storage.readings.clone(),
+        storage.scores.clone(),
+        storage.anomalies.clone(),
         clock.clone(),
         limits,
     ));
+    let alerts = Arc::new(
+        fb_app::alerts::Service::start(
+            storage.alerts.clone(),
+            clock.clone(),
+            alert_policy(settings),
+        )
+        .await
+        .context("cannot load the active alerts")?,
+    );
     let ingest_options = fb_app::ingest::Options {
         limits: fb_core::plant::IngestLimits {
             max_future: time::Duration::seconds(i.max_future_secs as i64),
@@ -186,14 +197,28 @@ pub fn http_state(
             topic_prefix: settings.mqtt.topic_prefix.clone(),
         }),
     );
-    fb_http::AppState::new(
-        auth,
-        plant,
-        ingest,
+    Ok(fb_http::AppState::new(
+        fb_http::Services {
+            auth,
+            plant,
+            ingest,
+            alerts,
+        },
         storage.health.clone(),
         fb_http::metrics_handle(),
         options,
-    )
+    ))
+}
+
+/// The alert rules' timing, from settings.
+pub fn alert_policy(settings: &Settings) -> fb_core::alerts::AlertPolicy {
+    let a = &settings.alerts;
+    fb_core::alerts::AlertPolicy {
+        raise_after: a.raise_after,
+        clear_after: time::Duration::seconds(a.clear_after_secs as i64),
+        escalate_after: time::Duration::seconds(a.escalate_after_secs as i64),
+        ..fb_core::alerts::AlertPolicy::default()
+    }
 }
 
 /// The built-in broker, once started: where MQTT ingest reaches it and with which credentials.

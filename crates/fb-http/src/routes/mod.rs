@@ -1,5 +1,6 @@
 //! The route table: every route, its method, path and access, in one place.
 
+pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod machines;
@@ -15,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 
 use fb_core::Code;
-use fb_core::identity::{Permission, Principal, Subject};
+use fb_core::identity::Permission;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -192,6 +193,36 @@ pub fn table() -> Vec<Route> {
             Requires(P::ReadingsWrite),
             post(readings::replay),
         ),
+        route(
+            Method::GET,
+            "/api/v1/machines/{machine}/anomalies",
+            Requires(P::PlantRead),
+            get(alerts::anomalies),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/alerts",
+            Requires(P::PlantRead),
+            get(alerts::list),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/alerts/{id}",
+            Requires(P::PlantRead),
+            get(alerts::get),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/alerts/{id}/acknowledge",
+            Requires(P::AlertsManage),
+            post(alerts::acknowledge),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/alerts/{id}/resolve",
+            Requires(P::AlertsManage),
+            post(alerts::resolve),
+        ),
     ]
 }
 
@@ -244,7 +275,7 @@ async fn authorize(
         Ok(principal) => principal,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    tracing::Span::current().record("principal", describe(&principal));
+    tracing::Span::current().record("principal", principal.describe());
     if !principal.can(permission) {
         return ApiError::new(
             Code::permission_denied,
@@ -268,14 +299,6 @@ fn bearer(request: &Request) -> Option<&str> {
     let (scheme, credential) = value.split_once(' ')?;
     let credential = credential.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
-}
-
-fn describe(principal: &Principal) -> String {
-    match &principal.subject {
-        Subject::User { username, .. } => format!("user:{username}"),
-        Subject::ApiKey { id, .. } => format!("api_key:{id}"),
-        Subject::System => "system".to_owned(),
-    }
 }
 
 async fn not_found() -> ApiError {

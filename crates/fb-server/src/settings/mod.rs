@@ -28,6 +28,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ingest: IngestSettings,
     pub mqtt: MqttSettings,
+    pub detection: DetectionSettings,
+    pub alerts: AlertSettings,
     pub retention: RetentionSettings,
     pub query: QuerySettings,
     pub log: LogSettings,
@@ -100,6 +102,23 @@ impl MqttSettings {
             tls,
         })
     }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionSettings {
+    pub enabled: bool,
+    pub warmup_points: u64,
+    pub no_data_secs: u64,
+    pub low_health: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    pub raise_after: u32,
+    pub clear_after_secs: u64,
+    pub escalate_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -392,6 +411,38 @@ impl Settings {
             m.embedded_username.is_empty() == m.embedded_password.expose().is_empty(),
             "mqtt.embedded_password",
             "give both embedded_username and embedded_password, or neither",
+        );
+        let d = &self.detection;
+        check(
+            (10..=100_000).contains(&d.warmup_points),
+            "detection.warmup_points",
+            "must be between 10 and 100000",
+        );
+        check(
+            (1..=86_400).contains(&d.no_data_secs),
+            "detection.no_data_secs",
+            "must be between 1 and 86400",
+        );
+        check(
+            (0.0..=100.0).contains(&d.low_health),
+            "detection.low_health",
+            "must be between 0 and 100",
+        );
+        let a = &self.alerts;
+        check(
+            (1..=1000).contains(&a.raise_after),
+            "alerts.raise_after",
+            "must be between 1 and 1000",
+        );
+        check(
+            (1..=86_400).contains(&a.clear_after_secs),
+            "alerts.clear_after_secs",
+            "must be between 1 and 86400",
+        );
+        check(
+            (60..=604_800).contains(&a.escalate_after_secs),
+            "alerts.escalate_after_secs",
+            "must be between 60 and 604800",
         );
         let r = &self.retention;
         check(

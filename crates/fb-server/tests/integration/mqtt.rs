@@ -245,7 +245,29 @@ async fn the_embedded_broker_takes_readings_from_authenticated_devices() {
     let mut device = MqttOptions::new(format!("device-{run_id}"), "127.0.0.1", port);
     device.set_credentials("devices", "s3cret-devices");
     let (publisher, mut eventloop) = AsyncClient::new(device, 10);
-    let pump = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let (connected_tx, connected) = tokio::sync::oneshot::channel();
+    let pump = tokio::spawn(async move {
+        let mut connected_tx = Some(connected_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)))
+                    if ack.code == rumqttc::ConnectReturnCode::Success =>
+                {
+                    if let Some(tx) = connected_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(_) => {}
+                // The broker may still be settling; the client reconnects on the next poll.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), connected)
+        .await
+        .expect("the device connects with the right password")
+        .unwrap();
+    // Ingest subscribes on its own connection; give it a moment to have done so.
     tokio::time::sleep(Duration::from_millis(500)).await;
     publisher
         .publish(

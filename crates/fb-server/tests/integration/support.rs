@@ -79,7 +79,9 @@ impl TestApp {
         let storage = wire::open_storage(&settings).await.unwrap();
         let auth = wire::auth_service(&settings, &storage).await.unwrap();
         let (_, admin_password) = auth.bootstrap_admin("admin").await.unwrap().unwrap();
-        let state = wire::http_state(&settings, &storage, auth.clone());
+        let state = wire::http_state(&settings, &storage, auth.clone())
+            .await
+            .unwrap();
         Self {
             router: fb_http::router(state.clone()),
             state,

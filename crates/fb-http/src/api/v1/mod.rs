@@ -238,7 +238,9 @@ pub struct Readiness {
     pub store: String,
 }
 
+mod alerts;
 mod machines;
 mod readings;
+pub use alerts::*;
 pub use machines::*;
 pub use readings::*;

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use fb_app::ingest;
+use fb_app::{ingest, plant};
 use fb_core::plant::Reading;
 use fb_core::ports;
 
@@ -73,6 +73,12 @@ pub struct Point {
     #[serde(with = "time::serde::rfc3339")]
     pub ts: OffsetDateTime,
     pub value: f64,
+    /// Detection's anomaly score in [0, 1]; absent until the reading has been scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    /// Whether detection flagged the reading; absent until it has been scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<bool>,
 }
 
 impl From<Reading> for Point {
@@ -81,6 +87,18 @@ impl From<Reading> for Point {
             sensor: r.sensor.0,
             ts: r.ts,
             value: r.value,
+            score: None,
+            anomaly: None,
+        }
+    }
+}
+
+impl From<plant::ScoredReading> for Point {
+    fn from(r: plant::ScoredReading) -> Self {
+        Self {
+            score: r.score.map(|s| s.0),
+            anomaly: r.score.map(|s| s.1),
+            ..Point::from(r.reading)
         }
     }
 }
