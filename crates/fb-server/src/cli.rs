@@ -53,6 +53,9 @@ pub enum Command {
     Apikey(ApiKeyCommand),
     /// Run the simulated plant as a load generator against a server (HTTP) or a broker (MQTT).
     Simulate(SimulateArgs),
+    /// Score the detectors on a public benchmark or on your own labelled history.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Print the version and the compiled-in storage backends.
     Version,
 }
@@ -80,6 +83,23 @@ pub struct SimulateArgs {
     /// Topic prefix for an mqtt:// target.
     #[arg(long, default_value = "factorybrain")]
     pub topic_prefix: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// The Numenta Anomaly Benchmark: the three NAB scores (standard, reward low FP, reward low
+    /// FN) of the product's detector, with one setting for every file.
+    Nab {
+        /// The NAB checkout: data/ and labels/combined_windows.json.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Warm-up points for every file instead of NAB's probationary period.
+        #[arg(long, value_name = "POINTS")]
+        warmup: Option<usize>,
+        /// Print one JSON object with the figures.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +197,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Simulate(args) => return simulate(args),
+        Command::Eval(command) => return eval(command),
         Command::Version => {
             println!("factorybrain {}", env!("CARGO_PKG_VERSION"));
             println!("storage backends: {}", crate::wire::BACKENDS.join(", "));
@@ -216,7 +237,9 @@ pub fn run(cli: Cli) -> ExitCode {
                 Command::Migrate => admin::migrate(&settings).await,
                 Command::User(command) => admin::user(&settings, command).await,
                 Command::Apikey(command) => admin::api_key(&settings, command).await,
-                Command::Config(_) | Command::Version | Command::Simulate(_) => Ok(()),
+                Command::Config(_) | Command::Version | Command::Simulate(_) | Command::Eval(_) => {
+                    Ok(())
+                }
             }
         }
         .instrument(command_span.clone()),
@@ -239,6 +262,21 @@ pub fn run(cli: Cli) -> ExitCode {
 fn settings_failure(errors: &SettingsErrors) -> ExitCode {
     eprint!("error: {errors}");
     ExitCode::from(2)
+}
+
+/// Evaluations read files and need no settings or store.
+#[allow(clippy::print_stderr)]
+fn eval(command: &EvalCommand) -> ExitCode {
+    let result = match command {
+        EvalCommand::Nab { data, warmup, json } => crate::eval::nab(data, *warmup, *json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The load generator needs no settings or store: it talks to a server or broker.

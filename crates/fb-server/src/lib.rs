@@ -6,6 +6,7 @@
 mod admin;
 pub mod cli;
 mod demo;
+mod eval;
 mod logging;
 mod serve;
 pub mod settings;

@@ -340,6 +340,7 @@ fn help_is_available_for_every_command() {
         vec!["user", "add", "--help"],
         vec!["apikey", "create", "--help"],
         vec!["version", "--help"],
+        vec!["eval", "nab", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -350,6 +351,39 @@ fn help_is_available_for_every_command() {
     }
     let version = Command::new(BIN).arg("version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).contains("storage backends: sqlite"));
+}
+
+/// `eval nab` on the corpus beside the repository: one JSON object with the three scores.
+#[test]
+fn eval_nab_prints_the_three_scores_as_json() {
+    let nab = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/nab");
+    let out = Command::new(BIN)
+        .args(["eval", "nab", "--json", "--data"])
+        .arg(&nab)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"], 58);
+    assert!(report["standard"].as_f64().unwrap() >= 70.0, "{report}");
+    for profile in [
+        "reward_low_fp_rate",
+        "reward_low_fn_rate",
+        "ns_per_point",
+        "bytes_per_sensor",
+    ] {
+        assert!(report[profile].as_f64().is_some(), "{profile} in {report}");
+    }
+    let missing = Command::new(BIN)
+        .args(["eval", "nab", "--data", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the NAB corpus"));
 }
 
 #[test]
