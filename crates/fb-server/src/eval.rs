@@ -1,7 +1,7 @@
 //! `factorybrain eval`: the product's detectors scored on public benchmarks and on labelled
 //! histories (B5). Reads files, needs no settings or store.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::Context;
 
@@ -9,7 +9,7 @@ use fb_eval::nab::{Warmup, evaluate, read_corpus};
 
 /// Runs NAB and prints its three normalised scores, or one JSON object with `json`.
 #[allow(clippy::print_stdout)] // The command's output is its interface.
-pub(crate) fn nab(data: &PathBuf, warmup: Option<usize>, json: bool) -> anyhow::Result<()> {
+pub(crate) fn nab(data: &Path, warmup: Option<usize>, json: bool) -> anyhow::Result<()> {
     let corpus = read_corpus(data).with_context(|| {
         format!(
             "cannot read the NAB corpus in {} (it needs data/ and labels/combined_windows.json)",
