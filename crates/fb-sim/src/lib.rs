@@ -10,4 +10,4 @@ mod machines;
 mod physics;
 
 pub use machines::{MachineKind, plant_machines};
-pub use physics::{Fault, FaultKind, Simulator};
+pub use physics::{Fault, FaultKind, PlannedFault, Simulator};

@@ -71,6 +71,17 @@ struct SimMachine {
     fault: Option<(FaultKind, OffsetDateTime, Option<usize>, f64)>,
 }
 
+/// A fault to inject at a chosen time rather than at random (the demo's scenario, tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedFault {
+    pub machine: MachineId,
+    pub kind: FaultKind,
+    /// For sensor faults (stuck, spike): which sensor; `None` picks the first.
+    pub sensor: Option<SensorKey>,
+    pub start: OffsetDateTime,
+    pub duration: Duration,
+}
+
 pub struct Simulator {
     rng: StdRng,
     machines: Vec<SimMachine>,
@@ -78,6 +89,7 @@ pub struct Simulator {
     faults: Vec<Fault>,
     /// Expected faults per machine per hour.
     fault_rate: f64,
+    planned: Vec<PlannedFault>,
 }
 
 impl Simulator {
@@ -109,7 +121,14 @@ impl Simulator {
             now: start,
             faults: Vec::new(),
             fault_rate: 0.05,
+            planned: Vec::new(),
         }
+    }
+
+    /// Injects a fault at `fault.start` (or as soon after as the machine has no other fault).
+    /// Planned faults are labelled in [`faults`](Self::faults) like random ones once they begin.
+    pub fn plan(&mut self, fault: PlannedFault) {
+        self.planned.push(fault);
     }
 
     /// Expected faults per machine per hour (default 0.05).
@@ -137,6 +156,7 @@ impl Simulator {
         let ambient = 20.0 + 3.0 * (day_fraction(now) * std::f64::consts::TAU).sin();
         let mut readings = Vec::with_capacity(self.machines.len() * SENSORS.len());
         for index in 0..self.machines.len() {
+            self.start_planned_fault(index);
             self.maybe_start_fault(index, dt_secs);
             let noise = |rng: &mut StdRng, sd: f64| gaussian(rng) * sd;
             let load = (load_base + noise(&mut self.rng, 0.03)).clamp(0.05, 1.0);
@@ -205,6 +225,28 @@ impl Simulator {
         readings
     }
 
+    fn start_planned_fault(&mut self, index: usize) {
+        if self.machines[index].fault.is_some() {
+            return;
+        }
+        let (now, id) = (self.now, &self.machines[index].id);
+        let Some(position) = self
+            .planned
+            .iter()
+            .position(|p| p.machine == *id && p.start <= now)
+        else {
+            return;
+        };
+        let plan = self.planned.remove(position);
+        let sensor = matches!(plan.kind, FaultKind::StuckSensor | FaultKind::Spike).then(|| {
+            plan.sensor
+                .as_ref()
+                .and_then(|key| SENSORS.iter().position(|s| *s == key.0))
+                .unwrap_or(0)
+        });
+        self.begin_fault(index, plan.kind, sensor, self.now + plan.duration);
+    }
+
     fn maybe_start_fault(&mut self, index: usize, dt_secs: f64) {
         if self.machines[index].fault.is_some() {
             return;
@@ -223,6 +265,16 @@ impl Simulator {
         let sensor = matches!(kind, FaultKind::StuckSensor | FaultKind::Spike)
             .then(|| self.rng.random_range(0..SENSORS.len()));
         let end = self.now + Duration::seconds(secs);
+        self.begin_fault(index, kind, sensor, end);
+    }
+
+    fn begin_fault(
+        &mut self,
+        index: usize,
+        kind: FaultKind,
+        sensor: Option<usize>,
+        end: OffsetDateTime,
+    ) {
         let m = &mut self.machines[index];
         let stuck = sensor.map_or(0.0, |s| match s {
             0 => m.temperature,
@@ -357,6 +409,40 @@ mod tests {
                 matches!(f.kind, FaultKind::StuckSensor | FaultKind::Spike)
             );
         }
+    }
+
+    #[test]
+    fn planned_faults_begin_on_time_and_are_labelled() {
+        let machines = plant_machines(2, start());
+        let mut sim = Simulator::new(9, &machines, start()).with_fault_rate(0.0);
+        let target = machines[1].0.id.clone();
+        sim.plan(PlannedFault {
+            machine: target.clone(),
+            kind: FaultKind::StuckSensor,
+            sensor: Some(SensorKey("pressure".into())),
+            start: start() + Duration::seconds(30),
+            duration: Duration::seconds(60),
+        });
+        let pressure = |r: &[Reading]| {
+            r.iter()
+                .find(|x| x.machine == target && x.sensor.0 == "pressure")
+                .map(|x| x.value)
+        };
+        for _ in 0..2 {
+            sim.step(Duration::seconds(10));
+        }
+        assert!(sim.faults().is_empty(), "not yet");
+        let stuck: Vec<_> = (0..5)
+            .filter_map(|_| pressure(&sim.step(Duration::seconds(10))))
+            .collect();
+        assert_eq!(sim.faults().len(), 1);
+        let fault = &sim.faults()[0];
+        assert_eq!(
+            (fault.kind, fault.sensor.as_ref().map(|s| s.0.as_str())),
+            (FaultKind::StuckSensor, Some("pressure"))
+        );
+        assert_eq!(fault.end - fault.start, Duration::seconds(60));
+        assert!(stuck.windows(2).all(|w| w[0] == w[1]), "{stuck:?}");
     }
 
     #[test]
