@@ -1,0 +1,206 @@
+//! The statistical detector with adaptive thresholds: has the sensor's level moved away from
+//! its own recent baseline, by more than the baseline's usual wobble allows?
+//!
+//! * **Level**: the median of the last 5 values, so that one wild reading (a spike, which
+//!   [`super::faults::SpikeCheck`] calls) does not move it.
+//! * **Baseline**: the median of a long window (`window` values).
+//! * **Threshold**: the deviation level − baseline is compared with its own typical size
+//!   (mean absolute deviation, exponentially weighted over `window` points, learned only while
+//!   nothing is anomalous). The threshold therefore adapts to each sensor's noise and
+//!   autocorrelation; no unit or absolute figure is involved.
+//! * **Adaptation**: while the level is out, the baseline stops learning, so that a fault does
+//!   not become the new normal within minutes; after `adapt_after` points out in a row it
+//!   learns again, so that a real change of operating point is accepted in the end.
+
+use std::num::NonZeroUsize;
+
+use crate::features::RollingMedian;
+
+/// Mean absolute deviation to standard deviation, for normal data.
+const MEAN_ABS_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
+const LEVEL_POINTS: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftConfig {
+    /// Values in the baseline, and points learned before the detector judges.
+    pub window: usize,
+    /// Deviation, in typical deviations, at which the level is out.
+    pub threshold: f64,
+    /// Points out in a row after which the baseline learns the new level.
+    pub adapt_after: usize,
+}
+
+impl ShiftConfig {
+    pub fn new(warmup: usize) -> Self {
+        Self {
+            window: warmup.max(2 * LEVEL_POINTS),
+            threshold: 6.0,
+            adapt_after: 6 * warmup.max(2 * LEVEL_POINTS),
+        }
+    }
+}
+
+/// What the detector makes of one value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShiftVerdict {
+    pub level: f64,
+    pub baseline: f64,
+    /// (level − baseline) / typical deviation.
+    pub z: f64,
+    pub out: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShiftDetector {
+    cfg: ShiftConfig,
+    level: RollingMedian,
+    baseline: RollingMedian,
+    /// Exponentially weighted mean of |level − baseline| while in control.
+    typical: Option<f64>,
+    seen: usize,
+    out_streak: usize,
+}
+
+impl ShiftDetector {
+    pub fn new(cfg: ShiftConfig) -> Self {
+        let window =
+            NonZeroUsize::new(cfg.window.max(2 * LEVEL_POINTS)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            cfg,
+            level: RollingMedian::new(NonZeroUsize::new(LEVEL_POINTS).unwrap_or(NonZeroUsize::MIN)),
+            baseline: RollingMedian::new(window),
+            typical: None,
+            seen: 0,
+            out_streak: 0,
+        }
+    }
+
+    /// The median of the long window, once there is one.
+    pub fn baseline(&self) -> Option<f64> {
+        self.baseline.median()
+    }
+
+    /// Robust standard deviation of the raw values in the baseline window.
+    pub fn spread(&self) -> Option<f64> {
+        self.baseline.mad()
+    }
+
+    pub fn is_warm(&self) -> bool {
+        self.seen >= self.cfg.window
+    }
+
+    /// Judges `value`, then learns from it. `None` while warming up.
+    pub fn update(&mut self, value: f64) -> Option<ShiftVerdict> {
+        self.seen += 1;
+        self.level.push(value);
+        let verdict = self.judge();
+        let out = verdict.is_some_and(|v| v.out);
+        self.out_streak = if out { self.out_streak + 1 } else { 0 };
+        if !out || self.out_streak > self.cfg.adapt_after {
+            self.baseline.push(value);
+        }
+        if !out && let (Some(level), Some(base)) = (self.level.median(), self.baseline.median()) {
+            let deviation = (level - base).abs();
+            let alpha = 1.0 / self.cfg.window as f64;
+            self.typical = Some(match self.typical {
+                None => deviation,
+                Some(t) => t + alpha * (deviation - t),
+            });
+        }
+        verdict
+    }
+
+    fn judge(&self) -> Option<ShiftVerdict> {
+        if !self.is_warm() || self.level.len() < LEVEL_POINTS {
+            return None;
+        }
+        let level = self.level.median()?;
+        let baseline = self.baseline.median()?;
+        let typical = self.typical? * MEAN_ABS_TO_SIGMA;
+        // A sensor that barely moves still needs a scale: one part in a thousand of its level.
+        let floor = 1e-3 * baseline.abs() + 1e-9;
+        let z = (level - baseline) / typical.max(floor);
+        Some(ShiftVerdict {
+            level,
+            baseline,
+            z,
+            out: z.abs() >= self.cfg.threshold,
+        })
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.level.heap_bytes() + self.baseline.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::math::SplitMix64;
+
+    fn noise(rng: &mut SplitMix64) -> f64 {
+        // Sum of uniforms: close enough to normal for a test, and deterministic.
+        (0..12).map(|_| rng.next_f64()).sum::<f64>() - 6.0
+    }
+
+    #[test]
+    fn noise_stays_in_and_a_shift_of_a_few_sigma_comes_out_fast() {
+        let mut d = ShiftDetector::new(ShiftConfig::new(300));
+        let mut rng = SplitMix64::new(7);
+        let mut outs = 0;
+        for _ in 0..5000 {
+            if d.update(50.0 + 0.2 * noise(&mut rng))
+                .is_some_and(|v| v.out)
+            {
+                outs += 1;
+            }
+        }
+        assert_eq!(outs, 0, "stationary noise must not come out");
+        // A step of 5 sigma is out within a few points and stays out.
+        let mut first = None;
+        for i in 0..200 {
+            if d.update(51.0 + 0.2 * noise(&mut rng))
+                .is_some_and(|v| v.out)
+                && first.is_none()
+            {
+                first = Some(i);
+            }
+        }
+        assert!(first.is_some_and(|i| i <= 5), "{first:?}");
+        assert!(d.update(51.0).is_some_and(|v| v.out && v.z > 0.0));
+    }
+
+    #[test]
+    fn one_wild_value_does_not_move_the_level() {
+        let mut d = ShiftDetector::new(ShiftConfig::new(100));
+        let mut rng = SplitMix64::new(3);
+        for _ in 0..500 {
+            d.update(10.0 + 0.1 * noise(&mut rng));
+        }
+        let spike = d.update(200.0).expect("warm");
+        assert!(!spike.out);
+        assert!(!d.update(10.0).expect("warm").out);
+    }
+
+    #[test]
+    fn a_lasting_new_level_is_learned_in_the_end() {
+        let cfg = ShiftConfig {
+            window: 50,
+            threshold: 6.0,
+            adapt_after: 100,
+        };
+        let mut d = ShiftDetector::new(cfg);
+        let mut rng = SplitMix64::new(11);
+        for _ in 0..300 {
+            d.update(1.0 + 0.01 * noise(&mut rng));
+        }
+        let outs: Vec<bool> = (0..400)
+            .map(|_| {
+                d.update(2.0 + 0.01 * noise(&mut rng))
+                    .is_some_and(|v| v.out)
+            })
+            .collect();
+        assert!(outs[10] && outs[90], "held out while adaptation waits");
+        assert!(!outs[399], "accepted after adapt_after plus half a window");
+    }
+}
