@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod detection;
 pub mod ingest;
 pub mod machine_cache;
 pub mod plant;

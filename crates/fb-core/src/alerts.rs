@@ -178,6 +178,9 @@ pub struct Condition {
     pub at: OffsetDateTime,
     pub title: String,
     pub evidence: Vec<Evidence>,
+    /// The detector confirmed the condition itself (a spike is over when it is found): it
+    /// opens an alert at once, like a critical one.
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +309,9 @@ impl AlertTracker {
         });
         pending.count += 1;
         pending.severity = pending.severity.max(c.severity);
-        let due = c.severity == Severity::Critical || pending.count >= self.policy.raise_after;
+        let due = c.confirmed
+            || c.severity == Severity::Critical
+            || pending.count >= self.policy.raise_after;
         if !due {
             return None;
         }
@@ -454,6 +459,7 @@ mod tests {
             at: t(secs),
             title: "temperature high".into(),
             evidence: vec![Evidence::number("value", 95.0)],
+            confirmed: false,
         }
     }
 

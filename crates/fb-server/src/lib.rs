@@ -5,7 +5,7 @@
 
 mod admin;
 pub mod cli;
-mod demo;
+pub mod demo;
 mod eval;
 mod logging;
 mod serve;

@@ -71,6 +71,8 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             }
         })
     };
+    let detection_task = wire::spawn_detection(&settings, &storage, &state, stop_rx.clone())?;
+    tracing::info!(enabled = settings.detection.enabled, "Detection started.");
     let demo_task = demo.then(|| {
         tokio::spawn(crate::demo::run(
             state.plant.clone(),
@@ -109,9 +111,14 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         } => shutdown.in_scope(|| tracing::warn!(grace_secs = grace.as_secs(), "Requests still running after the grace period; stopping anyway.")),
     }
     let _ = stop_tx.send(true);
-    for task in [demo_task, mqtt_task, Some(retention_task)]
-        .into_iter()
-        .flatten()
+    for task in [
+        demo_task,
+        mqtt_task,
+        Some(retention_task),
+        Some(detection_task),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = task.await;
     }

@@ -210,6 +210,62 @@ pub async fn http_state(
     ))
 }
 
+/// Detection's settings.
+pub fn detection_options(settings: &Settings) -> fb_app::detection::Options {
+    let d = &settings.detection;
+    fb_app::detection::Options {
+        detection: fb_detect::pipeline::DetectionConfig {
+            warmup: usize::try_from(d.warmup_points).unwrap_or(usize::MAX),
+            no_data_secs: d.no_data_secs,
+            stuck_min_run: d.stuck_min_run,
+            novelty: d.novelty,
+            vibration_zones: d.vibration_zones,
+        },
+        low_health: d.low_health,
+        ..fb_app::detection::Options::default()
+    }
+}
+
+/// Starts detection on what ingest stores (when enabled), or else only the alerts' clock, so
+/// that alerts still resolve and escalate. Subscribes at once: readings ingested after this
+/// returns are scored.
+pub fn spawn_detection(
+    settings: &Settings,
+    storage: &Storage,
+    state: &fb_http::AppState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let alerts = state.alerts.clone();
+    if !settings.detection.enabled {
+        return Ok(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                if let Err(e) = alerts.tick().await {
+                    tracing::warn!(error = %e, "Alerts could not resolve or escalate; retrying.");
+                }
+            }
+        }));
+    }
+    let sources = fb_app::detection::Sources {
+        readings: state.ingest.subscribe(),
+        refused: state.ingest.subscribe_refused(),
+    };
+    let service = fb_app::detection::Service::new(
+        storage.machines.clone(),
+        storage.scores.clone(),
+        storage.anomalies.clone(),
+        alerts,
+        Arc::new(SystemClock),
+        detection_options(settings),
+    )
+    .context("detection settings")?;
+    Ok(tokio::spawn(service.run(sources, stop)))
+}
+
 /// The alert rules' timing, from settings.
 pub fn alert_policy(settings: &Settings) -> fb_core::alerts::AlertPolicy {
     let a = &settings.alerts;

@@ -69,6 +69,8 @@ struct SimMachine {
     wear: f64,
     leak: f64,
     fault: Option<(FaultKind, OffsetDateTime, Option<usize>, f64)>,
+    /// The values last reported, where a stuck sensor freezes.
+    last: [f64; SENSORS.len()],
 }
 
 /// A fault to inject at a chosen time rather than at random (the demo's scenario, tests).
@@ -98,21 +100,28 @@ impl Simulator {
         let mut rng = StdRng::seed_from_u64(seed);
         let machines = machines
             .iter()
-            .map(|(m, kind)| SimMachine {
-                id: m.id.clone(),
-                kind: *kind,
-                ranges: SENSORS
-                    .iter()
-                    .map(|s| {
-                        m.sensor(s).map_or((f64::MIN, f64::MAX), |spec| {
-                            (spec.physical_min, spec.physical_max)
+            .map(|(m, kind)| {
+                let wear = rng.random_range(0.0..0.2);
+                SimMachine {
+                    id: m.id.clone(),
+                    kind: *kind,
+                    ranges: SENSORS
+                        .iter()
+                        .map(|s| {
+                            m.sensor(s).map_or((f64::MIN, f64::MAX), |spec| {
+                                (spec.physical_min, spec.physical_max)
+                            })
                         })
-                    })
-                    .collect(),
-                temperature: 20.0 + kind.nominal().1 * 0.5,
-                wear: rng.random_range(0.0..0.2),
-                leak: 0.0,
-                fault: None,
+                        .collect(),
+                    // The plant has been running: temperature starts at its steady state.
+                    temperature: ambient(start)
+                        + kind.nominal().1 * shift_load(start)
+                        + 25.0 * wear * wear,
+                    wear,
+                    leak: 0.0,
+                    fault: None,
+                    last: [0.0; SENSORS.len()],
+                }
             })
             .collect();
         Self {
@@ -129,6 +138,14 @@ impl Simulator {
     /// Planned faults are labelled in [`faults`](Self::faults) like random ones once they begin.
     pub fn plan(&mut self, fault: PlannedFault) {
         self.planned.push(fault);
+    }
+
+    /// Sets a machine's bearing wear (0 new, 1 worn out), e.g. to start a demo with a
+    /// degradation already under way: real wear takes hours to show.
+    pub fn set_wear(&mut self, machine: &MachineId, wear: f64) {
+        if let Some(m) = self.machines.iter_mut().find(|m| m.id == *machine) {
+            m.wear = wear.clamp(0.0, 1.0);
+        }
     }
 
     /// Expected faults per machine per hour (default 0.05).
@@ -153,7 +170,7 @@ impl Simulator {
         let now = self.now;
         let dt_secs = dt.as_seconds_f64().max(0.001);
         let load_base = shift_load(now);
-        let ambient = 20.0 + 3.0 * (day_fraction(now) * std::f64::consts::TAU).sin();
+        let ambient = ambient(now);
         let mut readings = Vec::with_capacity(self.machines.len() * SENSORS.len());
         for index in 0..self.machines.len() {
             self.start_planned_fault(index);
@@ -176,7 +193,8 @@ impl Simulator {
                 };
             m.wear = m.wear.min(1.0);
             m.leak = if kind == Some(FaultKind::PressureLeak) {
-                (m.leak + dt_secs * 2e-4).min(0.4)
+                // A seal gives way (6 % of the pressure lost at once), then the leak grows.
+                (m.leak.max(0.06) + dt_secs * 2e-4).min(0.4)
             } else {
                 (m.leak - dt_secs * 1e-3).max(0.0)
             };
@@ -214,6 +232,7 @@ impl Simulator {
             }
             for (i, value) in values.into_iter().enumerate() {
                 let (min, max) = m.ranges[i];
+                m.last[i] = value.clamp(min, max);
                 readings.push(Reading {
                     machine: m.id.clone(),
                     sensor: SensorKey(SENSORS[i].into()),
@@ -276,10 +295,8 @@ impl Simulator {
         end: OffsetDateTime,
     ) {
         let m = &mut self.machines[index];
-        let stuck = sensor.map_or(0.0, |s| match s {
-            0 => m.temperature,
-            _ => (m.ranges[s].0 + m.ranges[s].1) / 6.0,
-        });
+        // A stuck sensor freezes at what it last reported.
+        let stuck = sensor.map_or(0.0, |s| if s == 0 { m.temperature } else { m.last[s] });
         m.fault = Some((kind, end, sensor, stuck));
         self.faults.push(Fault {
             machine: m.id.clone(),
@@ -292,6 +309,10 @@ impl Simulator {
 }
 
 /// Three shifts: days busy, evenings less, nights light.
+fn ambient(t: OffsetDateTime) -> f64 {
+    20.0 + 3.0 * (day_fraction(t) * std::f64::consts::TAU).sin()
+}
+
 fn shift_load(t: OffsetDateTime) -> f64 {
     match t.hour() {
         6..=13 => 0.9,

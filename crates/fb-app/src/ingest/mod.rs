@@ -126,6 +126,15 @@ pub trait PayloadParser: Send + Sync {
     fn parse(&self, source: &str, payload: Bytes) -> Result<Vec<Item>, Rejection>;
 }
 
+/// A reading of a known sensor refused as outside its physical range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub machine: MachineId,
+    pub sensor: SensorKey,
+    pub ts_micros: i64,
+    pub value: f64,
+}
+
 pub struct Service {
     machines: Arc<dyn MachineStore>,
     readings: Arc<dyn ReadingStore>,
@@ -134,6 +143,7 @@ pub struct Service {
     options: Options,
     in_flight: Semaphore,
     published: broadcast::Sender<Arc<ReadingBatch>>,
+    refused: broadcast::Sender<Arc<Vec<Refused>>>,
     /// Media type (lowercase, without parameters) → parser, for replays.
     parsers: std::sync::RwLock<HashMap<String, Arc<dyn PayloadParser>>>,
 }
@@ -153,6 +163,7 @@ impl Service {
         options: Options,
     ) -> Self {
         let (published, _) = broadcast::channel(64);
+        let (refused, _) = broadcast::channel(64);
         Self {
             in_flight: Semaphore::new(options.max_in_flight.max(1)),
             machines,
@@ -161,6 +172,7 @@ impl Service {
             clock,
             options,
             published,
+            refused,
             parsers: Default::default(),
         }
     }
@@ -210,6 +222,12 @@ impl Service {
         self.published.subscribe()
     }
 
+    /// Readings refused as outside their sensor's physical range, for detection (a sensor
+    /// fault). They are dead letters too.
+    pub fn subscribe_refused(&self) -> broadcast::Receiver<Arc<Vec<Refused>>> {
+        self.refused.subscribe()
+    }
+
     pub fn options(&self) -> &Options {
         &self.options
     }
@@ -250,6 +268,7 @@ impl Service {
         let mut registry = Registry::default();
         let mut batch = ReadingBatch::with_capacity(total);
         let mut letters = Vec::new();
+        let mut refused = Vec::new();
         let mut states = Vec::with_capacity(parts.len());
 
         for (origin, items) in &parts {
@@ -276,15 +295,28 @@ impl Service {
                     .await?
                 {
                     Ok((series, ts, value)) => batch.push(series, ts, value),
-                    Err(rejection) => self.reject(
-                        origin,
-                        index,
-                        raw,
-                        rejection,
-                        now,
-                        &mut letters,
-                        &mut report,
-                    ),
+                    Err(rejection) => {
+                        if let Rejection::OutOfRange { value, .. } = rejection {
+                            refused.push(Refused {
+                                machine: MachineId(reading.machine.trim().to_owned()),
+                                sensor: SensorKey(reading.sensor.trim().to_owned()),
+                                ts_micros: match reading.ts {
+                                    RawTime::Micros(m) => m,
+                                    _ => to_micros(now),
+                                },
+                                value,
+                            });
+                        }
+                        self.reject(
+                            origin,
+                            index,
+                            raw,
+                            rejection,
+                            now,
+                            &mut letters,
+                            &mut report,
+                        );
+                    }
                 }
             }
             states.push(PartState {
@@ -309,6 +341,9 @@ impl Service {
         if !batch.is_empty() {
             // No subscriber is fine: detection may not be running.
             let _ = self.published.send(Arc::new(batch));
+        }
+        if !refused.is_empty() {
+            let _ = self.refused.send(Arc::new(refused));
         }
         let rejected = letters.len();
         if rejected > 0 {

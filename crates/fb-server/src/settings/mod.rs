@@ -111,6 +111,9 @@ pub struct DetectionSettings {
     pub warmup_points: u64,
     pub no_data_secs: u64,
     pub low_health: f64,
+    pub stuck_min_run: u32,
+    pub novelty: bool,
+    pub vibration_zones: fb_detect::rules::limits::VibrationZones,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -427,6 +430,20 @@ impl Settings {
             (0.0..=100.0).contains(&d.low_health),
             "detection.low_health",
             "must be between 0 and 100",
+        );
+        check(
+            (2..=100_000).contains(&d.stuck_min_run),
+            "detection.stuck_min_run",
+            "must be between 2 and 100000",
+        );
+        let bad_zones = d
+            .vibration_zones
+            .invalid_class()
+            .map(|c| format!("detection.vibration_zones.{}", c.as_str()));
+        check(
+            bad_zones.is_none(),
+            bad_zones.as_deref().unwrap_or_default(),
+            "bounds must be positive and increasing: a_b < b_c < c_d",
         );
         let a = &self.alerts;
         check(

@@ -21,6 +21,7 @@ fn condition(machine: &str, kind: AlertKind, severity: Severity) -> Condition {
         at: OffsetDateTime::now_utc(),
         title: format!("{} on {machine}", kind.as_str()),
         evidence: vec![Evidence::number("value", 97.5)],
+        confirmed: false,
     }
 }
 

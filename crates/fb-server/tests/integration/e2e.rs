@@ -387,8 +387,9 @@ fn eval_nab_prints_the_three_scores_as_json() {
 }
 
 #[test]
-fn demo_mode_shows_fresh_readings_for_every_simulated_machine() {
+fn demo_mode_shows_fresh_readings_and_raises_the_scenarios_alerts() {
     let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
     let server = start_with(dir.path(), &["--demo"]);
     let password = server.admin_password.clone().unwrap();
     let mut login = agent()
@@ -437,7 +438,74 @@ fn demo_mode_shows_fresh_readings_for_every_simulated_machine() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+    demo_alerts_match_the_scenario(&server, &token, started);
+    let (_, machine) = get(
+        &format!("{}/api/v1/machines/sim-pump-1", server.base),
+        Some(&token),
+    );
+    let machine: Value = serde_json::from_str(&machine).unwrap();
+    assert!(
+        machine["health_score"].as_f64().is_some_and(|h| h > 90.0),
+        "a healthy machine has its health kept live: {machine}"
+    );
     server.stop();
+}
+
+/// Every injected fault raises its alert within a minute of its start; healthy machines none.
+fn demo_alerts_match_the_scenario(server: &Server, token: &str, started: std::time::Instant) {
+    use fb_server::demo::{HEALTHY, SCENARIO};
+    use fb_sim::FaultKind;
+    let expected: Vec<(&str, &str, i64)> = SCENARIO
+        .iter()
+        .map(|&(machine, fault, _, offset, _)| {
+            let kind = match fault {
+                FaultKind::Spike => "spike",
+                FaultKind::Overheating => "overheating",
+                FaultKind::StuckSensor => "stuck_sensor",
+                FaultKind::PressureLeak => "pressure",
+                FaultKind::Dropout => "no_data",
+                FaultKind::BearingWear => "vibration",
+            };
+            (machine, kind, offset.max(0))
+        })
+        .collect();
+    let last_fault = expected.iter().map(|e| e.2).max().unwrap_or(0);
+    let deadline = started + Duration::from_secs(u64::try_from(last_fault).unwrap() + 60 + 10);
+    loop {
+        let (_, body) = get(
+            &format!("{}/api/v1/alerts?limit=1000", server.base),
+            Some(token),
+        );
+        let alerts: Value = serde_json::from_str(&body).unwrap();
+        let alerts = alerts["alerts"].as_array().unwrap().clone();
+        let has = |machine: &str, kind: &str| {
+            alerts
+                .iter()
+                .any(|a| a["machine"] == machine && a["kind"] == kind)
+        };
+        for healthy in HEALTHY {
+            let theirs: Vec<&Value> = alerts.iter().filter(|a| a["machine"] == *healthy).collect();
+            assert!(
+                theirs.is_empty(),
+                "healthy {healthy} has alerts: {theirs:?}"
+            );
+        }
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|(machine, kind, _)| !has(machine, kind))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        for (machine, kind, offset) in &missing {
+            assert!(
+                started.elapsed() < Duration::from_secs(u64::try_from(*offset).unwrap() + 60 + 10),
+                "no {kind} alert for {machine} a minute after its fault; alerts: {alerts:#?}"
+            );
+        }
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]
