@@ -2,6 +2,7 @@
 //! labelled histories. This crate reads the files (the detectors themselves, in `fb-detect`,
 //! do no I/O) and computes the figures the commands print.
 
+pub mod csv;
 pub mod nab;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,9 @@ pub enum EvalError {
     Format { path: PathBuf, message: String },
     #[error("{0}")]
     Detector(String),
+    /// The options do not fit the data (a train-row count out of range, an unknown column).
+    #[error("{0}")]
+    Options(String),
 }
 
 impl EvalError {

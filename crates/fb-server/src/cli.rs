@@ -100,6 +100,38 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Your own labelled history (CSV, one machine per file): point-wise precision, recall, F1,
+    /// false- and missed-alarm rates of the per-machine detection, and labelled events found.
+    /// Sensors are the columns that are numeric in every row; the first rows of each file only
+    /// train the detectors.
+    Csv(EvalCsvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalCsvArgs {
+    /// CSV files with a header row; each is one machine with its own detection.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Column with each row's time: RFC 3339 or ISO date-time (UTC without offset), Unix
+    /// seconds, or another number of seconds such as a row index. Rows must be in time order.
+    #[arg(long, value_name = "COLUMN")]
+    pub time_column: String,
+    /// Column with each row's label: 1 or true (anomalous), 0 or false (normal).
+    #[arg(long, value_name = "COLUMN")]
+    pub label_column: String,
+    /// Field separator: one character, or \t for a tab.
+    #[arg(long, value_name = "CHAR", default_value = ",")]
+    pub sep: String,
+    /// Rows at the start of each file the detectors only train on, not scored
+    /// [default: 15 % of the file's rows, at least 10, at most 750].
+    #[arg(long, value_name = "N")]
+    pub train_rows: Option<usize>,
+    /// Columns that are not sensors, comma-separated (other labels, numeric identifiers).
+    #[arg(long, value_name = "COL,COL", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Print one JSON object with the figures.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +301,7 @@ fn settings_failure(errors: &SettingsErrors) -> ExitCode {
 fn eval(command: &EvalCommand) -> ExitCode {
     let result = match command {
         EvalCommand::Nab { data, warmup, json } => crate::eval::nab(data, *warmup, *json),
+        EvalCommand::Csv(args) => crate::eval::csv(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -341,6 +341,7 @@ fn help_is_available_for_every_command() {
         vec!["apikey", "create", "--help"],
         vec!["version", "--help"],
         vec!["eval", "nab", "--help"],
+        vec!["eval", "csv", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -384,6 +385,96 @@ fn eval_nab_prints_the_three_scores_as_json() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the NAB corpus"));
+}
+
+/// `eval csv` on a generated history: two correlated sensors, a text column, a second label
+/// column excluded, and one labelled fault of 10 rows.
+#[test]
+fn eval_csv_prints_the_figures_as_json_and_names_a_missing_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("line-3.csv");
+    let mut text = String::from("\u{feff}UDI;Type;Speed [rpm];Torque [Nm];Machine failure;TWF\n");
+    for i in 0..1000u32 {
+        let wave = (f64::from(i) * 0.7).sin() + 0.5 * (f64::from(i) * 1.3).cos();
+        let fault = (800..810).contains(&i);
+        let speed = 1500.0 + 10.0 * wave;
+        let torque = 40.0 - 0.2 * wave + if fault { 15.0 } else { 0.0 };
+        text.push_str(&format!(
+            "{};L;{speed:.2};{torque:.2};{};0\n",
+            i + 1,
+            u8::from(fault)
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["eval", "csv"])
+        .arg(&path)
+        .args(["--time-column", "UDI", "--label-column", "Machine failure"])
+        .args(["--sep", ";", "--exclude", "TWF", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["files"], 1);
+    assert_eq!(report["rows"], 1000);
+    assert_eq!(report["scored_rows"], 850, "15 % train: {report}");
+    assert_eq!(report["ignored_columns"], json!(["Type"]));
+    assert_eq!(
+        report["per_file"][0]["sensors"],
+        json!(["Speed [rpm]", "Torque [Nm]"])
+    );
+    assert_eq!(report["positive_rows"], 10);
+    assert_eq!(report["events"], 1);
+    assert_eq!(report["detected_events"], 1, "{report}");
+    assert!(report["recall"].as_f64().unwrap() >= 0.5, "{report}");
+    assert!(
+        report["false_alarm_rate"].as_f64().unwrap() < 0.05,
+        "{report}"
+    );
+    let counts: u64 = ["tp", "fp", "tn", "fn"]
+        .iter()
+        .map(|k| report[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(counts, 850);
+    for key in [
+        "precision",
+        "f1",
+        "missed_alarm_rate",
+        "ns_per_reading",
+        "bytes_per_machine",
+    ] {
+        assert!(report[key].as_f64().is_some(), "{key} in {report}");
+    }
+    assert!(
+        report["false_alarm_episodes"].as_u64().is_some(),
+        "{report}"
+    );
+
+    let missing = Command::new(BIN)
+        .args(["eval", "csv"])
+        .arg(&path)
+        .args([
+            "--time-column",
+            "UDI",
+            "--label-column",
+            "Failure",
+            "--sep",
+            ";",
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(missing.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("line-3.csv: line 1: no label column \"Failure\"")
+            && stderr.contains("Machine failure"),
+        "{stderr}"
+    );
 }
 
 #[test]
