@@ -82,6 +82,17 @@ pub const COMMENT_MAX: usize = 2000;
 /// Attempts at a change that keeps meeting a concurrent one.
 const RETRIES: usize = 5;
 
+/// One thing detection saw about a (machine, kind).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    Holds(Condition),
+    Clear {
+        machine: MachineId,
+        kind: AlertKind,
+        at: OffsetDateTime,
+    },
+}
+
 pub struct Service {
     store: Arc<dyn AlertStore>,
     clock: Arc<dyn Clock>,
@@ -118,22 +129,21 @@ impl Service {
         self.events.subscribe()
     }
 
-    /// What detection observed: conditions that hold, and (machine, kind) pairs seen clear.
-    pub async fn observe(
-        &self,
-        holds: Vec<Condition>,
-        clear: Vec<(MachineId, AlertKind, OffsetDateTime)>,
-    ) -> Result<(), Error> {
-        if holds.is_empty() && clear.is_empty() {
+    /// What detection observed, in the order it observed it: a condition seen clear and then
+    /// holding again is not recovering.
+    pub async fn observe(&self, observations: Vec<Observation>) -> Result<(), Error> {
+        if observations.is_empty() {
             return Ok(());
         }
         let mut tracker = self.tracker.lock().await;
-        for (machine, kind, at) in clear {
-            tracker.clear(&machine, kind, at);
-        }
-        for condition in holds {
-            if let Some(change) = tracker.holds(condition) {
-                self.apply(&mut tracker, change).await?;
+        for observation in observations {
+            match observation {
+                Observation::Holds(condition) => {
+                    if let Some(change) = tracker.holds(condition) {
+                        self.apply(&mut tracker, change).await?;
+                    }
+                }
+                Observation::Clear { machine, kind, at } => tracker.clear(&machine, kind, at),
             }
         }
         Ok(())

@@ -27,7 +27,7 @@ use fb_core::plant::{
 use fb_core::ports::{AnomalyStore, MachineStore, ScoreStore, StoreError};
 use fb_detect::pipeline::{DetectionConfig, Finding, MachineDetector, Signal};
 
-use crate::alerts;
+use crate::alerts::{self, Observation};
 use crate::ingest::Refused;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,17 +175,50 @@ impl Service {
             .collect();
         let mut signals = std::mem::take(&mut self.signals);
         let mut per_machine: FxHashMap<MachineId, Vec<Signal>> = FxHashMap::default();
+        // First the detectors that can alert, on the whole batch, and act on what they found:
+        // the alert does not wait for the novelty detector, which costs ten times more.
+        let mut rules = Vec::with_capacity(batch.len());
         for sample in batch.samples() {
             let Some((machine, sensor)) = &places[sample.series.get()] else {
+                rules.push(None);
+                continue;
+            };
+            let Some(tracked) = self.tracked.get_mut(machine) else {
+                rules.push(None);
+                continue;
+            };
+            rules.push(Some(tracked.detector.observe_rules(
+                *sensor,
+                sample.ts_micros,
+                sample.value,
+                &mut signals,
+            )));
+            if !signals.is_empty() {
+                per_machine
+                    .entry(machine.clone())
+                    .or_default()
+                    .append(&mut signals);
+            }
+        }
+        for (machine, signals) in per_machine.drain() {
+            self.act(&machine, signals).await?;
+        }
+        // Then novelty completes every reading's score, in the same order.
+        for (sample, rules) in batch.samples().iter().zip(rules) {
+            let (Some((machine, sensor)), Some(rules)) = (&places[sample.series.get()], rules)
+            else {
                 continue;
             };
             let Some(tracked) = self.tracked.get_mut(machine) else {
                 continue;
             };
-            let point =
-                tracked
-                    .detector
-                    .observe(*sensor, sample.ts_micros, sample.value, &mut signals);
+            let point = tracked.detector.observe_novelty(
+                *sensor,
+                sample.ts_micros,
+                sample.value,
+                rules,
+                &mut signals,
+            );
             scores.push_sample(ScoreSample {
                 series: score_series[sample.series.get()],
                 ts_micros: sample.ts_micros,
@@ -252,8 +285,7 @@ impl Service {
     /// low-health alert.
     pub async fn update_health(&mut self) -> Result<(), Error> {
         let now = self.clock.now();
-        let mut holds = Vec::new();
-        let mut clears = Vec::new();
+        let mut observations = Vec::new();
         for (id, tracked) in &mut self.tracked {
             let signals = tracked.detector.health();
             let health = (health_score(&signals) * 10.0).round() / 10.0;
@@ -265,13 +297,19 @@ impl Service {
             let threshold = self.options.low_health;
             if health < threshold {
                 tracked.low_health = true;
-                holds.push(low_health_condition(id, health, threshold, &signals, now));
+                observations.push(Observation::Holds(low_health_condition(
+                    id, health, threshold, &signals, now,
+                )));
             } else if tracked.low_health && health >= threshold + HEALTH_HYSTERESIS {
                 tracked.low_health = false;
-                clears.push((id.clone(), AlertKind::LowHealth, now));
+                observations.push(Observation::Clear {
+                    machine: id.clone(),
+                    kind: AlertKind::LowHealth,
+                    at: now,
+                });
             }
         }
-        self.alerts.observe(holds, clears).await?;
+        self.alerts.observe(observations).await?;
         Ok(())
     }
 
@@ -292,8 +330,7 @@ impl Service {
             return Ok(());
         };
         let mut anomalies = Vec::new();
-        let mut holds = Vec::new();
-        let mut clears = Vec::new();
+        let mut observations = Vec::new();
         for signal in signals {
             match signal {
                 Signal::Holds(f) => {
@@ -302,7 +339,7 @@ impl Service {
                         .and_then(|i| tracked.detector.sensor_key(i))
                         .cloned();
                     if f.alerting {
-                        holds.push(Condition {
+                        observations.push(Observation::Holds(Condition {
                             machine: machine.clone(),
                             kind: AlertKind::from(f.kind),
                             severity: f.severity,
@@ -310,7 +347,7 @@ impl Service {
                             title: title(&f, sensor.as_ref().map(|s| s.0.as_str())),
                             evidence: f.evidence.clone(),
                             confirmed: f.confirmed,
-                        });
+                        }));
                     }
                     if f.onset {
                         anomalies.push(Anomaly {
@@ -327,11 +364,11 @@ impl Service {
                     }
                 }
                 Signal::Clears { kind, ts_micros } => {
-                    clears.push((
-                        machine.clone(),
-                        AlertKind::from(kind),
-                        from_micros(ts_micros),
-                    ));
+                    observations.push(Observation::Clear {
+                        machine: machine.clone(),
+                        kind: AlertKind::from(kind),
+                        at: from_micros(ts_micros),
+                    });
                 }
             }
         }
@@ -339,7 +376,7 @@ impl Service {
             metrics::counter!("fb_anomalies_total").increment(anomalies.len() as u64);
             self.anomalies.insert_anomalies(&anomalies).await?;
         }
-        self.alerts.observe(holds, clears).await?;
+        self.alerts.observe(observations).await?;
         Ok(())
     }
 

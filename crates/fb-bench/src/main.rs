@@ -1,5 +1,6 @@
 //! `cargo run --release -p fb-bench -- [READINGS] [http|mqtt|pg]`: end-to-end ingest rates on
-//! this machine, each next to the raw rate of the same rows written by a minimal direct loop, in
+//! this machine (`-- detect`: detection's cost per reading and reading → alert latency, see
+//! [`detect`]), each next to the raw rate of the same rows written by a minimal direct loop, in
 //! one run. `FB_BENCH_CPU=1` also prints the CPU used per thread during each HTTP run.
 //!
 //! Workload: 100 machines × 5 sensors, readings arriving time-major (one reading per sensor per
@@ -35,6 +36,8 @@ use time::OffsetDateTime;
 
 use fb_server::settings::{Layers, Settings};
 use fb_server::wire;
+
+mod detect;
 
 const MACHINES: usize = 100;
 const SENSORS: [&str; 5] = ["temperature", "vibration", "pressure", "flow", "power"];
@@ -96,6 +99,7 @@ struct Server {
     agent: ureq::Agent,
     state: fb_http::AppState,
     storage: fb_core::ports::Storage,
+    settings: Settings,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -157,6 +161,7 @@ impl Server {
             agent,
             state,
             storage,
+            settings,
             task,
             _dir: dir,
         })
@@ -645,6 +650,9 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    if std::env::args().nth(1).as_deref() == Some("detect") {
+        return detect::run().await;
+    }
     let readings: usize = std::env::args()
         .nth(1)
         .map(|a| a.parse())

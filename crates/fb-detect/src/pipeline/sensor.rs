@@ -267,36 +267,6 @@ impl SensorDetector {
             });
         }
 
-        // Novelty: marks the reading, no alert of its own.
-        let mut novelty_alarm = None;
-        if let Some(n) = self.novelty.as_mut() {
-            let raw = n.update(ts, value);
-            let a = self.novelty_alarm;
-            let s = if raw < a {
-                0.5 * raw / a
-            } else {
-                0.5 + 0.5 * (raw - a) / (1.0 - a)
-            };
-            score = score.max(s);
-            if raw >= a {
-                novelty_alarm = Some(Finding {
-                    sensor: Some(index),
-                    kind: self.kind,
-                    detector: DetectorKind::Novelty,
-                    severity: Severity::Warning,
-                    ts_micros: ts,
-                    score: s,
-                    evidence: vec![
-                        Evidence::number("value", value),
-                        Evidence::number("novelty_score", raw),
-                    ],
-                    confirmed: false,
-                    onset: true,
-                    alerting: false,
-                });
-            }
-        }
-
         let before = self.holding;
         self.holding = KindSet::default();
         for mut f in found.into_strongest() {
@@ -306,10 +276,46 @@ impl SensorDetector {
         }
         // The spike is over once found: it does not hold.
         self.holding.remove(AnomalyKind::Spike);
-        if let Some(f) = novelty_alarm {
-            out.push(Signal::Holds(f));
-        }
         score
+    }
+
+    /// The novelty detector's part: marks the reading, raises no alert of its own. Returns the
+    /// reading's novelty score (0 when the detector is off).
+    pub(super) fn observe_novelty(
+        &mut self,
+        index: usize,
+        ts: i64,
+        value: f64,
+        out: &mut Vec<Signal>,
+    ) -> f64 {
+        let Some(n) = self.novelty.as_mut() else {
+            return 0.0;
+        };
+        let raw = n.update(ts, value);
+        let a = self.novelty_alarm;
+        let s = if raw < a {
+            0.5 * raw / a
+        } else {
+            0.5 + 0.5 * (raw - a) / (1.0 - a)
+        };
+        if raw >= a {
+            out.push(Signal::Holds(Finding {
+                sensor: Some(index),
+                kind: self.kind,
+                detector: DetectorKind::Novelty,
+                severity: Severity::Warning,
+                ts_micros: ts,
+                score: s,
+                evidence: vec![
+                    Evidence::number("value", value),
+                    Evidence::number("novelty_score", raw),
+                ],
+                confirmed: false,
+                onset: true,
+                alerting: false,
+            }));
+        }
+        s
     }
 
     pub(super) fn refused(&mut self, index: usize, ts: i64, value: f64, out: &mut Vec<Signal>) {

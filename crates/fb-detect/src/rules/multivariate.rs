@@ -25,8 +25,12 @@ pub struct MultivariateConfig {
     pub warmup: usize,
     /// Rows between two refreshes of the inverse.
     pub refresh: usize,
-    /// Half-life of the model's memory, in rows.
+    /// Half-life of the model's memory, in rows: short enough to follow slow drift (ambient
+    /// temperature over a day), long enough not to learn a fault that builds up in minutes.
     pub half_life: f64,
+    /// Rows out in a row after which the model learns again: a lasting new state (or drift
+    /// that built up while a fault froze the model) is accepted in the end.
+    pub adapt_after: usize,
 }
 
 impl MultivariateConfig {
@@ -35,7 +39,8 @@ impl MultivariateConfig {
         Self {
             warmup,
             refresh: warmup,
-            half_life: 10.0 * warmup as f64,
+            half_life: 2.0 * warmup as f64,
+            adapt_after: 6 * warmup,
         }
     }
 }
@@ -63,6 +68,7 @@ pub struct Mahalanobis {
     since_refresh: usize,
     /// Exponentially weighted mean of in-control D².
     mean_d2: f64,
+    out_streak: usize,
     scratch: Vec<f64>,
 }
 
@@ -77,6 +83,7 @@ impl Mahalanobis {
             chol: None,
             since_refresh: 0,
             mean_d2: p as f64,
+            out_streak: 0,
             scratch: vec![0.0; 2 * p],
         }
     }
@@ -99,12 +106,13 @@ impl Mahalanobis {
             None
         };
         let out = verdict.as_ref().is_some_and(|v| v.out);
-        if !out {
+        self.out_streak = if out { self.out_streak + 1 } else { 0 };
+        if !out || self.out_streak > self.cfg.adapt_after {
             self.learn(row);
-            if let Some(v) = &verdict {
-                let alpha = 1.0 / self.cfg.half_life;
-                self.mean_d2 += alpha * (v.d2.min(10.0 * v.threshold) - self.mean_d2);
-            }
+        }
+        if !out && let Some(v) = &verdict {
+            let alpha = 1.0 / self.cfg.half_life;
+            self.mean_d2 += alpha * (v.d2.min(10.0 * v.threshold) - self.mean_d2);
         }
         verdict
     }

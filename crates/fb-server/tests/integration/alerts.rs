@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use fb_app::alerts::AlertEvent;
+use fb_app::alerts::{AlertEvent, Observation};
 use fb_core::alerts::{AlertKind, Condition};
 use fb_core::detection::{Evidence, Severity};
 use fb_core::identity::Role;
@@ -29,13 +29,18 @@ async fn lifecycle_on(app: TestApp) {
     let mut events = app.state.alerts.subscribe();
     app.state
         .alerts
-        .observe(
-            vec![
-                condition("press-1", AlertKind::Overheating, Severity::Critical),
-                condition("press-2", AlertKind::Vibration, Severity::Critical),
-            ],
-            vec![],
-        )
+        .observe(vec![
+            Observation::Holds(condition(
+                "press-1",
+                AlertKind::Overheating,
+                Severity::Critical,
+            )),
+            Observation::Holds(condition(
+                "press-2",
+                AlertKind::Vibration,
+                Severity::Critical,
+            )),
+        ])
         .await
         .unwrap();
     let AlertEvent::Opened(first) = events.recv().await.unwrap() else {
@@ -120,14 +125,11 @@ async fn lifecycle_on(app: TestApp) {
     // The condition holding again after a person resolved it opens a new alert.
     app.state
         .alerts
-        .observe(
-            vec![condition(
-                "press-1",
-                AlertKind::Overheating,
-                Severity::Critical,
-            )],
-            vec![],
-        )
+        .observe(vec![Observation::Holds(condition(
+            "press-1",
+            AlertKind::Overheating,
+            Severity::Critical,
+        ))])
         .await
         .unwrap();
     let AlertEvent::Opened(next) = events.recv().await.unwrap() else {

@@ -8,6 +8,7 @@ mod access;
 mod alerts;
 mod api;
 mod crash;
+mod detection;
 mod docs;
 mod e2e;
 mod machines;
