@@ -3,9 +3,13 @@
 //! and keeps each machine's health score live on the machine and in `/metrics`.
 //!
 //! One task owns every machine's detection state (see [`fb_detect::pipeline`]), so there is
-//! no lock on the hot path. When it falls behind ingest by more than the channel holds, it
-//! skips batches rather than slow ingest down; the skipped readings stay stored, unscored, and
-//! `fb_detection_skipped_batches_total` counts them.
+//! no lock on the hot path. Each batch gets the alerting detectors at once, and the alerts are
+//! told; the novelty detector (ten times the cost, and no alert of its own) then completes the
+//! scores a few readings at a time, between looks at newly stored batches, so an alert never
+//! waits behind it. When the task falls behind ingest by more than the channel holds, it skips
+//! batches rather than slow ingest down (they stay stored, unscored;
+//! `fb_detection_skipped_batches_total`); when novelty alone falls behind, the oldest waiting
+//! batches keep the alerting detectors' scores (`fb_detection_novelty_skipped_total`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +29,7 @@ use fb_core::plant::{
     from_micros, to_micros,
 };
 use fb_core::ports::{AnomalyStore, MachineStore, ScoreStore, StoreError};
-use fb_detect::pipeline::{DetectionConfig, Finding, MachineDetector, Signal};
+use fb_detect::pipeline::{DetectionConfig, Finding, MachineDetector, PointScore, Signal};
 
 use crate::alerts::{self, Observation};
 use crate::ingest::Refused;
@@ -59,6 +63,7 @@ const SPEC_RECHECK: Duration = Duration::from_secs(30);
 
 enum Event {
     Readings(Result<Arc<ReadingBatch>, broadcast::error::RecvError>),
+    Backlog,
     Refused(Result<Arc<Vec<Refused>>, broadcast::error::RecvError>),
     Tick,
     Health,
@@ -69,8 +74,81 @@ pub struct Sources {
     pub refused: broadcast::Receiver<Arc<Vec<Refused>>>,
 }
 
+/// Readings the novelty detector gets to between two looks at what else arrived (about a
+/// millisecond of work).
+const NOVELTY_CHUNK: usize = 64;
+/// Batches waiting for the novelty detector before the oldest keeps its alerting scores only.
+const BACKLOG_MAX: usize = 256;
+
+/// Results waiting for the writer task.
+const WRITER_QUEUE: usize = 64;
+
+enum Write {
+    Scores(ScoreBatch),
+    Anomalies(Vec<Anomaly>),
+    Health(Vec<(MachineId, f64)>, OffsetDateTime),
+}
+
+/// Where results are stored.
+#[derive(Clone)]
+struct Sinks {
+    machines: Arc<dyn MachineStore>,
+    scores: Arc<dyn ScoreStore>,
+    anomalies: Arc<dyn AnomalyStore>,
+}
+
+impl Write {
+    async fn apply(self, sinks: &Sinks) -> Result<(), Error> {
+        match self {
+            Write::Scores(batch) => sinks.scores.append_scores(&batch).await?,
+            Write::Anomalies(list) => sinks.anomalies.insert_anomalies(&list).await?,
+            Write::Health(changed, at) => {
+                for (id, health) in changed {
+                    sinks.machines.set_machine_health(&id, health, at).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch the alerting detectors have seen, waiting for the novelty detector.
+struct Pending {
+    batch: Arc<ReadingBatch>,
+    /// (machine, sensor index, detector generation) of each series of the batch.
+    places: Vec<Option<(MachineId, usize, u64)>>,
+    /// The alerting detectors' score of each sample.
+    rules: Vec<Option<PointScore>>,
+    next: usize,
+    scores: ScoreBatch,
+    score_series: Vec<SeriesIdx>,
+}
+
+impl Pending {
+    /// Completes the scores from the alerting detectors alone; returns how many readings the
+    /// novelty detector skipped.
+    fn finish_without_novelty(&mut self) -> usize {
+        let samples = self.batch.samples();
+        let skipped = samples.len() - self.next;
+        for (sample, rules) in samples.iter().zip(&self.rules).skip(self.next) {
+            if let Some(rules) = rules {
+                self.scores.push_sample(ScoreSample {
+                    series: self.score_series[sample.series.get()],
+                    ts_micros: sample.ts_micros,
+                    score: rules.score,
+                    anomaly: rules.anomaly,
+                });
+            }
+        }
+        self.next = samples.len();
+        skipped
+    }
+}
+
 struct Tracked {
     detector: MachineDetector,
+    /// Changes each time the detector is rebuilt.
+    generation: u64,
     /// What the detector was built from: a change to it (not to health or name) rebuilds it.
     spec: (Option<MachineClass>, Vec<SensorSpec>),
     checked_at: std::time::Instant,
@@ -89,6 +167,10 @@ pub struct Service {
     /// Machines the store does not know (readings of deleted machines still in flight).
     unknown: FxHashMap<MachineId, std::time::Instant>,
     signals: Vec<Signal>,
+    backlog: std::collections::VecDeque<Pending>,
+    generations: u64,
+    /// Set while [`Service::run`] runs: results go to its writer task.
+    writer: Option<tokio::sync::mpsc::Sender<Write>>,
 }
 
 impl Service {
@@ -111,11 +193,57 @@ impl Service {
             tracked: FxHashMap::default(),
             unknown: FxHashMap::default(),
             signals: Vec::new(),
+            backlog: std::collections::VecDeque::new(),
+            generations: 0,
+            writer: None,
         })
+    }
+
+    fn sinks(&self) -> Sinks {
+        Sinks {
+            machines: self.machines.clone(),
+            scores: self.scores.clone(),
+            anomalies: self.anomalies.clone(),
+        }
+    }
+
+    /// Stores scores, anomalies or health: at once, or through the writer task while [`run`] runs, so
+    /// that detection never waits for a store's commit between two batches.
+    ///
+    /// [`run`]: Self::run
+    async fn write(&self, write: Write) -> Result<(), Error> {
+        match &self.writer {
+            Some(tx) => {
+                // Bounded: if the store cannot keep up, detection slows down rather than
+                // holding ever more results in memory.
+                if tx.send(write).await.is_err() {
+                    tracing::warn!("Detection's writer stopped; results are not stored.");
+                }
+                Ok(())
+            }
+            None => write.apply(&self.sinks()).await,
+        }
     }
 
     /// Runs until `stop` turns true.
     pub async fn run(mut self, mut sources: Sources, mut stop: watch::Receiver<bool>) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Write>(WRITER_QUEUE);
+        self.writer = Some(tx);
+        let sinks = self.sinks();
+        let writer = tokio::spawn(async move {
+            while let Some(write) = rx.recv().await {
+                if let Err(e) = write.apply(&sinks).await {
+                    tracing::warn!(error = %e, "Detection could not store its results; it goes on.");
+                }
+            }
+        });
+        self.run_until_stopped(&mut sources, &mut stop).await;
+        // Dropping the sender lets the writer drain what is queued, then end.
+        self.writer = None;
+        let _ = writer.await;
+    }
+
+    async fn run_until_stopped(&mut self, sources: &mut Sources, stop: &mut watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(self.options.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut health = tokio::time::interval(self.options.health_every);
@@ -123,15 +251,24 @@ impl Service {
         loop {
             // The arms only pick what happened; the work runs after the select, so that no
             // borrow of the stop signal lives across it.
+            // New readings first (their alerts must not wait), the novelty backlog last.
+            let backlog = !self.backlog.is_empty();
             let event = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
                 batch = sources.readings.recv() => Event::Readings(batch),
                 refused = sources.refused.recv() => Event::Refused(refused),
                 _ = tick.tick() => Event::Tick,
                 _ = health.tick() => Event::Health,
-                _ = stop.wait_for(|s| *s) => break,
+                () = std::future::ready(()), if backlog => Event::Backlog,
             };
             let result = match event {
-                Event::Readings(Ok(batch)) => self.process(&batch).await,
+                Event::Readings(Ok(batch)) => self.accept(&batch).await,
+                Event::Backlog => {
+                    // Let the worker's other tasks (requests) run between two chunks.
+                    tokio::task::yield_now().await;
+                    self.novelty_step().await
+                }
                 Event::Readings(Err(broadcast::error::RecvError::Lagged(skipped))) => {
                     metrics::counter!("fb_detection_skipped_batches_total").increment(skipped);
                     tracing::warn!(
@@ -153,33 +290,40 @@ impl Service {
         }
     }
 
-    /// Scores a stored batch and acts on what detection found.
-    pub async fn process(&mut self, batch: &ReadingBatch) -> Result<(), Error> {
+    /// Scores a stored batch completely and acts on what detection found (what [`run`] does
+    /// for each batch, without interleaving other work).
+    ///
+    /// [`run`]: Self::run
+    pub async fn process(&mut self, batch: &Arc<ReadingBatch>) -> Result<(), Error> {
+        self.accept(batch).await?;
+        while !self.backlog.is_empty() {
+            self.novelty_step().await?;
+        }
+        Ok(())
+    }
+
+    /// The alerting detectors on the whole batch, at once, and the alerts told; the batch then
+    /// waits in the backlog for the novelty detector, which costs ten times more and never
+    /// alerts by itself, so that a later batch's alert does not wait behind it either.
+    async fn accept(&mut self, batch: &Arc<ReadingBatch>) -> Result<(), Error> {
         let started = std::time::Instant::now();
         // Where each series of the batch lives: (machine, sensor index), looked up once.
-        let mut places: Vec<Option<(MachineId, usize)>> = Vec::with_capacity(batch.series().len());
+        let mut places: Vec<Option<(MachineId, usize, u64)>> =
+            Vec::with_capacity(batch.series().len());
         for name in batch.series() {
             let place = match self.detector(&name.machine).await? {
-                Some(d) => d
+                Some((d, generation)) => d
                     .sensor_index(&name.sensor.0)
-                    .map(|i| (name.machine.clone(), i)),
+                    .map(|i| (name.machine.clone(), i, generation)),
                 None => None,
             };
             places.push(place);
         }
-        let mut scores = ScoreBatch::with_capacity(batch.len());
-        let score_series: Vec<SeriesIdx> = batch
-            .series()
-            .iter()
-            .map(|n| scores.add_series(n.machine.clone(), n.sensor.clone()))
-            .collect();
         let mut signals = std::mem::take(&mut self.signals);
         let mut per_machine: FxHashMap<MachineId, Vec<Signal>> = FxHashMap::default();
-        // First the detectors that can alert, on the whole batch, and act on what they found:
-        // the alert does not wait for the novelty detector, which costs ten times more.
         let mut rules = Vec::with_capacity(batch.len());
         for sample in batch.samples() {
-            let Some((machine, sensor)) = &places[sample.series.get()] else {
+            let Some((machine, sensor, _)) = &places[sample.series.get()] else {
                 rules.push(None);
                 continue;
             };
@@ -200,16 +344,62 @@ impl Service {
                     .append(&mut signals);
             }
         }
-        for (machine, signals) in per_machine.drain() {
+        self.signals = signals;
+        for (machine, signals) in per_machine {
             self.act(&machine, signals).await?;
         }
-        // Then novelty completes every reading's score, in the same order.
-        for (sample, rules) in batch.samples().iter().zip(rules) {
-            let (Some((machine, sensor)), Some(rules)) = (&places[sample.series.get()], rules)
+        metrics::histogram!("fb_detection_alerting_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let mut scores = ScoreBatch::with_capacity(batch.len());
+        let score_series = batch
+            .series()
+            .iter()
+            .map(|n| scores.add_series(n.machine.clone(), n.sensor.clone()))
+            .collect();
+        self.backlog.push_back(Pending {
+            batch: batch.clone(),
+            places,
+            rules,
+            next: 0,
+            scores,
+            score_series,
+        });
+        // Overloaded: the oldest batches keep the scores of the alerting detectors only.
+        while self.backlog.len() > BACKLOG_MAX {
+            if let Some(mut oldest) = self.backlog.pop_front() {
+                let skipped = oldest.finish_without_novelty();
+                metrics::counter!("fb_detection_novelty_skipped_total").increment(skipped as u64);
+                self.store_scores(oldest).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the novelty detector on the next few readings of the oldest waiting batch; stores
+    /// its scores once the batch is complete.
+    async fn novelty_step(&mut self) -> Result<(), Error> {
+        let Some(pending) = self.backlog.front_mut() else {
+            return Ok(());
+        };
+        let mut signals = std::mem::take(&mut self.signals);
+        let mut per_machine: FxHashMap<MachineId, Vec<Signal>> = FxHashMap::default();
+        let samples = pending.batch.samples();
+        let end = (pending.next + NOVELTY_CHUNK).min(samples.len());
+        for (sample, rules) in samples[pending.next..end]
+            .iter()
+            .zip(&pending.rules[pending.next..end])
+        {
+            let (Some((machine, sensor, generation)), Some(rules)) =
+                (&pending.places[sample.series.get()], *rules)
             else {
                 continue;
             };
-            let Some(tracked) = self.tracked.get_mut(machine) else {
+            // A detector rebuilt since (its machine's sensors changed) starts afresh.
+            let Some(tracked) = self
+                .tracked
+                .get_mut(machine)
+                .filter(|t| t.generation == *generation)
+            else {
                 continue;
             };
             let point = tracked.detector.observe_novelty(
@@ -219,8 +409,8 @@ impl Service {
                 rules,
                 &mut signals,
             );
-            scores.push_sample(ScoreSample {
-                series: score_series[sample.series.get()],
+            pending.scores.push_sample(ScoreSample {
+                series: pending.score_series[sample.series.get()],
                 ts_micros: sample.ts_micros,
                 score: point.score,
                 anomaly: point.anomaly,
@@ -232,14 +422,22 @@ impl Service {
                     .append(&mut signals);
             }
         }
+        pending.next = end;
+        let done = end >= samples.len();
         self.signals = signals;
-        metrics::counter!("fb_detection_readings_total").increment(scores.len() as u64);
-        metrics::histogram!("fb_detection_batch_seconds").record(started.elapsed().as_secs_f64());
-        if !scores.is_empty() {
-            self.scores.append_scores(&scores).await?;
-        }
         for (machine, signals) in per_machine {
             self.act(&machine, signals).await?;
+        }
+        if done && let Some(pending) = self.backlog.pop_front() {
+            self.store_scores(pending).await?;
+        }
+        Ok(())
+    }
+
+    async fn store_scores(&mut self, pending: Pending) -> Result<(), Error> {
+        metrics::counter!("fb_detection_readings_total").increment(pending.scores.len() as u64);
+        if !pending.scores.is_empty() {
+            self.write(Write::Scores(pending.scores)).await?;
         }
         Ok(())
     }
@@ -286,12 +484,13 @@ impl Service {
     pub async fn update_health(&mut self) -> Result<(), Error> {
         let now = self.clock.now();
         let mut observations = Vec::new();
+        let mut changed = Vec::new();
         for (id, tracked) in &mut self.tracked {
             let signals = tracked.detector.health();
             let health = (health_score(&signals) * 10.0).round() / 10.0;
             metrics::gauge!("fb_machine_health", "machine" => id.0.clone()).set(health);
             if tracked.health != Some(health) {
-                self.machines.set_machine_health(id, health, now).await?;
+                changed.push((id.clone(), health));
                 tracked.health = Some(health);
             }
             let threshold = self.options.low_health;
@@ -308,6 +507,9 @@ impl Service {
                     at: now,
                 });
             }
+        }
+        if !changed.is_empty() {
+            self.write(Write::Health(changed, now)).await?;
         }
         self.alerts.observe(observations).await?;
         Ok(())
@@ -374,7 +576,7 @@ impl Service {
         }
         if !anomalies.is_empty() {
             metrics::counter!("fb_anomalies_total").increment(anomalies.len() as u64);
-            self.anomalies.insert_anomalies(&anomalies).await?;
+            self.write(Write::Anomalies(anomalies)).await?;
         }
         self.alerts.observe(observations).await?;
         Ok(())
@@ -382,7 +584,7 @@ impl Service {
 
     /// The detection state of a machine, built on first sight and rebuilt when its spec
     /// changed (sensors or limits edited). `None` for a machine the store does not know.
-    async fn detector(&mut self, id: &MachineId) -> Result<Option<&MachineDetector>, Error> {
+    async fn detector(&mut self, id: &MachineId) -> Result<Option<(&MachineDetector, u64)>, Error> {
         let due = match self.tracked.get(id) {
             Some(t) => t.checked_at.elapsed() >= SPEC_RECHECK,
             None => self
@@ -400,10 +602,12 @@ impl Service {
                         let detector = MachineDetector::new(&machine, &self.options.detection)
                             .map_err(|e| Error::Config(e.to_string()))?;
                         let previous = self.tracked.remove(id);
+                        self.generations += 1;
                         self.tracked.insert(
                             id.clone(),
                             Tracked {
                                 detector,
+                                generation: self.generations,
                                 spec,
                                 checked_at: std::time::Instant::now(),
                                 health: previous.as_ref().and_then(|p| p.health),
@@ -420,7 +624,7 @@ impl Service {
                 }
             }
         }
-        Ok(self.tracked.get(id).map(|t| &t.detector))
+        Ok(self.tracked.get(id).map(|t| (&t.detector, t.generation)))
     }
 }
 

@@ -126,7 +126,7 @@ impl MachineStatus {
     }
 }
 
-/// ISO 10816-3 machine groups, which set the vibration severity zones of rotating machines.
+/// ISO 10816-1 machine classes, which set the vibration severity zones of rotating machines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MachineClass {
