@@ -56,6 +56,9 @@ impl Default for Options {
     }
 }
 
+/// A health move this large is stored at once; a smaller one after `HEALTH_STORE_EVERY`.
+const HEALTH_STORE_STEP: f64 = 1.0;
+const HEALTH_STORE_EVERY: time::Duration = time::Duration::minutes(1);
 /// Health must rise this far above the threshold before a low-health alert clears.
 const HEALTH_HYSTERESIS: f64 = 5.0;
 /// Machines whose detection state is rebuilt at most this often when their spec changes.
@@ -152,7 +155,8 @@ struct Tracked {
     /// What the detector was built from: a change to it (not to health or name) rebuilds it.
     spec: (Option<MachineClass>, Vec<SensorSpec>),
     checked_at: std::time::Instant,
-    health: Option<f64>,
+    /// The health last stored on the machine, and when.
+    health: Option<(f64, OffsetDateTime)>,
     low_health: bool,
 }
 
@@ -489,9 +493,19 @@ impl Service {
             let signals = tracked.detector.health();
             let health = (health_score(&signals) * 10.0).round() / 10.0;
             metrics::gauge!("fb_machine_health", "machine" => id.0.clone()).set(health);
-            if tracked.health != Some(health) {
+            // Stored when it moved by a point or more, or a minute after a smaller move: the
+            // gauge is exact every few seconds, the machine record need not be, and one write
+            // per machine every few seconds would compete with ingest for the store.
+            let due = match tracked.health {
+                None => true,
+                Some((stored, at)) => {
+                    (health - stored).abs() >= HEALTH_STORE_STEP
+                        || (health != stored && now - at >= HEALTH_STORE_EVERY)
+                }
+            };
+            if due {
                 changed.push((id.clone(), health));
-                tracked.health = Some(health);
+                tracked.health = Some((health, now));
             }
             let threshold = self.options.low_health;
             if health < threshold {

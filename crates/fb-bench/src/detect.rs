@@ -4,7 +4,7 @@
 //!    faults at the simulator's default rate) through [`MachineDetector`], every detector on,
 //!    then without the novelty detector; the first 10 minutes (the warm-up) are not timed.
 //!    Bytes of detection state per sensor beside it.
-//! 2. **Reading → alert latency** through the running server: 200 machines with a critical
+//! 2. **Reading → alert latency** through the running server: 1,000 machines with a critical
 //!    temperature limit; for each, one reading over the limit, then the second one (a critical
 //!    limit needs two in a row) is posted over HTTP and the clock runs until the alert's
 //!    `Opened` event is out — ingest, the store's commit, detection, the alert's own write.
@@ -25,7 +25,7 @@ use super::{MACHINES, SENSORS, Server, percentiles};
 const PLANT: usize = 100;
 const WARMUP_SECS: i64 = 600;
 const TIMED_SECS: i64 = 1800;
-const LATENCY_MACHINES: usize = 200;
+const LATENCY_MACHINES: usize = 1000;
 const BACKGROUND_RATE: usize = 10_000;
 
 pub(crate) async fn run() -> anyhow::Result<()> {
