@@ -341,12 +341,7 @@ impl Service {
                 sample.value,
                 &mut signals,
             )));
-            if !signals.is_empty() {
-                per_machine
-                    .entry(machine.clone())
-                    .or_default()
-                    .append(&mut signals);
-            }
+            gather(&mut per_machine, machine, &mut signals);
         }
         self.signals = signals;
         for (machine, signals) in per_machine {
@@ -419,12 +414,7 @@ impl Service {
                 score: point.score,
                 anomaly: point.anomaly,
             });
-            if !signals.is_empty() {
-                per_machine
-                    .entry(machine.clone())
-                    .or_default()
-                    .append(&mut signals);
-            }
+            gather(&mut per_machine, machine, &mut signals);
         }
         pending.next = end;
         let done = end >= samples.len();
@@ -639,6 +629,20 @@ impl Service {
             }
         }
         Ok(self.tracked.get(id).map(|t| (&t.detector, t.generation)))
+    }
+}
+
+/// Moves a reading's signals to its machine's list (most readings have none).
+fn gather(
+    per_machine: &mut FxHashMap<MachineId, Vec<Signal>>,
+    machine: &MachineId,
+    signals: &mut Vec<Signal>,
+) {
+    if !signals.is_empty() {
+        per_machine
+            .entry(machine.clone())
+            .or_default()
+            .append(signals);
     }
 }
 
