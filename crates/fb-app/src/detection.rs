@@ -161,9 +161,8 @@ struct Tracked {
 }
 
 pub struct Service {
-    machines: Arc<dyn MachineStore>,
-    scores: Arc<dyn ScoreStore>,
-    anomalies: Arc<dyn AnomalyStore>,
+    /// The stores results go to; machines are also where specs are read.
+    sinks: Sinks,
     alerts: Arc<alerts::Service>,
     clock: Arc<dyn Clock>,
     options: Options,
@@ -188,9 +187,11 @@ impl Service {
     ) -> Result<Self, fb_detect::detector::DetectorError> {
         options.detection.validate()?;
         Ok(Self {
-            machines,
-            scores,
-            anomalies,
+            sinks: Sinks {
+                machines,
+                scores,
+                anomalies,
+            },
             alerts,
             clock,
             options,
@@ -201,14 +202,6 @@ impl Service {
             generations: 0,
             writer: None,
         })
-    }
-
-    fn sinks(&self) -> Sinks {
-        Sinks {
-            machines: self.machines.clone(),
-            scores: self.scores.clone(),
-            anomalies: self.anomalies.clone(),
-        }
     }
 
     /// Stores scores, anomalies or health: at once, or through the writer task while [`run`] runs, so
@@ -225,7 +218,7 @@ impl Service {
                 }
                 Ok(())
             }
-            None => write.apply(&self.sinks()).await,
+            None => write.apply(&self.sinks).await,
         }
     }
 
@@ -233,7 +226,7 @@ impl Service {
     pub async fn run(mut self, mut sources: Sources, mut stop: watch::Receiver<bool>) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Write>(WRITER_QUEUE);
         self.writer = Some(tx);
-        let sinks = self.sinks();
+        let sinks = self.sinks.clone();
         let writer = tokio::spawn(async move {
             while let Some(write) = rx.recv().await {
                 if let Err(e) = write.apply(&sinks).await {
@@ -597,7 +590,7 @@ impl Service {
                 .is_none_or(|at| at.elapsed() >= SPEC_RECHECK),
         };
         if due {
-            match self.machines.machine(id).await? {
+            match self.sinks.machines.machine(id).await? {
                 Some(machine) => {
                     self.unknown.remove(id);
                     let spec = (machine.machine_class, machine.sensors.clone());
