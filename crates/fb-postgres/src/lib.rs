@@ -132,6 +132,10 @@ impl PgStore {
     /// Nothing runs in the background of this store: every write is the caller's own query.
     async fn stop_background_work(&self) {}
 
+    /// PostgreSQL writers do not exclude each other (row locks are enough), so there are no
+    /// turns to take.
+    async fn write_turn(&self) {}
+
     async fn timed<T>(
         query: &'static str,
         future: impl Future<Output = Result<T, sqlx::Error>>,

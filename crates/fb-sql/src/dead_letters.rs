@@ -40,6 +40,7 @@ macro_rules! sql_dead_letter_store {
                 if letters.is_empty() {
                     return Ok(());
                 }
+                let _turn = self.write_turn().await;
                 let mut tx = Self::timed("dead_letters.begin", self.pool.begin()).await?;
                 let sql = format!(
                     "INSERT INTO dead_letters ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -95,6 +96,7 @@ macro_rules! sql_dead_letter_store {
                 id: $crate::__private::Uuid,
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let query = $crate::__private::sqlx::query("UPDATE dead_letters SET replayed_at = $2 WHERE id = $1")
                     .bind(id)
                     .bind(at)

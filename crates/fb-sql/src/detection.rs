@@ -128,6 +128,7 @@ macro_rules! sql_detection_store {
                 &self,
                 alert: &$crate::__private::fb_core::alerts::Alert,
             ) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let sql = format!(
                     "INSERT INTO alerts ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                     $crate::ALERT_COLUMNS
@@ -143,6 +144,7 @@ macro_rules! sql_detection_store {
                 alert: &$crate::__private::fb_core::alerts::Alert,
                 expected_version: u64,
             ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let sql = "UPDATE alerts SET machine_id = $2, kind = $3, severity = $4, status = $5, title = $6, \
                      evidence = $7, opened_at = $8, last_seen_at = $9, occurrences = $10, ack_by = $11, ack_at = $12, \
                      ack_comment = $13, resolved_by = $14, resolved_at = $15, resolved_comment = $16, \
@@ -201,6 +203,7 @@ macro_rules! sql_detection_store {
                 if anomalies.is_empty() {
                     return Ok(());
                 }
+                let _turn = self.write_turn().await;
                 let mut tx = Self::timed("anomalies.begin", self.pool.begin()).await?;
                 let sql = format!(
                     "INSERT INTO anomalies ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

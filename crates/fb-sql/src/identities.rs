@@ -12,8 +12,12 @@ pub const API_KEY_COLUMNS: &str = "id, prefix, secret_hash, name, role, created_
 ///
 /// `$store` must have a `pool` field, an associated function
 /// `async fn timed<T>(query: &'static str, future) -> Result<T, StoreError>` that records the
-/// latency and classifies errors for its backend, and `async fn stop_background_work(&self)`,
-/// which `close` awaits before closing the pool. Column lists are compile-time constants
+/// latency and classifies errors for its backend, `async fn stop_background_work(&self)`,
+/// which `close` awaits before closing the pool, and `async fn write_turn(&self)`, whose
+/// result every write (in this and the other `sql_*_store!` macros) holds for its whole
+/// transaction: a guard where the backend needs writers of one process to take turns
+/// (SQLite), nothing where it does not. A write method takes it first and calls no other
+/// write method while holding it. Column lists are compile-time constants
 /// formatted into the SQL; every value is a bound parameter.
 #[macro_export]
 macro_rules! sql_identity_store {
@@ -85,6 +89,7 @@ macro_rules! sql_identity_store {
         #[$crate::__private::async_trait]
         impl $crate::__private::fb_core::ports::IdentityStore for $store {
             async fn insert_user(&self, user: &$crate::__private::fb_core::identity::User) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let query = $crate::__private::sqlx::query(
                     "INSERT INTO users (id, username, role, password_hash, disabled, must_change_password, \
                      password_changed_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -131,6 +136,7 @@ macro_rules! sql_identity_store {
                 disabled: bool,
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<Option<$crate::__private::fb_core::identity::User>, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 // The active admins are locked (where the backend can) and counted in the same
                 // statement as the update, so concurrent disables cannot both pass the check.
                 let sql = format!(
@@ -157,6 +163,7 @@ macro_rules! sql_identity_store {
                 password_hash: &str,
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let query = $crate::__private::sqlx::query(
                     "UPDATE users SET password_hash = $2, must_change_password = FALSE, \
                      password_changed_at = $3, updated_at = $3 WHERE id = $1",
@@ -169,6 +176,7 @@ macro_rules! sql_identity_store {
             }
 
             async fn insert_api_key(&self, key: &$crate::__private::fb_core::identity::ApiKey) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let query = $crate::__private::sqlx::query(
                     "INSERT INTO api_keys (id, prefix, secret_hash, name, role, created_by, created_at, \
                      expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -211,6 +219,7 @@ macro_rules! sql_identity_store {
                 id: $crate::__private::fb_core::identity::ApiKeyId,
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<Option<$crate::__private::fb_core::identity::ApiKey>, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let sql = format!(
                     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING {}",
                     $crate::API_KEY_COLUMNS
@@ -227,6 +236,7 @@ macro_rules! sql_identity_store {
                 id: $crate::__private::fb_core::identity::ApiKeyId,
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let query = $crate::__private::sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
                     .bind(id.0)
                     .bind(at)
@@ -242,6 +252,7 @@ macro_rules! sql_identity_store {
                 name: &str,
                 candidate: &[u8],
             ) -> Result<Vec<u8>, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let insert = $crate::__private::sqlx::query(
                     "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (name) DO NOTHING",

@@ -67,6 +67,7 @@ macro_rules! sql_machine_store {
                 &self,
                 m: &$crate::__private::fb_core::plant::Machine,
             ) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let sql = format!(
                     "INSERT INTO machines ({}) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
@@ -119,6 +120,7 @@ macro_rules! sql_machine_store {
                 &self,
                 m: &$crate::__private::fb_core::plant::Machine,
             ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let sensors = $crate::sensors_to_json(&m.sensors)?;
                 let query = $crate::__private::sqlx::query(
                     "UPDATE machines SET name = $2, machine_type = $3, machine_class = $4, site = $5, \
@@ -151,6 +153,7 @@ macro_rules! sql_machine_store {
                 &self,
                 id: &$crate::__private::fb_core::plant::MachineId,
             ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let query = $crate::__private::sqlx::query("DELETE FROM machines WHERE id = $1")
                     .bind(&id.0)
                     .execute(&self.pool);
@@ -163,6 +166,7 @@ macro_rules! sql_machine_store {
                 health: f64,
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 let query = $crate::__private::sqlx::query(
                     "UPDATE machines SET health_score = $2, updated_at = $3 WHERE id = $1",
                 )

@@ -39,8 +39,8 @@ impl SeriesCache {
     }
 }
 
-/// Implements, as inherent methods of `$store` (which needs a `pool`, an associated `timed` and a
-/// `series: SeriesCache`): `series_ids`, `series_of`, `rollups_of` and `delete_old_rollups`.
+/// Implements, as inherent methods of `$store` (which needs a `pool`, an associated `timed`, a
+/// `write_turn` and a `series: SeriesCache`): `series_ids`, `series_of`, `rollups_of` and `delete_old_rollups`.
 #[macro_export]
 macro_rules! sql_series_store {
     ($store:ty) => {
@@ -62,7 +62,9 @@ macro_rules! sql_series_store {
                     .bind(&name.machine.0)
                     .bind(&name.sensor.0)
                     .execute(&self.pool);
+                    let turn = self.write_turn().await;
                     Self::timed("series.insert", insert).await?;
+                    drop(turn);
                     let select = $crate::__private::sqlx::query_scalar::<_, i64>(
                         "SELECT id FROM series WHERE machine_id = $1 AND sensor_key = $2",
                     )
@@ -147,6 +149,7 @@ macro_rules! sql_series_store {
                 cutoffs: &$crate::__private::fb_core::ports::RetentionCutoffs,
                 outcome: &mut $crate::__private::fb_core::ports::RetentionOutcome,
             ) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
                 use $crate::__private::fb_core::ports::Resolution;
                 for (resolution, cutoff) in [(Resolution::Minute, cutoffs.minute), (Resolution::Hour, cutoffs.hour)] {
                     let Some(cutoff) = cutoff else { continue };

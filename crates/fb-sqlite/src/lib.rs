@@ -5,7 +5,9 @@
 //! timeout instead of immediate `SQLITE_BUSY` errors, and a small pool since SQLite serialises
 //! writers anyway. sqlx caches prepared statements per connection. Readings are written by one
 //! dedicated thread with its own connection (`writer`), which merges queued batches into one
-//! transaction.
+//! transaction. The writers of the process take turns on an in-process lock rather than
+//! meeting in SQLite's busy handler (`turns`), and WAL checkpoints run on a thread of their own
+//! instead of inside commits (`checkpoint`).
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -77,6 +79,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     series: fb_sql::SeriesCache,
     writer: writer::Writer,
+    turns: turns::WriteTurns,
+    checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -92,7 +96,9 @@ impl SqliteStore {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(options.busy_timeout);
+        .busy_timeout(options.busy_timeout)
+        // The checkpoint thread copies the log into the database (see `checkpoint`).
+        .pragma("wal_autocheckpoint", "0");
         let path = connect.get_filename().to_path_buf();
         if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
             return Err(StoreError::Other(
@@ -112,16 +118,23 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
-        let writer = writer::Writer::start(&writer::WriterOptions {
-            path,
-            busy_timeout: options.busy_timeout,
-            cache_kib: options.writer_cache_kib,
-            queue: options.writer_queue,
-        })?;
+        let checkpointer = checkpoint::Checkpointer::start(path.clone(), options.busy_timeout)?;
+        let turns = turns::WriteTurns::default();
+        let writer = writer::Writer::start(
+            &writer::WriterOptions {
+                path,
+                busy_timeout: options.busy_timeout,
+                cache_kib: options.writer_cache_kib,
+                queue: options.writer_queue,
+            },
+            turns.clone(),
+        )?;
         Ok(Self {
             pool,
             series: Default::default(),
             writer,
+            turns,
+            checkpointer,
         })
     }
 
@@ -131,9 +144,16 @@ impl SqliteStore {
         self.writer.compact().await
     }
 
-    /// Lets queued readings batches commit and stops the writer thread.
+    /// Waits for this process's turn to write (see `turns`); every write through the pool
+    /// holds it for its whole transaction.
+    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turns.take().await
+    }
+
+    /// Lets queued readings batches commit and stops the writer and checkpoint threads.
     async fn stop_background_work(&self) {
         self.writer.close(Duration::from_secs(10)).await;
+        self.checkpointer.close(Duration::from_secs(10)).await;
     }
 
     async fn timed<T>(
@@ -151,8 +171,10 @@ fb_sql::sql_detection_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 
+mod checkpoint;
 mod readings;
 mod segments;
+mod turns;
 mod writer;
 
 /// The database holds password hashes and the token signing key: owner-only (0600). SQLite

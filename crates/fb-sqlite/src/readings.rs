@@ -107,6 +107,7 @@ impl ReadingStore for SqliteStore {
     ) -> Result<RetentionOutcome, StoreError> {
         let mut outcome = RetentionOutcome::default();
         if let Some(cutoff) = cutoffs.raw {
+            let _turn = self.write_turn().await;
             // Whole hour chunks only: a chunk goes when all of it is older than the cut-off.
             let chunk = chunk_of(to_micros(cutoff));
             let query = sqlx::query("DELETE FROM segments WHERE chunk < $1")

@@ -191,3 +191,90 @@ async fn stores_with_a_row_per_reading_are_converted_on_open() {
     );
     store.close().await;
 }
+
+/// The writers of one process take turns instead of meeting in SQLite's busy handler: with no
+/// busy timeout at all, readings commits on the writer thread and registry, health and alert
+/// writes through the pool, all at once, never see "database is locked".
+#[tokio::test]
+async fn writers_of_one_process_never_see_the_lock_taken() {
+    use fb_core::ports::{AlertStore, MachineStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        busy_timeout: Duration::ZERO,
+        ..options_in(dir.path())
+    };
+    let store = Arc::new(SqliteStore::open(&options).await.unwrap());
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = closed_hour();
+    for writer in 0..4i64 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            for i in 0..50i64 {
+                let at = start + time::Duration::seconds(writer * 1000 + i);
+                store
+                    .append_readings(&readings(&[(at, i as f64)]))
+                    .await
+                    .map_err(|e| format!("readings: {e}"))?;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    for writer in 0..4 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let machine = fb_testkit::fixtures::machine(&format!("turns-{writer}"));
+            store
+                .insert_machine(&machine)
+                .await
+                .map_err(|e| format!("machine: {e}"))?;
+            for i in 0..50 {
+                store
+                    .set_machine_health(&machine.id, f64::from(i), fb_testkit::fixtures::instant())
+                    .await
+                    .map_err(|e| format!("health: {e}"))?;
+                let mut alert = fb_testkit::fixtures::alert(
+                    &machine.id.0,
+                    fb_core::alerts::AlertKind::Overheating,
+                    fb_core::detection::Severity::Warning,
+                );
+                // One active alert per machine and kind: the rest are history.
+                alert.status = fb_core::alerts::AlertStatus::Resolved;
+                store
+                    .insert_alert(&alert)
+                    .await
+                    .map_err(|e| format!("alert: {e}"))?;
+            }
+            Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    Storage::from_backend(store).health.close().await;
+}
+
+/// Commits never checkpoint (every connection has `wal_autocheckpoint = 0`); the store's own
+/// thread copies the log into the database file.
+#[tokio::test]
+async fn the_checkpoint_thread_copies_the_log_into_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&options_in(dir.path())).await.unwrap();
+    let file = dir.path().join("factorybrain.db");
+    let before = std::fs::metadata(&file).unwrap().len();
+    let t = closed_hour();
+    let batch: Vec<_> = (0..20_000)
+        .map(|s| (t + time::Duration::milliseconds(s * 100), s as f64))
+        .collect();
+    store.append_readings(&readings(&batch)).await.unwrap();
+    let mut grown = false;
+    for _ in 0..100 {
+        if std::fs::metadata(&file).unwrap().len() > before {
+            grown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(grown, "the database file never received the logged pages");
+    Storage::from_backend(Arc::new(store)).health.close().await;
+}

@@ -1,6 +1,8 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use fb_core::alerts::{Alert, AlertId, AlertKind, AlertStatus};
+use fb_core::detection::{Evidence, Severity};
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
 use fb_core::plant::{
     Location, Machine, MachineClass, MachineId, MachineStatus, SensorKey, SensorKind, SensorSpec,
@@ -84,5 +86,33 @@ pub fn machine(id: &str) -> Machine {
         rul_hours: Some(1800.0),
         created_at: instant(),
         updated_at: instant(),
+    }
+}
+
+/// An open warning alert on `machine`, raised yesterday.
+pub fn alert(machine: &str, kind: AlertKind, severity: Severity) -> Alert {
+    let yesterday = OffsetDateTime::now_utc() - time::Duration::days(1);
+    let at = yesterday.replace_time(time::Time::from_hms(10, 0, 0).unwrap_or(time::Time::MIDNIGHT))
+        + time::Duration::microseconds(123_456);
+    Alert {
+        id: AlertId(Uuid::now_v7()),
+        machine: MachineId(machine.into()),
+        kind,
+        severity,
+        status: AlertStatus::Open,
+        title: "Bearing temperature 97.5 °C over 90 °C".into(),
+        evidence: vec![
+            Evidence::number("value", 97.5),
+            Evidence::text("sensor", "temperature"),
+        ],
+        opened_at: at,
+        last_seen_at: at,
+        occurrences: 3,
+        acknowledged: None,
+        resolved: None,
+        escalation_level: 0,
+        escalated_at: None,
+        version: 1,
+        updated_at: at,
     }
 }

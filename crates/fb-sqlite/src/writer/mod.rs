@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use fb_core::ports::{AppendOutcome, StoreError};
 
 use crate::BACKEND;
+use crate::turns::WriteTurns;
 
 mod compact;
 mod readings;
@@ -83,13 +84,13 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(options: &WriterOptions) -> Result<Self, StoreError> {
+    pub(crate) fn start(options: &WriterOptions, turns: WriteTurns) -> Result<Self, StoreError> {
         let mut conn = open(options).map_err(map_err)?;
         compact::convert_legacy_readings(&mut conn).map_err(map_err)?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let thread = std::thread::Builder::new()
             .name("fb-sqlite-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, &turns))
             .map_err(|e| StoreError::Other(Box::new(e)))?;
         Ok(Self {
             queue: std::sync::Mutex::new(Some(tx)),
@@ -157,6 +158,8 @@ fn open(options: &WriterOptions) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "cache_size", -i64::from(options.cache_kib))?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Checkpoints run on their own thread, never inside a commit (see `checkpoint`).
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(conn)
 }
 
@@ -166,7 +169,7 @@ const COMPACTION_EVERY: Duration = Duration::from_secs(10);
 /// pass is followed by another at the next idle moment, so a backlog still drains quickly.
 pub(crate) const COMPACTION_PAIRS: usize = 16;
 
-fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>, turns: &WriteTurns) {
     let mut newest = Newest::default();
     let mut last_compaction = Instant::now();
     let mut backlog = false;
@@ -178,9 +181,11 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
         let first = match job {
             Job::Append { rows, reply } => Append { rows, reply },
             Job::Scores { rows, reply } => {
+                let turn = turns.take_blocking();
                 let start = Instant::now();
                 let result = scores::commit(&mut conn, &rows, &mut newest.marked).map_err(map_err);
                 fb_sql::record_query_time(BACKEND, "scores.commit", start.elapsed());
+                drop(turn);
                 if result.is_err() {
                     newest.marked.clear();
                 }
@@ -191,6 +196,8 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
                 newest.marked.clear();
                 let mut looked_at = 0;
                 let result = loop {
+                    // A turn per pass, so that other writers get theirs in between.
+                    let _turn = turns.take_blocking();
                     match compact::compact(&mut conn, current_chunk()) {
                         Ok(0) => break Ok(looked_at),
                         Ok(n) => looked_at += n,
@@ -216,9 +223,11 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let turn = turns.take_blocking();
         let start = Instant::now();
         let result = readings::commit(&mut conn, &group, &mut newest);
         fb_sql::record_query_time(BACKEND, "readings.group_commit", start.elapsed());
+        drop(turn);
         match result {
             Ok(outcomes) => {
                 for (job, outcome) in group.into_iter().zip(outcomes) {
@@ -245,7 +254,10 @@ fn run(mut conn: Connection, mut queue: mpsc::Receiver<Job>) {
             let start = Instant::now();
             // A pass deletes marks; forget ours so that new segments mark their hour again.
             newest.marked.clear();
-            match compact::compact(&mut conn, current_chunk()) {
+            let turn = turns.take_blocking();
+            let compacted = compact::compact(&mut conn, current_chunk());
+            drop(turn);
+            match compacted {
                 Ok(merged) if merged > 0 => {
                     fb_sql::record_query_time(BACKEND, "segments.compact", start.elapsed());
                     tracing::debug!(pairs = merged, "Merged the segments of closed hours.");

@@ -6,36 +6,11 @@ use fb_core::detection::{Anomaly, AnomalyKind, DetectorKind, Evidence, Severity}
 use fb_core::plant::{MachineId, ScoreBatch, ScoreSample, SensorKey};
 use fb_core::ports::{AlertFilter, AnomalyFilter, RangeQuery, Storage, StoreError};
 
-use crate::fixtures;
+use crate::fixtures::{self, alert};
 
 fn base() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc() - Duration::days(1);
     now.replace_time(time::Time::from_hms(10, 0, 0).unwrap_or(time::Time::MIDNIGHT))
-}
-
-fn alert(machine: &str, kind: AlertKind, severity: Severity) -> Alert {
-    let at = base() + Duration::microseconds(123_456);
-    Alert {
-        id: AlertId(Uuid::now_v7()),
-        machine: MachineId(machine.into()),
-        kind,
-        severity,
-        status: AlertStatus::Open,
-        title: "Bearing temperature 97.5 °C over 90 °C".into(),
-        evidence: vec![
-            Evidence::number("value", 97.5),
-            Evidence::text("sensor", "temperature"),
-        ],
-        opened_at: at,
-        last_seen_at: at,
-        occurrences: 3,
-        acknowledged: None,
-        resolved: None,
-        escalation_level: 0,
-        escalated_at: None,
-        version: 1,
-        updated_at: at,
-    }
 }
 
 pub async fn alerts_round_trip_and_update_by_version(storage: &Storage) {
