@@ -26,6 +26,10 @@ pub const DETECT: &str = "fb-detect";
 pub const EVAL: &str = "fb-eval";
 /// Support library for the SQL adapters: portable queries and helpers, no driver, fb-core only.
 pub const SQL_SUPPORT: &str = "fb-sql";
+/// Support library that every outbound call goes through (time-outs, retries, circuit breaker,
+/// the SSRF guard for URLs). It wraps the I/O others do and does none of its own: fb-core only
+/// among ours, no crate from `IO_CRATES`. fb-app, the adapters, fb-server and fb-bench use it.
+pub const OUTBOUND: &str = "fb-outbound";
 /// Driving adapters: call the application from a protocol (fb-broker: the embedded MQTT broker
 /// that fb-mqtt reads from). They depend on fb-app and fb-core at most.
 pub const DRIVING: &[&str] = &["fb-http", "fb-mqtt", "fb-broker"];
@@ -117,12 +121,12 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
         let to = edge.to.as_str();
         let allowed_internal: Option<&[&str]> = match from {
             CORE => Some(&[]),
-            APP => Some(&[CORE, DETECT]),
+            APP => Some(&[CORE, DETECT, OUTBOUND]),
             TESTKIT => Some(&[CORE, APP]),
-            SQL_SUPPORT | SIMULATOR | DETECT => Some(&[CORE]),
+            SQL_SUPPORT | SIMULATOR | DETECT | OUTBOUND => Some(&[CORE]),
             EVAL => Some(&[CORE, DETECT]),
-            f if DRIVEN.contains(&f) => Some(&[CORE, SQL_SUPPORT]),
-            f if DRIVING.contains(&f) => Some(&[CORE, APP]),
+            f if DRIVEN.contains(&f) => Some(&[CORE, SQL_SUPPORT, OUTBOUND]),
+            f if DRIVING.contains(&f) => Some(&[CORE, APP, OUTBOUND]),
             _ => None,
         };
         if internal
@@ -159,6 +163,11 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
         }
         if from == APP && IO_CRATES.contains(&to) {
             problems.push(format!("{APP} must reach {to} through a port in {CORE}"));
+        }
+        if from == OUTBOUND && IO_CRATES.contains(&to) {
+            problems.push(format!(
+                "{OUTBOUND} wraps the calls adapters make and must not use {to} itself"
+            ));
         }
     }
     problems

@@ -33,6 +33,7 @@ fn the_rules_know_every_workspace_crate() {
         xtask::DETECT,
         xtask::EVAL,
         xtask::BENCH,
+        xtask::OUTBOUND,
         "xtask",
     ]
     .into_iter()
@@ -71,6 +72,43 @@ fn the_rules_catch_a_forbidden_edge() {
             .any(|p| p.contains("fb-core must not depend on fb-sqlite")),
         "{problems:?}"
     );
+}
+
+#[test]
+fn the_rules_keep_fb_outbound_a_support_library() {
+    let mut meta = meta().clone();
+    let position = |name: &str| {
+        meta.packages
+            .iter()
+            .position(|p| p.name.as_str() == name)
+            .unwrap()
+    };
+    let (outbound, sim) = (position(xtask::OUTBOUND), position(xtask::SIMULATOR));
+    let dependency = |name: &str| {
+        meta.packages
+            .iter()
+            .flat_map(|p| &p.dependencies)
+            .find(|d| d.name == name)
+            .unwrap()
+            .clone()
+    };
+    let (ureq, app) = (dependency("ureq"), dependency(xtask::APP));
+    // Nothing uses fb-outbound yet: make the edge from another one.
+    let mut uses_outbound = dependency(xtask::CORE);
+    uses_outbound.name = xtask::OUTBOUND.to_string();
+    meta.packages[outbound].dependencies.extend([ureq, app]);
+    meta.packages[sim].dependencies.push(uses_outbound);
+    let problems = xtask::dependency_violations(&meta);
+    for expected in [
+        "fb-outbound wraps the calls adapters make and must not use ureq itself",
+        "fb-outbound must not depend on fb-app",
+        "fb-sim must not depend on fb-outbound",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{expected:?} not in {problems:?}"
+        );
+    }
 }
 
 #[test]
