@@ -39,7 +39,7 @@ pub struct AppState {
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
-    /// None until [`AppState::with_rate_limits`]: the server always sets them.
+    /// No limits until [`AppState::with_rate_limits`]; the server always sets them.
     pub rate_limits: Arc<RateLimits>,
     draining: Arc<AtomicBool>,
 }
