@@ -9,3 +9,4 @@ pub mod detection;
 pub mod ingest;
 pub mod machine_cache;
 pub mod plant;
+pub mod rate_limit;

@@ -129,7 +129,9 @@ impl Server {
         let base = format!("http://{}", listener.local_addr()?);
         let router = fb_http::router(state.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            // Served like `factorybrain serve`: with the peer address, which rate limits use.
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let _ = axum::serve(listener, service).await;
         });
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

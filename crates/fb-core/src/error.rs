@@ -96,6 +96,8 @@ error_codes! {
     last_admin => Conflict;
     /// Too many password checks are running; retry after the time in Retry-After.
     auth_busy => RateLimited;
+    /// Too many requests from this client address, user or API key, or too many login attempts; retry after the time in Retry-After (the RateLimit and RateLimit-Policy headers name the limit).
+    rate_limited => RateLimited;
     /// No machine has this id (and auto-registration is off).
     unknown_machine => InvalidInput;
     /// The machine has no sensor with this key (and auto-registration is off).

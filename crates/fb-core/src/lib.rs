@@ -11,6 +11,7 @@ pub mod error;
 pub mod identity;
 pub mod plant;
 pub mod ports;
+pub mod rate_limit;
 
 pub use clock::{Clock, SystemClock};
 pub use error::{Code, Coded, ErrorKind, FieldError};

@@ -7,13 +7,18 @@ use std::sync::OnceLock;
 
 use axum::http::Method;
 use utoipa::OpenApi;
-use utoipa::openapi::PathItem;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Object, PathItem, Ref, Type};
 
+use crate::rate_limit;
 use crate::routes::{self, Access};
 
 const SECURITY_SCHEME: &str = "bearer";
+/// The shared 429 answer, in `components.responses`.
+const RATE_LIMITED: &str = "RateLimited";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -81,6 +86,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     .build(),
             ),
         );
+    doc.components
+        .get_or_insert_with(Default::default)
+        .responses
+        .insert(RATE_LIMITED.to_owned(), rate_limited_response().into());
     for route in routes::table() {
         let Some(operation) = doc
             .paths
@@ -90,6 +99,12 @@ pub fn document() -> utoipa::openapi::OpenApi {
         else {
             continue; // A route without an annotated handler; the drift test reports it.
         };
+        if !rate_limit::UNLIMITED_PATHS.contains(&route.path) {
+            operation.responses.responses.insert(
+                "429".to_owned(),
+                Ref::new(format!("#/components/responses/{RATE_LIMITED}")).into(),
+            );
+        }
         match route.access {
             Access::Public => operation.security = Some(Vec::new()),
             Access::Requires(permission) => {
@@ -106,6 +121,43 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
     }
     doc
+}
+
+/// The answer of every rate-limited route when a limit is reached.
+fn rate_limited_response() -> Response {
+    let header = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(Object::with_type(Type::String)))
+            .description(Some(description))
+            .build()
+    };
+    ResponseBuilder::new()
+        .description(
+            "Rate limited (`rate_limited`): too many requests from this address, user or API key, \
+             or too many login attempts",
+        )
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        )
+        .header(
+            "Retry-After",
+            header("Whole seconds until the request can succeed."),
+        )
+        .header(
+            "RateLimit",
+            header(
+                "Per policy: remaining requests (r) and seconds until the quota is whole (t), \
+                 e.g. \"per_ip\";r=0;t=2 (draft-ietf-httpapi-ratelimit-headers-10).",
+            ),
+        )
+        .header(
+            "RateLimit-Policy",
+            header(
+                "Per policy: the quota (q) per window in seconds (w), e.g. \"per_ip\";q=2000;w=1.",
+            ),
+        )
+        .build()
 }
 
 fn operation_mut<'a>(item: &'a mut PathItem, method: &Method) -> Option<&'a mut Operation> {

@@ -7,6 +7,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use fb_app::{alerts, auth, ingest, plant};
 use fb_core::ports::StoreHealth;
 
+use crate::rate_limit::RateLimits;
+
 /// Limits applied to every request.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -37,6 +39,8 @@ pub struct AppState {
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
+    /// No limits until [`AppState::with_rate_limits`]; the server always sets them.
+    pub rate_limits: Arc<RateLimits>,
     draining: Arc<AtomicBool>,
 }
 
@@ -61,8 +65,15 @@ impl AppState {
             store,
             metrics,
             options,
+            rate_limits: Arc::new(RateLimits::none()),
             draining: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The rate limits to enforce (see [`crate::rate_limit`]).
+    pub fn with_rate_limits(mut self, rate_limits: RateLimits) -> Self {
+        self.rate_limits = Arc::new(rate_limits);
+        self
     }
 
     /// Marks the node as shutting down: `/readyz` answers 503 from now on so that load balancers

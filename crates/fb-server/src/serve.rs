@@ -86,7 +86,9 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let shutdown = tracing::info_span!("shutdown", op_id = %uuid::Uuid::now_v7());
     let signal_span = shutdown.clone();
     let drain_delay = Duration::from_secs(settings.server.drain_delay_secs);
-    let server = axum::serve(listener, router).with_graceful_shutdown(
+    // The peer address is the client for rate limits (or the proxy that reports the client).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(
         async move {
             signal.await;
             draining.start_draining();

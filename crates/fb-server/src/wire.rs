@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use fb_app::auth;
+use fb_app::rate_limit::{Limiter, MemoryRateLimitStore};
 use fb_core::ports::Storage;
 use fb_core::{Clock, SystemClock};
 
@@ -207,7 +208,59 @@ pub async fn http_state(
         storage.health.clone(),
         fb_http::metrics_handle(),
         options,
+    )
+    .with_rate_limits(rate_limits(settings)?))
+}
+
+/// The rate limits: buckets in Redis when `rate_limits.redis_url` is set, with this node's own
+/// as the fallback; else this node's own.
+pub fn rate_limits(settings: &Settings) -> anyhow::Result<fb_http::RateLimits> {
+    let r = &settings.rate_limits;
+    let local = MemoryRateLimitStore::new(
+        usize::try_from(r.local_max_keys).unwrap_or(usize::MAX),
+        Arc::new(SystemClock),
+    );
+    let limiter = match shared_rate_limit_store(settings)? {
+        Some(shared) => {
+            tracing::info!(
+                backend = shared.backend(),
+                "Rate limits are shared between nodes."
+            );
+            Limiter::shared(shared, local)
+        }
+        None => Limiter::local(local),
+    };
+    Ok(fb_http::RateLimits::new(
+        limiter,
+        r.policies(),
+        settings.server.trusted_proxies(),
     ))
+}
+
+#[cfg(feature = "redis")]
+fn shared_rate_limit_store(
+    settings: &Settings,
+) -> anyhow::Result<Option<Arc<dyn fb_core::ports::RateLimitStore>>> {
+    let r = &settings.rate_limits;
+    let url = r.redis_url.expose().trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let store = fb_redis::RedisRateLimitStore::open(&fb_redis::Options {
+        url: url.to_owned(),
+        key_prefix: r.redis_prefix.clone(),
+        timeout: Duration::from_millis(r.redis_timeout_ms),
+    })
+    .context("rate_limits.redis_url")?;
+    Ok(Some(Arc::new(store)))
+}
+
+/// Settings refuse `rate_limits.redis_url` in a build without Redis.
+#[cfg(not(feature = "redis"))]
+fn shared_rate_limit_store(
+    _: &Settings,
+) -> anyhow::Result<Option<Arc<dyn fb_core::ports::RateLimitStore>>> {
+    Ok(None)
 }
 
 /// Detection's settings.

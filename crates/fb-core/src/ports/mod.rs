@@ -3,6 +3,7 @@
 
 mod detection;
 mod plant;
+mod rate_limit;
 mod store;
 
 pub use detection::{
@@ -12,4 +13,5 @@ pub use plant::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,
     RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,
 };
+pub use rate_limit::RateLimitStore;
 pub use store::{IdentityStore, SecretStore, Storage, StoreError, StoreHealth};

@@ -3,10 +3,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 
 use crate::api::v1::{ChangePasswordRequest, LoginRequest, Me, TokenResponse};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, Caller};
+use crate::rate_limit::ClientAddress;
 use crate::state::AppState;
 
 /// Exchanges a username and password for an access token (valid one hour by default).
@@ -19,19 +21,27 @@ use crate::state::AppState;
     ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
+    client: ClientAddress,
     AppJson(body): AppJson<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
-    let (user, token) = state
-        .auth
-        .login(body.username.trim(), &body.password)
-        .await?;
-    Ok(Json(TokenResponse {
-        access_token: token.token,
-        token_type: "Bearer".to_owned(),
-        expires_in: token.expires_in_secs,
-        expires_at: token.expires_at,
-        must_change_password: user.must_change_password,
-    }))
+) -> Response {
+    let username = body.username.trim();
+    // Checked before the password hash is computed: that is the work a guesser wants done.
+    let limits = match state.rate_limits.check_login(client, username).await {
+        Ok(applied) => applied,
+        Err(refusal) => return refusal,
+    };
+    let answer = match state.auth.login(username, &body.password).await {
+        Ok((user, token)) => Json(TokenResponse {
+            access_token: token.token,
+            token_type: "Bearer".to_owned(),
+            expires_in: token.expires_in_secs,
+            expires_at: token.expires_at,
+            must_change_password: user.must_change_password,
+        })
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    limits.annotate(answer)
 }
 
 /// The authenticated caller: user or API key, role and permissions.

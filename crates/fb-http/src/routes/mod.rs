@@ -19,6 +19,7 @@ use fb_core::Code;
 use fb_core::identity::Permission;
 
 use crate::error::ApiError;
+use crate::rate_limit;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -252,6 +253,10 @@ pub(crate) fn build(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            rate_limit::per_address,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             telemetry::observe,
         ))
         .with_state(state)
@@ -276,18 +281,23 @@ async fn authorize(
         Err(e) => return ApiError::from(e).into_response(),
     };
     tracing::Span::current().record("principal", principal.describe());
+    // Counted before the permission check: refused calls cost the server too.
+    let limits = match state.rate_limits.check_principal(&principal).await {
+        Ok(applied) => applied,
+        Err(refusal) => return refusal,
+    };
     if !principal.can(permission) {
-        return ApiError::new(
+        let denied = ApiError::new(
             Code::permission_denied,
             format!(
                 "the role '{}' lacks the permission '{permission}'",
                 principal.role
             ),
-        )
-        .into_response();
+        );
+        return limits.annotate(denied.into_response());
     }
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    limits.annotate(next.run(request).await)
 }
 
 fn bearer(request: &Request) -> Option<&str> {

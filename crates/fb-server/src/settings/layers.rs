@@ -235,6 +235,7 @@ const SECRET_PATHS: &[&str] = &[
     "auth.jwt_secret",
     "mqtt.password",
     "mqtt.embedded_password",
+    "rate_limits.redis_url",
 ];
 
 /// Deserializes `tree`. On failure, finds every bad leaf by trying each one alone on top of the

@@ -7,6 +7,7 @@
 //! and reported together, each with its path.
 
 mod layers;
+mod rate_limits;
 mod secret;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use layers::{Layers, SettingsError, SettingsErrors};
+pub use rate_limits::{QuotaSetting, RateLimitSettings};
 pub use secret::Secret;
 
 /// The defaults, every key commented. Printed by `factorybrain config example`.
@@ -26,6 +28,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub storage: StorageSettings,
     pub auth: AuthSettings,
+    pub rate_limits: RateLimitSettings,
     pub ingest: IngestSettings,
     pub mqtt: MqttSettings,
     pub detection: DetectionSettings,
@@ -150,6 +153,14 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     pub drain_delay_secs: u64,
     pub shutdown_grace_secs: u64,
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerSettings {
+    /// The proxies whose X-Forwarded-For is believed; the entries are checked by `validate`.
+    pub fn trusted_proxies(&self) -> fb_http::TrustedProxies {
+        rate_limits::trusted_proxies(&self.trusted_proxies).0
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -334,6 +345,8 @@ impl Settings {
         {
             errors.push(SettingsError::new(&e.field, e.reason));
         }
+        errors.extend(rate_limits::trusted_proxies(&s.trusted_proxies).1);
+        self.rate_limits.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {

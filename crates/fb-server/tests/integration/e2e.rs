@@ -216,6 +216,43 @@ fn serves_on_a_fresh_data_dir_and_stops_cleanly_on_sigterm() {
     );
 }
 
+/// The binary serves with each connection's address: trusting loopback as a proxy, clients named
+/// in X-Forwarded-For get a budget each (without the address, all would share one).
+#[test]
+fn served_requests_are_rate_limited_by_their_connections_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("limits.yaml");
+    std::fs::write(
+        &config,
+        "server:\n  trusted_proxies: [\"127.0.0.1\"]\n\
+         rate_limits:\n  per_ip: { burst: 1, period_secs: 3600 }\n",
+    )
+    .unwrap();
+    let server = start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let openapi = |client: &str| {
+        let response = agent()
+            .get(&format!("{}/api/v1/openapi.json", server.base))
+            .header("x-forwarded-for", client)
+            .call()
+            .unwrap();
+        let limit = response
+            .headers()
+            .get("ratelimit")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (response.status().as_u16(), limit)
+    };
+    assert_eq!(
+        openapi("198.51.100.1"),
+        (200, Some("\"per_ip\";r=0;t=3600".to_owned()))
+    );
+    assert_eq!(openapi("198.51.100.1").0, 429);
+    assert_eq!(openapi("198.51.100.2").0, 200);
+    server.stop();
+}
+
 #[test]
 fn cli_administers_users_and_api_keys_against_a_running_server() {
     let dir = tempfile::tempdir().unwrap();

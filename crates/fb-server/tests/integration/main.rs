@@ -13,5 +13,6 @@ mod docs;
 mod e2e;
 mod machines;
 mod mqtt;
+mod ratelimit;
 mod readings;
 mod support;

@@ -1,10 +1,12 @@
 //! A test application: real settings, a real store (SQLite in a temp dir, or a fresh PostgreSQL
 //! schema), the real router, called in-process.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -127,17 +129,21 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Response {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some(token) = token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = match body {
-            Some(body) => builder
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-            None => builder.body(Body::empty()).unwrap(),
-        };
+        self.request(build_request(method, path, token, body)).await
+    }
+
+    /// A request from the client at `peer`, as the server sees a TCP connection's address.
+    /// (Requests without one come from the client `unknown`.)
+    pub async fn call_from(
+        &self,
+        peer: SocketAddr,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = build_request(method, path, token, body);
+        request.extensions_mut().insert(ConnectInfo(peer));
         self.request(request).await
     }
 
@@ -184,5 +190,24 @@ impl TestApp {
             .await
             .unwrap();
         self.login(username, &password).await
+    }
+}
+
+fn build_request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    match body {
+        Some(body) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
     }
 }

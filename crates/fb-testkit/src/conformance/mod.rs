@@ -3,12 +3,14 @@
 //! An adapter's `tests/conformance.rs` defines `async fn open() -> Fixture` (a fresh, empty,
 //! migrated store with a `storage` field and an `async fn finish(self)`) and invokes
 //! [`storage_conformance!`](crate::storage_conformance), which generates one `#[tokio::test]`
-//! per case so that cases run in parallel and fail individually.
+//! per case so that cases run in parallel and fail individually. Rate-limit stores have their
+//! own, smaller suite: [`rate_limit_conformance!`](crate::rate_limit_conformance).
 
 mod dead_letters;
 mod detection;
 mod identities;
 mod machines;
+mod rate_limit;
 mod readings;
 mod secrets;
 
@@ -16,6 +18,7 @@ pub use dead_letters::*;
 pub use detection::*;
 pub use identities::*;
 pub use machines::*;
+pub use rate_limit::*;
 pub use readings::*;
 pub use secrets::*;
 
