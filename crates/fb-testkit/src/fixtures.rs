@@ -1,6 +1,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use fb_core::audit::{AuditEntry, Outcome};
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
 use fb_core::plant::{
     Location, Machine, MachineClass, MachineId, MachineStatus, SensorKey, SensorKind, SensorSpec,
@@ -84,5 +85,24 @@ pub fn machine(id: &str) -> Machine {
         rul_hours: Some(1800.0),
         created_at: instant(),
         updated_at: instant(),
+    }
+}
+
+/// An audit entry at [`instant`] with a fresh op id and one detail.
+pub fn audit_entry(
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    outcome: Outcome,
+) -> AuditEntry {
+    AuditEntry {
+        at: instant(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.map(str::to_owned),
+        outcome,
+        op_id: Uuid::now_v7().to_string(),
+        source: "192.0.2.10".to_owned(),
+        details: std::collections::BTreeMap::from([("status".to_owned(), "200".to_owned())]),
     }
 }

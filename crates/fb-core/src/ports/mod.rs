@@ -1,10 +1,12 @@
 //! Ports: the traits adapters implement. API boundary: changing a signature here changes every
 //! adapter and the conformance suite in `fb-testkit`.
 
+mod audit;
 mod detection;
 mod plant;
 mod store;
 
+pub use audit::{AuditFilter, AuditStore};
 pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };

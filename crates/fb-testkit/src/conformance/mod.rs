@@ -5,6 +5,7 @@
 //! [`storage_conformance!`](crate::storage_conformance), which generates one `#[tokio::test]`
 //! per case so that cases run in parallel and fail individually.
 
+mod audit;
 mod dead_letters;
 mod detection;
 mod identities;
@@ -12,6 +13,7 @@ mod machines;
 mod readings;
 mod secrets;
 
+pub use audit::*;
 pub use dead_letters::*;
 pub use detection::*;
 pub use identities::*;
@@ -59,6 +61,9 @@ macro_rules! storage_conformance {
             anomalies_round_trip_in_time_order,
             scores_round_trip_and_the_first_score_stays,
             machine_health_is_set_alone,
+            audit_chain_starts_at_genesis_and_round_trips,
+            audit_lists_with_filters_and_pages_both_ways,
+            concurrent_audit_appends_form_one_chain,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
