@@ -11,7 +11,7 @@ use utoipa::openapi::PathItem;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 
-use crate::routes::{self, Access};
+use crate::routes::{self, Access, Audited};
 
 const SECURITY_SCHEME: &str = "bearer";
 
@@ -53,6 +53,7 @@ const SECURITY_SCHEME: &str = "bearer";
         routes::alerts::get,
         routes::alerts::acknowledge,
         routes::alerts::resolve,
+        routes::audit::list,
     ),
     tags(
         (name = "health", description = "Liveness, readiness, metrics, this document"),
@@ -62,6 +63,7 @@ const SECURITY_SCHEME: &str = "bearer";
         (name = "machines", description = "The machines registry: machines, sensors, limits"),
         (name = "readings", description = "Sensor readings in and out, and the dead letters of refused ones"),
         (name = "alerts", description = "Alerts and their lifecycle, and the anomalies detection found"),
+        (name = "audit", description = "The audit log: who did what, when, from where, and how it ended"),
     )
 )]
 struct ApiDoc;
@@ -97,15 +99,30 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     SECURITY_SCHEME,
                     Vec::<String>::new(),
                 )]);
-                let note = format!("Requires the permission `{permission}`.");
-                operation.description = Some(match operation.description.take() {
-                    Some(text) if !text.is_empty() => format!("{text}\n\n{note}"),
-                    _ => note,
-                });
+                append_note(
+                    operation,
+                    &format!("Requires the permission `{permission}`."),
+                );
             }
         }
+        let recorded = match route.audited {
+            Audited::Always => "every call",
+            Audited::Refusals => "refused calls (401, 403)",
+        };
+        append_note(
+            operation,
+            &format!("Audit log: `{}`, {recorded}.", route.action),
+        );
     }
     doc
+}
+
+/// Adds a paragraph to an operation's description.
+fn append_note(operation: &mut Operation, note: &str) {
+    operation.description = Some(match operation.description.take() {
+        Some(text) if !text.is_empty() => format!("{text}\n\n{note}"),
+        _ => note.to_owned(),
+    });
 }
 
 fn operation_mut<'a>(item: &'a mut PathItem, method: &Method) -> Option<&'a mut Operation> {
@@ -199,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn protected_operations_declare_security_and_permission() {
+    fn operations_declare_security_permission_and_audit_action() {
         let doc = document();
         for route in routes::table() {
             let item = doc.paths.paths.get(route.path).unwrap();
@@ -218,6 +235,8 @@ mod tests {
                     assert!(op.description.as_deref().unwrap().contains(p.as_str()));
                 }
             }
+            let action = format!("Audit log: `{}`", route.action);
+            assert!(op.description.as_deref().unwrap().contains(&action));
         }
     }
 }

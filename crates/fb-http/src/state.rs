@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use fb_app::{alerts, auth, ingest, plant};
+use fb_app::{alerts, audit, auth, ingest, plant};
 use fb_core::ports::StoreHealth;
 
 /// Limits applied to every request.
@@ -25,6 +25,7 @@ pub struct Services {
     pub plant: Arc<plant::Service>,
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
+    pub audit: Arc<audit::Service>,
 }
 
 /// What handlers share. Cheap to clone.
@@ -34,6 +35,7 @@ pub struct AppState {
     pub plant: Arc<plant::Service>,
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
+    pub audit: Arc<audit::Service>,
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
@@ -52,12 +54,14 @@ impl AppState {
             plant,
             ingest,
             alerts,
+            audit,
         } = services;
         Self {
             auth,
             plant,
             ingest,
             alerts,
+            audit,
             store,
             metrics,
             options,

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::api::v1::{ChangePasswordRequest, LoginRequest, Me, TokenResponse};
+use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, Caller};
 use crate::state::AppState;
@@ -20,18 +21,23 @@ use crate::state::AppState;
 pub(crate) async fn login(
     State(state): State<AppState>,
     AppJson(body): AppJson<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
-    let (user, token) = state
-        .auth
-        .login(body.username.trim(), &body.password)
-        .await?;
-    Ok(Json(TokenResponse {
-        access_token: token.token,
-        token_type: "Bearer".to_owned(),
-        expires_in: token.expires_in_secs,
-        expires_at: token.expires_at,
-        must_change_password: user.must_change_password,
-    }))
+) -> (AuditFacts, Result<Json<TokenResponse>, ApiError>) {
+    // The audit record names the account tried (never the password), and on success its id.
+    let username = body.username.trim();
+    let facts = AuditFacts::target(format!("user:{username}")).detail("username", username);
+    match state.auth.login(username, &body.password).await {
+        Ok((user, token)) => (
+            facts.detail("user_id", user.id.to_string()),
+            Ok(Json(TokenResponse {
+                access_token: token.token,
+                token_type: "Bearer".to_owned(),
+                expires_in: token.expires_in_secs,
+                expires_at: token.expires_at,
+                must_change_password: user.must_change_password,
+            })),
+        ),
+        Err(e) => (facts, Err(e.into())),
+    }
 }
 
 /// The authenticated caller: user or API key, role and permissions.
