@@ -226,6 +226,24 @@ impl AuditHead {
     };
 }
 
+impl AuditHead {
+    /// Parses the anchor form `SEQ:HASH` that [`Display`](std::fmt::Display) prints.
+    pub fn parse(text: &str) -> Option<AuditHead> {
+        let (seq, hash) = text.trim().split_once(':')?;
+        Some(AuditHead {
+            seq: seq.parse().ok()?,
+            hash: ChainHash::parse_hex(hash)?,
+        })
+    }
+}
+
+/// `SEQ:HASH`, e.g. `42:9f86…`: the form to keep outside the store as an anchor.
+impl std::fmt::Display for AuditHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
 impl Default for AuditHead {
     fn default() -> Self {
         AuditHead::EMPTY
@@ -410,6 +428,16 @@ mod tests {
         assert_eq!(ChainHash::parse_hex("00"), None);
         assert_eq!(ChainHash::parse_hex(&"g".repeat(64)), None);
         assert_eq!(ChainHash::from_slice(&[0; 31]), None);
+    }
+
+    #[test]
+    fn heads_print_and_parse_as_anchors() {
+        let head = AuditRecord::next(&AuditHead::EMPTY, entry("a.b")).as_head();
+        let text = head.to_string();
+        assert!(text.starts_with("1:"));
+        assert_eq!(AuditHead::parse(&text), Some(head));
+        assert_eq!(AuditHead::parse("1"), None);
+        assert_eq!(AuditHead::parse("x:00"), None);
     }
 
     #[test]
