@@ -352,6 +352,8 @@ fn help_is_available_for_every_command() {
         vec!["config", "example", "--help"],
         vec!["user", "add", "--help"],
         vec!["apikey", "create", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "head", "--help"],
         vec!["version", "--help"],
         vec!["eval", "nab", "--help"],
         vec!["eval", "csv", "--help"],
