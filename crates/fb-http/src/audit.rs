@@ -1,5 +1,5 @@
 //! Recording API calls in the audit log. Every route passes through [`Pending`] (see
-//! `routes::guard`), so a new route cannot forget it.
+//! `routes::Guard`), so a new route cannot forget it.
 //!
 //! What is recorded: every call of a route that changes state (any method but GET and HEAD,
 //! except the telemetry ingest, whose readings have their own provenance), and every refused

@@ -6,7 +6,7 @@
 //! - Every route is declared in [`routes::table`] with its [`Access`]: public, or one permission.
 //!   There is no other way to add a route, and a test walks the table.
 //! - Every response carries `x-request-id`; every error body carries the same id.
-//! - Every route passes one middleware (`routes::guard`) that checks access and records the call
+//! - Every route passes one middleware (`routes::Guard`) that checks access and records the call
 //!   in the audit log: every state change and every refusal.
 
 pub mod api;
