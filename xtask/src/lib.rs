@@ -33,8 +33,10 @@ pub const OUTBOUND: &str = "fb-outbound";
 /// Driving adapters: call the application from a protocol (fb-broker: the embedded MQTT broker
 /// that fb-mqtt reads from). They depend on fb-app and fb-core at most.
 pub const DRIVING: &[&str] = &["fb-http", "fb-mqtt", "fb-broker"];
-/// The only external crates fb-core may use: no runtime, no driver, no format.
-pub const CORE_ALLOWED: &[&str] = &["async-trait", "serde", "thiserror", "time", "uuid"];
+/// The only external crates fb-core may use: no runtime, no driver, no format. `sha2` is pure
+/// hashing (no I/O): the audit chain's hash lives in the domain so that every store and the
+/// verifier compute it with one function.
+pub const CORE_ALLOWED: &[&str] = &["async-trait", "serde", "sha2", "thiserror", "time", "uuid"];
 /// Crates that mean I/O or a wire format; fb-app must reach them through ports.
 pub const IO_CRATES: &[&str] = &[
     "sqlx",

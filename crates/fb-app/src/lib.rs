@@ -4,6 +4,7 @@
 //! Invariant: this crate orchestrates ports from `fb_core::ports` and never names an adapter.
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod detection;
 pub mod ingest;

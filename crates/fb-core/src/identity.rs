@@ -42,11 +42,11 @@ impl Role {
         use Permission as P;
         match self {
             Role::Admin => true,
-            // Supervisors run the floor and approve spending; the plant model, users and
-            // credentials stay with admins.
+            // Supervisors run the floor and approve spending; the plant model, users,
+            // credentials and the audit log (which records what supervisors do) stay with admins.
             Role::Supervisor => !matches!(
                 permission,
-                P::PlantManage | P::UsersManage | P::ApiKeysManage
+                P::PlantManage | P::UsersManage | P::ApiKeysManage | P::AuditRead
             ),
             Role::Operator => matches!(
                 permission,
@@ -104,10 +104,12 @@ pub enum Permission {
     ApiKeysManage,
     /// Scrape Prometheus metrics.
     MetricsRead,
+    /// Read the audit log.
+    AuditRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::SelfRead,
         Permission::SelfPassword,
         Permission::PlantRead,
@@ -120,6 +122,7 @@ impl Permission {
         Permission::UsersManage,
         Permission::ApiKeysManage,
         Permission::MetricsRead,
+        Permission::AuditRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -136,6 +139,7 @@ impl Permission {
             Permission::UsersManage => "users.manage",
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::MetricsRead => "metrics.read",
+            Permission::AuditRead => "audit.read",
         }
     }
 }
@@ -156,6 +160,7 @@ impl Permission {
             Permission::UsersManage => "Create, disable and enable users",
             Permission::ApiKeysManage => "Create, list and revoke API keys",
             Permission::MetricsRead => "Scrape Prometheus metrics",
+            Permission::AuditRead => "Read the audit log",
         }
     }
 }
@@ -284,7 +289,7 @@ impl Principal {
         }
     }
 
-    /// Who this is in logs and records: `user:<name>`, `api_key:<id>` or `system`.
+    /// Who this is in logs and audit records: `user:<name>`, `api_key:<id>` or `system`.
     pub fn describe(&self) -> String {
         match &self.subject {
             Subject::User { username, .. } => format!("user:{username}"),
@@ -403,11 +408,12 @@ mod tests {
     }
 
     #[test]
-    fn only_admin_manages_users_keys_and_the_plant_model() {
+    fn only_admin_manages_users_keys_and_the_plant_model_and_reads_the_audit_log() {
         for role in [Role::Supervisor, Role::Operator, Role::Viewer] {
             assert!(!role.allows(Permission::UsersManage));
             assert!(!role.allows(Permission::ApiKeysManage));
             assert!(!role.allows(Permission::PlantManage));
+            assert!(!role.allows(Permission::AuditRead));
         }
         assert!(Role::Supervisor.allows(Permission::OrdersApprove));
         assert!(!Role::Operator.allows(Permission::OrdersApprove));

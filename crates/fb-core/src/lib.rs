@@ -5,6 +5,7 @@
 //! their errors into [`ports::StoreError`]; the HTTP edge maps [`error::ErrorKind`] to status codes.
 
 pub mod alerts;
+pub mod audit;
 pub mod clock;
 pub mod detection;
 pub mod error;

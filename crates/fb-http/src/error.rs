@@ -27,6 +27,11 @@ pub fn status_for(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// The code of an error response, kept in its extensions for the middleware that records the
+/// call in the audit log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RespondedCode(pub Code);
+
 /// An error on its way to the client. Internal detail (`cause`) is logged, never sent.
 #[derive(Debug)]
 pub struct ApiError {
@@ -68,6 +73,12 @@ impl ApiError {
             details: Vec::new(),
             cause: None,
         }
+    }
+
+    /// A malformed query or path parameter, named in `details`.
+    pub(crate) fn invalid_parameter(field: &str, reason: &str) -> Self {
+        Self::new(Code::invalid_parameter, format!("{field}: {reason}"))
+            .with_details(vec![FieldError::new(field, reason)])
     }
 
     pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
@@ -136,6 +147,12 @@ impl From<fb_app::alerts::Error> for ApiError {
     }
 }
 
+impl From<fb_app::audit::Error> for ApiError {
+    fn from(e: fb_app::audit::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
 impl From<fb_app::auth::Error> for ApiError {
     fn from(e: fb_app::auth::Error) -> Self {
         Self::from_coded(&e)
@@ -172,6 +189,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(RespondedCode(self.code));
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(

@@ -213,6 +213,18 @@ where
     }
 }
 
+/// An optional time query parameter: RFC 3339 or Unix seconds/milliseconds.
+pub(crate) fn query_time(
+    field: &str,
+    raw: Option<&str>,
+) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    raw.map(|t| {
+        fb_core::plant::parse_timestamp(t)
+            .map_err(|r| ApiError::invalid_parameter(field, &r.to_string()))
+    })
+    .transpose()
+}
+
 /// The authenticated caller, put in the request by the access check of the route.
 pub(crate) struct Caller(pub Principal);
 

@@ -6,8 +6,11 @@
 //! - Every route is declared in [`routes::table`] with its [`Access`]: public, or one permission.
 //!   There is no other way to add a route, and a test walks the table.
 //! - Every response carries `x-request-id`; every error body carries the same id.
+//! - Every route passes one middleware (`routes::Guard`) that checks access and records the call
+//!   in the audit log: every state change and every refusal.
 
 pub mod api;
+mod audit;
 mod error;
 mod extract;
 mod formats;
@@ -21,7 +24,7 @@ pub use error::{ApiError, error_reference_markdown, status_for};
 pub use formats::payload_parsers;
 pub use openapi::document as openapi_document;
 pub use rate_limit::{Cidr, ClientAddress, RateLimitPolicies, RateLimits, TrustedProxies};
-pub use routes::{Access, Route};
+pub use routes::{Access, Audited, Route};
 pub use state::{AppState, Options, Services};
 pub use telemetry::{OP_ID_HEADER, metrics_handle};
 

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Content, Object, PathItem, Ref, Type};
 
 use crate::rate_limit;
-use crate::routes::{self, Access};
+use crate::routes::{self, Access, Audited};
 
 const SECURITY_SCHEME: &str = "bearer";
 /// The shared 429 answer, in `components.responses`.
@@ -58,6 +58,7 @@ const RATE_LIMITED: &str = "RateLimited";
         routes::alerts::get,
         routes::alerts::acknowledge,
         routes::alerts::resolve,
+        routes::audit::list,
     ),
     tags(
         (name = "health", description = "Liveness, readiness, metrics, this document"),
@@ -67,6 +68,7 @@ const RATE_LIMITED: &str = "RateLimited";
         (name = "machines", description = "The machines registry: machines, sensors, limits"),
         (name = "readings", description = "Sensor readings in and out, and the dead letters of refused ones"),
         (name = "alerts", description = "Alerts and their lifecycle, and the anomalies detection found"),
+        (name = "audit", description = "The audit log: who did what, when, from where, and how it ended"),
     )
 )]
 struct ApiDoc;
@@ -112,13 +114,20 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     SECURITY_SCHEME,
                     Vec::<String>::new(),
                 )]);
-                let note = format!("Requires the permission `{permission}`.");
-                operation.description = Some(match operation.description.take() {
-                    Some(text) if !text.is_empty() => format!("{text}\n\n{note}"),
-                    _ => note,
-                });
+                append_note(
+                    operation,
+                    &format!("Requires the permission `{permission}`."),
+                );
             }
         }
+        let recorded = match route.audited {
+            Audited::Always => "every call",
+            Audited::Refusals => "refused calls (401, 403)",
+        };
+        append_note(
+            operation,
+            &format!("Audit log: `{}`, {recorded}.", route.action),
+        );
     }
     doc
 }
@@ -158,6 +167,14 @@ fn rate_limited_response() -> Response {
             ),
         )
         .build()
+}
+
+/// Adds a paragraph to an operation's description.
+fn append_note(operation: &mut Operation, note: &str) {
+    operation.description = Some(match operation.description.take() {
+        Some(text) if !text.is_empty() => format!("{text}\n\n{note}"),
+        _ => note.to_owned(),
+    });
 }
 
 fn operation_mut<'a>(item: &'a mut PathItem, method: &Method) -> Option<&'a mut Operation> {
@@ -251,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn protected_operations_declare_security_and_permission() {
+    fn operations_declare_security_permission_and_audit_action() {
         let doc = document();
         for route in routes::table() {
             let item = doc.paths.paths.get(route.path).unwrap();
@@ -270,6 +287,8 @@ mod tests {
                     assert!(op.description.as_deref().unwrap().contains(p.as_str()));
                 }
             }
+            let action = format!("Audit log: `{}`", route.action);
+            assert!(op.description.as_deref().unwrap().contains(&action));
         }
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use fb_app::{alerts, auth, ingest, plant};
+use fb_app::{alerts, audit, auth, ingest, plant};
 use fb_core::ports::StoreHealth;
 
 use crate::rate_limit::RateLimits;
@@ -27,6 +27,7 @@ pub struct Services {
     pub plant: Arc<plant::Service>,
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
+    pub audit: Arc<audit::Service>,
 }
 
 /// What handlers share. Cheap to clone.
@@ -36,6 +37,7 @@ pub struct AppState {
     pub plant: Arc<plant::Service>,
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
+    pub audit: Arc<audit::Service>,
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
@@ -56,12 +58,14 @@ impl AppState {
             plant,
             ingest,
             alerts,
+            audit,
         } = services;
         Self {
             auth,
             plant,
             ingest,
             alerts,
+            audit,
             store,
             metrics,
             options,

@@ -41,6 +41,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "detection",
         include_str!("../migrations/0005_detection.sql"),
     ),
+    // 6 is taken by a change in flight; sqlx applies versions in order and allows gaps.
+    (7, "audit", include_str!("../migrations/0007_audit.sql")),
 ];
 
 #[derive(Clone)]
@@ -170,6 +172,7 @@ fb_sql::sql_identity_store!(PgStore, PgRow, BACKEND, "FOR UPDATE");
 fb_sql::sql_machine_store!(PgStore, PgRow);
 fb_sql::sql_dead_letter_store!(PgStore, PgRow);
 fb_sql::sql_detection_store!(PgStore, PgRow);
+fb_sql::sql_audit_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 

@@ -78,3 +78,51 @@ fn schema_names_are_plain_identifiers() {
     assert!(!fb_postgres::is_valid_schema("a\"; DROP TABLE users; --"));
     assert!(!fb_postgres::is_valid_schema(""));
 }
+
+#[tokio::test]
+async fn the_audit_log_refuses_changes_in_the_database_too() {
+    use std::str::FromStr;
+
+    let fixture = open().await;
+    let entry = fb_testkit::fixtures::audit_entry(
+        "user:alice",
+        "user.disable",
+        None,
+        fb_core::audit::Outcome::Success,
+    );
+    let record = fixture.storage.audit.append_audit(&entry).await.unwrap();
+    let connect = sqlx::postgres::PgConnectOptions::from_str(&url())
+        .unwrap()
+        .options([("search_path", fixture.schema.as_str())]);
+    let pool = sqlx::PgPool::connect_with(connect).await.unwrap();
+    for sql in [
+        "UPDATE audit_log SET actor = 'user:mallory'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "DELETE FROM audit_head",
+        "TRUNCATE audit_head",
+        "UPDATE audit_head SET seq = 0",
+    ] {
+        let refused = sqlx::query(sql)
+            .execute(&pool)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("append-only") || refused.contains("cannot move back"),
+            "{sql}: {refused}"
+        );
+    }
+    pool.close().await;
+    assert_eq!(
+        fixture.storage.audit.scan_audit(0, 10).await.unwrap(),
+        [Ok(record.clone())]
+    );
+    assert_eq!(
+        fixture.storage.audit.audit_head().await.unwrap(),
+        Some(record.as_head())
+    );
+    let next = fixture.storage.audit.append_audit(&entry).await.unwrap();
+    assert_eq!((next.seq, next.prev_hash), (2, record.hash));
+    fixture.finish().await;
+}

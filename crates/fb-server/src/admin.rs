@@ -1,15 +1,22 @@
-//! Administrative commands run against the configured store: migrate, users, API keys.
-//! They act as the local system principal: whoever can run the binary on the data directory
-//! already controls the store.
+//! Administrative commands run against the configured store: migrate, users, API keys, the
+//! audit log. They act as the local system principal: whoever can run the binary on the data
+//! directory already controls the store. What they change is recorded in the audit log as
+//! `cli:<os user>` from `local`.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
+use std::sync::Arc;
 
 use anyhow::Context;
+use serde_json::json;
 
 use fb_app::auth::{self, ApiKeyRef, NewApiKey, NewUser, SystemPrincipal, UserRef};
+use fb_core::audit::{AuditEntry, AuditHead, Outcome};
 use fb_core::identity::{Principal, Role};
+use fb_core::ports::Storage;
+use fb_core::{Coded, ErrorKind};
 
-use crate::cli::{ApiKeyCommand, UserCommand};
+use crate::cli::{ApiKeyCommand, AuditCommand, UserCommand};
 use crate::settings::Settings;
 use crate::wire;
 
@@ -28,9 +35,14 @@ fn parse_role(role: &str) -> anyhow::Result<Role> {
     })
 }
 
-pub(crate) async fn user(settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
+pub(crate) async fn user(
+    settings: &Settings,
+    command: UserCommand,
+    op_id: &str,
+) -> anyhow::Result<()> {
     let storage = wire::open_storage(settings).await?;
     let service = wire::auth_service(settings, &storage).await?;
+    let audit = CommandAudit::new(&storage, op_id);
     let system = Principal::system();
     let result = match command {
         UserCommand::Add {
@@ -44,17 +56,25 @@ pub(crate) async fn user(settings: &Settings, command: UserCommand) -> anyhow::R
             } else {
                 None
             };
-            let (user, generated) = service
-                .create_user(
-                    &system,
-                    NewUser {
-                        username,
-                        role,
-                        password,
-                    },
+            let new = NewUser {
+                username: username.clone(),
+                role,
+                password,
+            };
+            let created = service.create_user(&system, new).await;
+            let mut details = vec![("role", role.as_str().to_owned())];
+            if let Ok((user, _)) = &created {
+                details.push(("user_id", user.id.to_string()));
+            }
+            audit
+                .record(
+                    "user.create",
+                    Some(format!("user:{username}")),
+                    &created,
+                    &details,
                 )
-                .await
-                .map_err(describe)?;
+                .await;
+            let (user, generated) = created.map_err(describe)?;
             println_out(&format!(
                 "created user {} ({}, id {})",
                 user.username, user.role, user.id
@@ -81,8 +101,12 @@ pub(crate) async fn user(settings: &Settings, command: UserCommand) -> anyhow::R
             }
             Ok(())
         }
-        UserCommand::Disable { username } => set_disabled(&service, &system, &username, true).await,
-        UserCommand::Enable { username } => set_disabled(&service, &system, &username, false).await,
+        UserCommand::Disable { username } => {
+            set_disabled(&service, &audit, &system, &username, true).await
+        }
+        UserCommand::Enable { username } => {
+            set_disabled(&service, &audit, &system, &username, false).await
+        }
     };
     storage.health.close().await;
     result
@@ -90,22 +114,36 @@ pub(crate) async fn user(settings: &Settings, command: UserCommand) -> anyhow::R
 
 async fn set_disabled(
     service: &auth::Service,
+    audit: &CommandAudit,
     system: &Principal,
     username: &str,
     disabled: bool,
 ) -> anyhow::Result<()> {
-    let user = service
+    let changed = service
         .set_user_disabled(system, &UserRef::parse(username), disabled)
-        .await
-        .map_err(describe)?;
+        .await;
+    let action = if disabled {
+        "user.disable"
+    } else {
+        "user.enable"
+    };
+    audit
+        .record(action, Some(format!("user:{username}")), &changed, &[])
+        .await;
+    let user = changed.map_err(describe)?;
     let state = if user.disabled { "disabled" } else { "enabled" };
     println_out(&format!("user {} {state}", user.username));
     Ok(())
 }
 
-pub(crate) async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Result<()> {
+pub(crate) async fn api_key(
+    settings: &Settings,
+    command: ApiKeyCommand,
+    op_id: &str,
+) -> anyhow::Result<()> {
     let storage = wire::open_storage(settings).await?;
     let service = wire::auth_service(settings, &storage).await?;
+    let audit = CommandAudit::new(&storage, op_id);
     let system = Principal::system();
     let result = match command {
         ApiKeyCommand::Create {
@@ -116,17 +154,24 @@ pub(crate) async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyh
             let role = parse_role(&role)?;
             let expires_at = expires_in_days
                 .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
-            let (key, secret) = service
-                .create_api_key(
-                    &system,
-                    NewApiKey {
-                        name,
-                        role,
-                        expires_at,
-                    },
-                )
-                .await
-                .map_err(describe)?;
+            let new = NewApiKey {
+                name: name.clone(),
+                role,
+                expires_at,
+            };
+            let created = service.create_api_key(&system, new).await;
+            let mut details = vec![("name", name), ("role", role.as_str().to_owned())];
+            if let Ok((key, _)) = &created {
+                details.push(("prefix", key.prefix.clone()));
+            }
+            let target = created
+                .as_ref()
+                .ok()
+                .map(|(key, _)| format!("api_key:{}", key.id));
+            audit
+                .record("api_key.create", target, &created, &details)
+                .await;
+            let (key, secret) = created.map_err(describe)?;
             println_out(&format!(
                 "created API key {} ({}, prefix {}, id {})",
                 key.name, key.role, key.prefix, key.id
@@ -160,10 +205,18 @@ pub(crate) async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyh
             Ok(())
         }
         ApiKeyCommand::Revoke { key } => {
-            let key = service
+            let revoked = service
                 .revoke_api_key(&system, &ApiKeyRef::parse(&key))
-                .await
-                .map_err(describe)?;
+                .await;
+            audit
+                .record(
+                    "api_key.revoke",
+                    Some(format!("api_key:{key}")),
+                    &revoked,
+                    &[],
+                )
+                .await;
+            let key = revoked.map_err(describe)?;
             println_out(&format!("API key {} ({}) revoked", key.name, key.prefix));
             Ok(())
         }
@@ -172,9 +225,174 @@ pub(crate) async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyh
     result
 }
 
+/// `audit verify` found problems: exit code 3.
+#[derive(Debug)]
+pub(crate) struct AuditDamaged {
+    problems: usize,
+}
+
+impl std::fmt::Display for AuditDamaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the audit log has been tampered with or damaged: {} problem(s)",
+            self.problems
+        )
+    }
+}
+
+impl std::error::Error for AuditDamaged {}
+
+pub(crate) async fn audit(settings: &Settings, command: AuditCommand) -> anyhow::Result<()> {
+    let storage = wire::open_storage(settings).await?;
+    let service = wire::audit_service(&storage);
+    let system = Principal::system();
+    let result = match command {
+        AuditCommand::Verify { anchors, json } => {
+            verify_audit(&service, &system, &anchors, json).await
+        }
+        AuditCommand::Head { json } => {
+            let head = service
+                .head(&system)
+                .await
+                .context("cannot read the audit head")?
+                .context("the audit head is missing: run `factorybrain audit verify`")?;
+            if json {
+                println_out(&json!({"seq": head.seq, "hash": head.hash.to_hex()}).to_string());
+            } else {
+                println_out(&head.to_string());
+            }
+            Ok(())
+        }
+    };
+    storage.health.close().await;
+    result
+}
+
+/// Prints every problem, one per line (or one JSON object), and fails with [`AuditDamaged`]
+/// when there is any.
+async fn verify_audit(
+    service: &fb_app::audit::Service,
+    system: &Principal,
+    anchors: &[String],
+    json: bool,
+) -> anyhow::Result<()> {
+    let anchors = anchors
+        .iter()
+        .map(|a| {
+            AuditHead::parse(a).with_context(|| {
+                format!("--anchor {a:?}: expected SEQ:HASH as printed by `audit head`")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = service
+        .verify(system, &anchors)
+        .await
+        .context("cannot read the audit log")?;
+    if json {
+        let problems: Vec<_> = report
+            .problems
+            .iter()
+            .map(|p| {
+                json!({
+                    "kind": p.kind(),
+                    "seq": p.seq(),
+                    "last_seq": p.last_seq(),
+                    "message": p.to_string(),
+                })
+            })
+            .collect();
+        let head = report
+            .head
+            .map(|h| json!({"seq": h.seq, "hash": h.hash.to_hex()}));
+        println_out(
+            &json!({
+                "intact": report.problems.is_empty(),
+                "checked": report.checked,
+                "head": head,
+                "problems": problems,
+            })
+            .to_string(),
+        );
+    } else if report.problems.is_empty() {
+        let head = report.head.map_or_else(String::new, |h| h.to_string());
+        println_out(&format!("ok: {} records, head {head}", report.checked));
+    } else {
+        for problem in &report.problems {
+            println_out(&problem.to_string());
+        }
+    }
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(AuditDamaged {
+            problems: report.problems.len(),
+        }
+        .into())
+    }
+}
+
+/// Records what an administrative command did, as `cli:<os user>` from `local`.
+struct CommandAudit {
+    service: Arc<fb_app::audit::Service>,
+    actor: String,
+    op_id: String,
+}
+
+impl CommandAudit {
+    fn new(storage: &Storage, op_id: &str) -> Self {
+        // $USER, as the shell sets it: whoever runs this command controls the store anyway, so
+        // it is a name for the record, not a proof.
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_default();
+        let user = user.trim();
+        Self {
+            service: wire::audit_service(storage),
+            actor: format!("cli:{}", if user.is_empty() { "unknown" } else { user }),
+            op_id: op_id.to_owned(),
+        }
+    }
+
+    async fn record<T>(
+        &self,
+        action: &str,
+        target: Option<String>,
+        result: &Result<T, auth::Error>,
+        details: &[(&str, String)],
+    ) {
+        let mut details: BTreeMap<String, String> = details
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let outcome = match result {
+            Ok(_) => Outcome::Success,
+            Err(e) => {
+                details.insert("error".to_owned(), e.code().as_str().to_owned());
+                match e.code().kind() {
+                    ErrorKind::Forbidden | ErrorKind::Unauthenticated => Outcome::Denied,
+                    _ => Outcome::Failure,
+                }
+            }
+        };
+        let entry = AuditEntry {
+            at: self.service.now(),
+            actor: self.actor.clone(),
+            action: action.to_owned(),
+            target,
+            outcome,
+            op_id: self.op_id.clone(),
+            source: "local".to_owned(),
+            details,
+        };
+        if self.service.record(entry).await.is_none() {
+            eprintln_out("warning: the audit log could not record this command (see the log)");
+        }
+    }
+}
+
 /// Turns an area error into a message with its code and field details.
 fn describe(e: auth::Error) -> anyhow::Error {
-    use fb_core::Coded;
     let mut text = format!("{} [{}]", e, e.code().as_str());
     for field in e.field_errors() {
         text.push_str(&format!("\n  {}: {}", field.field, field.reason));
@@ -194,4 +412,9 @@ fn read_password_line() -> anyhow::Result<String> {
 #[allow(clippy::print_stdout)] // Command output.
 fn println_out(line: &str) {
     println!("{line}");
+}
+
+#[allow(clippy::print_stderr)] // Command output.
+fn eprintln_out(line: &str) {
+    eprintln!("{line}");
 }

@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Check the audit log's hash chain, or print its head to keep elsewhere.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run the simulated plant as a load generator against a server (HTTP) or a broker (MQTT).
     Simulate(SimulateArgs),
     /// Score the detectors on a public benchmark or on your own labelled history.
@@ -192,6 +195,29 @@ pub enum ApiKeyCommand {
     Revoke { key: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check every record against its hash, each against the one before it, and the end against
+    /// the stored head and any anchors. Exit code 0 when intact, 3 with every problem listed, one
+    /// per line.
+    Verify {
+        /// A head kept outside the store, as printed by `audit head` (repeatable): finds a chain
+        /// rewritten from some record on, which the stored head alone cannot.
+        #[arg(long = "anchor", value_name = "SEQ:HASH")]
+        anchors: Vec<String>,
+        /// Print one JSON object: intact, checked, head and problems.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the newest record's seq and hash as SEQ:HASH, to keep outside the store (a ticket,
+    /// a log shipper, paper) and pass to `audit verify --anchor` later.
+    Head {
+        /// Print {"seq": …, "hash": …}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 impl Cli {
     /// Flags that override settings, as (dotted path, value).
     fn setting_flags(&self) -> Vec<(String, Value)> {
@@ -220,7 +246,8 @@ impl Cli {
     }
 }
 
-/// Runs a parsed command line. Exit codes: 0 success, 1 failure, 2 invalid settings.
+/// Runs a parsed command line. Exit codes: 0 success, 1 failure, 2 invalid settings, 3 the audit
+/// chain is damaged (`audit verify`).
 #[allow(clippy::print_stdout, clippy::print_stderr)] // The CLI's output is its interface.
 pub fn run(cli: Cli) -> ExitCode {
     match &cli.command {
@@ -260,15 +287,18 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Administrative commands are background operations too: one op id for everything they log.
-    let command_span = tracing::info_span!("command", op_id = %uuid::Uuid::now_v7());
+    // Administrative commands are background operations too: one op id for everything they log
+    // and for the audit records of what they change.
+    let op_id = uuid::Uuid::now_v7().to_string();
+    let command_span = tracing::info_span!("command", op_id = %op_id);
     let result = runtime.block_on(
         async move {
             match cli.command {
                 Command::Serve(args) => serve::run(settings, args.demo).await,
                 Command::Migrate => admin::migrate(&settings).await,
-                Command::User(command) => admin::user(&settings, command).await,
-                Command::Apikey(command) => admin::api_key(&settings, command).await,
+                Command::User(command) => admin::user(&settings, command, &op_id).await,
+                Command::Apikey(command) => admin::api_key(&settings, command, &op_id).await,
+                Command::Audit(command) => admin::audit(&settings, command).await,
                 Command::Config(_) | Command::Version | Command::Simulate(_) | Command::Eval(_) => {
                     Ok(())
                 }
@@ -282,6 +312,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => {
             if let Some(errors) = e.downcast_ref::<SettingsErrors>() {
                 return settings_failure(errors);
+            }
+            if let Some(damaged) = e.downcast_ref::<admin::AuditDamaged>() {
+                eprintln!("error: {damaged}");
+                return ExitCode::from(3);
             }
             tracing::error!(error = format!("{e:#}"), "Command failed.");
             eprintln!("error: {e:#}");

@@ -11,7 +11,8 @@ use crate::wire;
 pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     // Install the metrics recorder before anything records (migrations, bootstrap queries).
     let _ = fb_http::metrics_handle();
-    let startup = tracing::info_span!("startup", op_id = %uuid::Uuid::now_v7());
+    let startup_op_id = uuid::Uuid::now_v7().to_string();
+    let startup = tracing::info_span!("startup", op_id = %startup_op_id);
     let (storage, state, listener, signal) = async {
         let storage = wire::open_storage(&settings).await?;
         tracing::info!(backend = storage.health.backend(), "Store open, migrations applied.");
@@ -19,6 +20,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         if let Some((user, password)) = auth.bootstrap_admin(&settings.auth.bootstrap_admin).await? {
             announce_first_admin(&user.username, &password);
             tracing::info!(username = %user.username, "First admin created; its password was printed to the console.");
+            record_first_admin(&storage, &user, &startup_op_id).await;
         }
         let state = wire::http_state(&settings, &storage, auth).await?;
         let signal = shutdown_signal()?;
@@ -86,7 +88,8 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let shutdown = tracing::info_span!("shutdown", op_id = %uuid::Uuid::now_v7());
     let signal_span = shutdown.clone();
     let drain_delay = Duration::from_secs(settings.server.drain_delay_secs);
-    // The peer address is the client for rate limits (or the proxy that reports the client).
+    // The peer address is the client for rate limits (or the proxy that reports the client)
+    // and the source in the audit log.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, service).with_graceful_shutdown(
         async move {
@@ -137,6 +140,31 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
 }
 
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The first admin is created by the system itself; the audit log starts with that.
+async fn record_first_admin(
+    storage: &fb_core::ports::Storage,
+    user: &fb_core::identity::User,
+    op_id: &str,
+) {
+    let audit = wire::audit_service(storage);
+    let entry = fb_core::audit::AuditEntry {
+        at: audit.now(),
+        actor: "system".to_owned(),
+        action: "user.create".to_owned(),
+        target: Some(format!("user:{}", user.username)),
+        outcome: fb_core::audit::Outcome::Success,
+        op_id: op_id.to_owned(),
+        source: "local".to_owned(),
+        details: [
+            ("user_id".to_owned(), user.id.to_string()),
+            ("role".to_owned(), user.role.as_str().to_owned()),
+            ("reason".to_owned(), "first start without users".to_owned()),
+        ]
+        .into(),
+    };
+    audit.record(entry).await;
+}
 
 /// The first admin's password goes to the console once, never into the structured log.
 #[allow(clippy::print_stderr)]

@@ -126,6 +126,14 @@ pub async fn auth_service(
     Ok(Arc::new(service))
 }
 
+/// The audit log on the given store.
+pub fn audit_service(storage: &Storage) -> Arc<fb_app::audit::Service> {
+    Arc::new(fb_app::audit::Service::new(
+        storage.audit.clone(),
+        Arc::new(SystemClock),
+    ))
+}
+
 /// How long a node may serve a machine from memory after another node changed it.
 const MACHINE_CACHE_TTL: Duration = Duration::from_secs(5);
 
@@ -204,6 +212,7 @@ pub async fn http_state(
             plant,
             ingest,
             alerts,
+            audit: audit_service(storage),
         },
         storage.health.clone(),
         fb_http::metrics_handle(),

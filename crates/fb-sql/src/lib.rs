@@ -6,6 +6,7 @@
 //! trait bounds per query. Backend-specific work (DDL, partitioning, bulk loads, error
 //! classification) stays in each adapter.
 
+pub mod audit;
 mod dead_letters;
 pub mod detection;
 mod identities;
@@ -30,6 +31,7 @@ pub mod __private {
     pub use uuid::Uuid;
 }
 
+pub use audit::AUDIT_COLUMNS;
 pub use dead_letters::DEAD_LETTER_COLUMNS;
 pub use detection::{ALERT_COLUMNS, ANOMALY_COLUMNS};
 pub use identities::{API_KEY_COLUMNS, USER_COLUMNS};

@@ -54,6 +54,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "detection",
         include_str!("../migrations/0006_detection.sql"),
     ),
+    // 7 is taken by a change in flight; sqlx applies versions in order and allows gaps.
+    (8, "audit", include_str!("../migrations/0008_audit.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -168,6 +170,7 @@ fb_sql::sql_identity_store!(SqliteStore, SqliteRow, BACKEND, "");
 fb_sql::sql_machine_store!(SqliteStore, SqliteRow);
 fb_sql::sql_dead_letter_store!(SqliteStore, SqliteRow);
 fb_sql::sql_detection_store!(SqliteStore, SqliteRow);
+fb_sql::sql_audit_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 

@@ -278,3 +278,37 @@ async fn the_checkpoint_thread_copies_the_log_into_the_database() {
     assert!(grown, "the database file never received the logged pages");
     Storage::from_backend(Arc::new(store)).health.close().await;
 }
+
+#[tokio::test]
+async fn the_audit_log_refuses_changes_in_the_database_too() {
+    use fb_core::ports::AuditStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&options_in(dir.path())).await.unwrap();
+    let entry = fb_testkit::fixtures::audit_entry(
+        "user:alice",
+        "user.disable",
+        None,
+        fb_core::audit::Outcome::Success,
+    );
+    let record = store.append_audit(&entry).await.unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("factorybrain.db")).unwrap();
+    for sql in [
+        "UPDATE audit_log SET actor = 'user:mallory'",
+        "DELETE FROM audit_log",
+        "DELETE FROM audit_head",
+        "UPDATE audit_head SET seq = 0",
+    ] {
+        let refused = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(
+            refused.contains("append-only")
+                || refused.contains("cannot be deleted")
+                || refused.contains("cannot move back"),
+            "{sql}: {refused}"
+        );
+    }
+    assert_eq!(store.scan_audit(0, 10).await.unwrap(), [Ok(record.clone())]);
+    assert_eq!(store.audit_head().await.unwrap(), Some(record.as_head()));
+    let next = store.append_audit(&entry).await.unwrap();
+    assert_eq!((next.seq, next.prev_hash), (2, record.hash));
+    store.close().await;
+}

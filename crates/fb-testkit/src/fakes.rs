@@ -9,14 +9,15 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use fb_core::alerts::{Alert, AlertId};
+use fb_core::audit::{AuditEntry, AuditHead, AuditRecord, ScannedRecord};
 use fb_core::detection::Anomaly;
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
 use fb_core::plant::{Machine, MachineId, Reading, ReadingBatch, ScoreBatch, SensorKey, to_micros};
 use fb_core::ports::{
-    AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, AppendOutcome, BucketStats, DeadLetter,
-    DeadLetterFilter, DeadLetterStore, IdentityStore, MachineStore, RangeQuery, ReadingStore,
-    Resolution, RetentionCutoffs, RetentionOutcome, ScoreStore, ScoredPoint, SecretStore,
-    StoreError, StoreHealth,
+    AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, AppendOutcome, AuditFilter, AuditStore,
+    BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, IdentityStore, MachineStore,
+    RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome, ScoreStore,
+    ScoredPoint, SecretStore, StoreError, StoreHealth,
 };
 use uuid::Uuid;
 
@@ -34,6 +35,9 @@ struct State {
     /// (machine, sensor) → ts in µs → (score, anomaly); the first score of a time stays.
     scores: BTreeMap<(MachineId, SensorKey), BTreeMap<i64, (f32, bool)>>,
     touches: usize,
+    /// The audit chain in seq order, and its head.
+    audit: Vec<AuditRecord>,
+    audit_head: AuditHead,
 }
 
 /// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).
@@ -558,6 +562,45 @@ impl DeadLetterStore for MemoryStore {
             }
             None => false,
         }))
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        Ok(self.with(|s| {
+            let record = AuditRecord::next(&s.audit_head, entry.clone());
+            s.audit_head = record.as_head();
+            s.audit.push(record.clone());
+            record
+        }))
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        Ok(self.with(|s| {
+            let matching = s.audit.iter().filter(|r| f.matches(r));
+            if f.newest_first {
+                matching.rev().take(f.limit).cloned().collect()
+            } else {
+                matching.take(f.limit).cloned().collect()
+            }
+        }))
+    }
+
+    async fn scan_audit(&self, after: u64, limit: usize) -> Result<Vec<ScannedRecord>, StoreError> {
+        Ok(self.with(|s| {
+            s.audit
+                .iter()
+                .filter(|r| r.seq > after)
+                .take(limit)
+                .cloned()
+                .map(Ok)
+                .collect()
+        }))
+    }
+
+    async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError> {
+        Ok(Some(self.with(|s| s.audit_head)))
     }
 }
 

@@ -2,6 +2,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use fb_core::alerts::{Alert, AlertId, AlertKind, AlertStatus};
+use fb_core::audit::{AuditEntry, Outcome};
 use fb_core::detection::{Evidence, Severity};
 use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
 use fb_core::plant::{
@@ -114,5 +115,24 @@ pub fn alert(machine: &str, kind: AlertKind, severity: Severity) -> Alert {
         escalated_at: None,
         version: 1,
         updated_at: at,
+    }
+}
+
+/// An audit entry at [`instant`] with a fresh op id and one detail.
+pub fn audit_entry(
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    outcome: Outcome,
+) -> AuditEntry {
+    AuditEntry {
+        at: instant(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.map(str::to_owned),
+        outcome,
+        op_id: Uuid::now_v7().to_string(),
+        source: "192.0.2.10".to_owned(),
+        details: std::collections::BTreeMap::from([("status".to_owned(), "200".to_owned())]),
     }
 }

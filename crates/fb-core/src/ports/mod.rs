@@ -1,11 +1,13 @@
 //! Ports: the traits adapters implement. API boundary: changing a signature here changes every
 //! adapter and the conformance suite in `fb-testkit`.
 
+mod audit;
 mod detection;
 mod plant;
 mod rate_limit;
 mod store;
 
+pub use audit::{AuditFilter, AuditStore};
 pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };

@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 
 use crate::identity::{ApiKey, ApiKeyId, User, UserId};
 
-use super::{AlertStore, AnomalyStore, DeadLetterStore, MachineStore, ReadingStore, ScoreStore};
+use super::{
+    AlertStore, AnomalyStore, AuditStore, DeadLetterStore, MachineStore, ReadingStore, ScoreStore,
+};
 
 /// Errors every storage adapter translates its driver errors into.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,7 @@ pub struct Storage {
     pub alerts: Arc<dyn AlertStore>,
     pub anomalies: Arc<dyn AnomalyStore>,
     pub scores: Arc<dyn ScoreStore>,
+    pub audit: Arc<dyn AuditStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -115,6 +118,7 @@ impl Storage {
             + AlertStore
             + AnomalyStore
             + ScoreStore
+            + AuditStore
             + StoreHealth
             + 'static,
     {
@@ -127,6 +131,7 @@ impl Storage {
             alerts: backend.clone(),
             anomalies: backend.clone(),
             scores: backend.clone(),
+            audit: backend.clone(),
             health: backend,
         }
     }

@@ -2,20 +2,17 @@
 
 use axum::Json;
 use axum::extract::State;
-use time::OffsetDateTime;
 
-use fb_core::Code;
 use fb_core::alerts::{AlertId, AlertKind, AlertStatus};
 use fb_core::detection::Severity;
-use fb_core::error::FieldError;
-use fb_core::plant::{MachineId, parse_timestamp};
+use fb_core::plant::MachineId;
 use fb_core::ports::AlertFilter;
 
 use crate::api::v1::{
     Alert, AlertActionRequest, AlertList, AlertsParams, AnomaliesParams, Anomaly, AnomalyList,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppPath, AppQuery, Caller, OptionalJson};
+use crate::extract::{AppPath, AppQuery, Caller, OptionalJson, query_time};
 use crate::state::AppState;
 
 /// Alerts, newest first, with filters and paging.
@@ -32,14 +29,20 @@ pub(crate) async fn list(
 ) -> Result<Json<AlertList>, ApiError> {
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(invalid("limit", "must be between 1 and 1000"));
+        return Err(ApiError::invalid_parameter(
+            "limit",
+            "must be between 1 and 1000",
+        ));
     }
     let (status, active_only) = match params.status.as_deref() {
         None => (None, false),
         Some("active") => (None, true),
         Some(s) => (
             Some(AlertStatus::parse(s).ok_or_else(|| {
-                invalid("status", "must be open, acknowledged, resolved or active")
+                ApiError::invalid_parameter(
+                    "status",
+                    "must be open, acknowledged, resolved or active",
+                )
             })?),
             false,
         ),
@@ -52,13 +55,18 @@ pub(crate) async fn list(
             .severity
             .as_deref()
             .map(|s| {
-                Severity::parse(s).ok_or_else(|| invalid("severity", "must be warning or critical"))
+                Severity::parse(s).ok_or_else(|| {
+                    ApiError::invalid_parameter("severity", "must be warning or critical")
+                })
             })
             .transpose()?,
         kind: params
             .kind
             .as_deref()
-            .map(|k| AlertKind::parse(k).ok_or_else(|| invalid("kind", "is not an alert kind")))
+            .map(|k| {
+                AlertKind::parse(k)
+                    .ok_or_else(|| ApiError::invalid_parameter("kind", "is not an alert kind"))
+            })
             .transpose()?,
         before: params.before.map(AlertId),
         limit,
@@ -147,16 +155,14 @@ pub(crate) async fn anomalies(
 ) -> Result<Json<AnomalyList>, ApiError> {
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(invalid("limit", "must be between 1 and 1000"));
+        return Err(ApiError::invalid_parameter(
+            "limit",
+            "must be between 1 and 1000",
+        ));
     }
-    let time =
-        |field: &'static str, raw: &Option<String>| -> Result<Option<OffsetDateTime>, ApiError> {
-            raw.as_deref()
-                .map(|t| parse_timestamp(t).map_err(|r| invalid(field, &r.to_string())))
-                .transpose()
-        };
-    let to = time("to", &params.to)?.unwrap_or_else(|| state.plant.now());
-    let from = time("from", &params.from)?.unwrap_or(to - time::Duration::hours(24));
+    let to = query_time("to", params.to.as_deref())?.unwrap_or_else(|| state.plant.now());
+    let from =
+        query_time("from", params.from.as_deref())?.unwrap_or(to - time::Duration::hours(24));
     let found = state
         .plant
         .anomalies(&caller, &machine, from, to, params.after, limit)
@@ -168,9 +174,4 @@ pub(crate) async fn anomalies(
         anomalies: found.into_iter().map(Anomaly::from).collect(),
         next_after,
     }))
-}
-
-fn invalid(field: &str, reason: &str) -> ApiError {
-    ApiError::new(Code::invalid_parameter, format!("{field}: {reason}"))
-        .with_details(vec![FieldError::new(field, reason)])
 }

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use fb_app::auth::{ApiKeyRef, NewApiKey};
 
 use crate::api::v1::{ApiKey, ApiKeyList, CreateApiKeyRequest, CreatedApiKey};
+use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppPath, Caller};
 use crate::state::AppState;
@@ -36,15 +37,19 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     AppJson(body): AppJson<CreateApiKeyRequest>,
-) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+) -> Result<(StatusCode, AuditFacts, Json<CreatedApiKey>), ApiError> {
     let new = NewApiKey {
         name: body.name,
         role: body.role.into(),
         expires_at: body.expires_at,
     };
     let (api_key, key) = state.auth.create_api_key(&caller, new).await?;
+    let facts = AuditFacts::target(format!("api_key:{}", api_key.id))
+        .detail("prefix", api_key.prefix.as_str())
+        .detail("role", api_key.role.as_str());
     Ok((
         StatusCode::CREATED,
+        facts,
         Json(CreatedApiKey {
             api_key: api_key.into(),
             key,

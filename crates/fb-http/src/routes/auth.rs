@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::api::v1::{ChangePasswordRequest, LoginRequest, Me, TokenResponse};
+use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, Caller};
 use crate::rate_limit::ClientAddress;
@@ -23,25 +24,30 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     client: ClientAddress,
     AppJson(body): AppJson<LoginRequest>,
-) -> Response {
+) -> (AuditFacts, Response) {
+    // The audit record names the account tried (never the password), and on success its id.
     let username = body.username.trim();
+    let facts = AuditFacts::target(format!("user:{username}")).detail("username", username);
     // Checked before the password hash is computed: that is the work a guesser wants done.
     let limits = match state.rate_limits.check_login(client, username).await {
         Ok(applied) => applied,
-        Err(refusal) => return refusal,
+        Err(refusal) => return (facts, refusal),
     };
-    let answer = match state.auth.login(username, &body.password).await {
-        Ok((user, token)) => Json(TokenResponse {
-            access_token: token.token,
-            token_type: "Bearer".to_owned(),
-            expires_in: token.expires_in_secs,
-            expires_at: token.expires_at,
-            must_change_password: user.must_change_password,
-        })
-        .into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+    let (facts, answer) = match state.auth.login(username, &body.password).await {
+        Ok((user, token)) => (
+            facts.detail("user_id", user.id.to_string()),
+            Json(TokenResponse {
+                access_token: token.token,
+                token_type: "Bearer".to_owned(),
+                expires_in: token.expires_in_secs,
+                expires_at: token.expires_at,
+                must_change_password: user.must_change_password,
+            })
+            .into_response(),
+        ),
+        Err(e) => (facts, ApiError::from(e).into_response()),
     };
-    limits.annotate(answer)
+    (facts, limits.annotate(answer))
 }
 
 /// The authenticated caller: user or API key, role and permissions.

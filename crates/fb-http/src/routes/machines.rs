@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::api::v1::{CreateMachineRequest, Machine, MachineList, UpdateMachineRequest};
+use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppPath, Caller};
 use crate::state::AppState;
@@ -34,9 +35,16 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     AppJson(body): AppJson<CreateMachineRequest>,
-) -> Result<(StatusCode, Json<Machine>), ApiError> {
-    let machine = state.plant.create(&caller, body.into()).await?;
-    Ok((StatusCode::CREATED, Json(machine.into())))
+) -> (AuditFacts, Result<(StatusCode, Json<Machine>), ApiError>) {
+    // The id comes from the body; failed attempts name it too.
+    let facts = AuditFacts::target(format!("machine:{}", body.id));
+    let created = state.plant.create(&caller, body.into()).await;
+    (
+        facts,
+        created
+            .map(|machine| (StatusCode::CREATED, Json(machine.into())))
+            .map_err(ApiError::from),
+    )
 }
 
 /// One machine.

@@ -2,6 +2,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod api_keys;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod machines;
 pub(crate) mod meta;
@@ -9,7 +10,8 @@ pub(crate) mod readings;
 pub(crate) mod users;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{DefaultBodyLimit, RawPathParams, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +20,7 @@ use axum::routing::MethodRouter;
 use fb_core::Code;
 use fb_core::identity::Permission;
 
+use crate::audit::Pending;
 use crate::error::ApiError;
 use crate::rate_limit;
 use crate::state::AppState;
@@ -32,11 +35,24 @@ pub enum Access {
     Requires(Permission),
 }
 
+/// Which calls of a route the audit log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audited {
+    /// Every call: the default of every method that changes state (all but GET and HEAD).
+    Always,
+    /// Refused calls only (401, 403): reads, and routes whose successes are accounted elsewhere.
+    Refusals,
+}
+
 pub struct Route {
     pub method: Method,
     /// axum path syntax, e.g. `/api/v1/users/{id}`; identical to the OpenAPI path.
     pub path: &'static str,
     pub access: Access,
+    /// The call's stable name in the audit log, `<noun>.<verb>` (e.g. `user.disable`). The noun
+    /// also names the target: `user:<the path parameter>`.
+    pub action: &'static str,
+    pub audited: Audited,
     handler: MethodRouter<AppState>,
 }
 
@@ -44,185 +60,252 @@ fn route(
     method: Method,
     path: &'static str,
     access: Access,
+    action: &'static str,
     handler: MethodRouter<AppState>,
 ) -> Route {
+    let audited = if method == Method::GET || method == Method::HEAD {
+        Audited::Refusals
+    } else {
+        Audited::Always
+    };
     Route {
         method,
         path,
         access,
+        action,
+        audited,
         handler,
     }
 }
 
-/// Every route of the API. Adding a route means adding it here, with its access.
+impl Route {
+    /// Records only refused calls of a route that changes state. For high-volume routes whose
+    /// successes are accounted for by other means; the test below lists each one.
+    fn audit_refusals_only(mut self) -> Route {
+        self.audited = Audited::Refusals;
+        self
+    }
+}
+
+/// Every route of the API. Adding a route means adding it here, with its access and the name
+/// the audit log gives its calls.
 pub fn table() -> Vec<Route> {
     use Access::{Public, Requires};
     use Permission as P;
     use axum::routing::{delete, get, patch, post};
     vec![
-        route(Method::GET, "/healthz", Public, get(meta::healthz)),
-        route(Method::GET, "/readyz", Public, get(meta::readyz)),
+        route(
+            Method::GET,
+            "/healthz",
+            Public,
+            "health.live",
+            get(meta::healthz),
+        ),
+        route(
+            Method::GET,
+            "/readyz",
+            Public,
+            "health.ready",
+            get(meta::readyz),
+        ),
         route(
             Method::GET,
             "/metrics",
             Requires(P::MetricsRead),
+            "metrics.scrape",
             get(meta::metrics),
         ),
         route(
             Method::GET,
             "/api/v1/openapi.json",
             Public,
+            "openapi.get",
             get(meta::openapi),
         ),
         route(
             Method::POST,
             "/api/v1/auth/login",
             Public,
+            "auth.login",
             post(auth::login),
         ),
         route(
             Method::GET,
             "/api/v1/auth/me",
             Requires(P::SelfRead),
+            "auth.me",
             get(auth::me),
         ),
         route(
             Method::POST,
             "/api/v1/auth/password",
             Requires(P::SelfPassword),
+            "auth.change_password",
             post(auth::change_password),
         ),
         route(
             Method::GET,
             "/api/v1/users",
             Requires(P::UsersRead),
+            "user.list",
             get(users::list),
         ),
         route(
             Method::POST,
             "/api/v1/users",
             Requires(P::UsersManage),
+            "user.create",
             post(users::create),
         ),
         route(
             Method::POST,
             "/api/v1/users/{user}/disable",
             Requires(P::UsersManage),
+            "user.disable",
             post(users::disable),
         ),
         route(
             Method::POST,
             "/api/v1/users/{user}/enable",
             Requires(P::UsersManage),
+            "user.enable",
             post(users::enable),
         ),
         route(
             Method::GET,
             "/api/v1/api_keys",
             Requires(P::ApiKeysManage),
+            "api_key.list",
             get(api_keys::list),
         ),
         route(
             Method::POST,
             "/api/v1/api_keys",
             Requires(P::ApiKeysManage),
+            "api_key.create",
             post(api_keys::create),
         ),
         route(
             Method::POST,
             "/api/v1/api_keys/{key}/revoke",
             Requires(P::ApiKeysManage),
+            "api_key.revoke",
             post(api_keys::revoke),
         ),
         route(
             Method::GET,
             "/api/v1/machines",
             Requires(P::PlantRead),
+            "machine.list",
             get(machines::list),
         ),
         route(
             Method::POST,
             "/api/v1/machines",
             Requires(P::PlantManage),
+            "machine.create",
             post(machines::create),
         ),
         route(
             Method::GET,
             "/api/v1/machines/{machine}",
             Requires(P::PlantRead),
+            "machine.get",
             get(machines::get),
         ),
         route(
             Method::PATCH,
             "/api/v1/machines/{machine}",
             Requires(P::ReadingsWrite),
+            "machine.update",
             patch(machines::update),
         ),
         route(
             Method::DELETE,
             "/api/v1/machines/{machine}",
             Requires(P::PlantManage),
+            "machine.delete",
             delete(machines::delete),
         ),
         route(
             Method::POST,
             "/api/v1/readings",
             Requires(P::ReadingsWrite),
+            "reading.ingest",
             post(readings::ingest).layer(DefaultBodyLimit::disable()),
-        ),
+        )
+        // Telemetry: up to hundreds of batches a second, with their own provenance (counts,
+        // dead letters). Refusals are still recorded.
+        .audit_refusals_only(),
         route(
             Method::GET,
             "/api/v1/machines/{machine}/readings",
             Requires(P::PlantRead),
+            "machine.readings",
             get(readings::query),
         ),
         route(
             Method::GET,
             "/api/v1/machines/{machine}/latest",
             Requires(P::PlantRead),
+            "machine.latest",
             get(readings::latest),
         ),
         route(
             Method::GET,
             "/api/v1/dead-letters",
             Requires(P::ReadingsWrite),
+            "dead_letter.list",
             get(readings::dead_letters),
         ),
         route(
             Method::POST,
             "/api/v1/dead-letters/{id}/replay",
             Requires(P::ReadingsWrite),
+            "dead_letter.replay",
             post(readings::replay),
         ),
         route(
             Method::GET,
             "/api/v1/machines/{machine}/anomalies",
             Requires(P::PlantRead),
+            "machine.anomalies",
             get(alerts::anomalies),
         ),
         route(
             Method::GET,
             "/api/v1/alerts",
             Requires(P::PlantRead),
+            "alert.list",
             get(alerts::list),
         ),
         route(
             Method::GET,
             "/api/v1/alerts/{id}",
             Requires(P::PlantRead),
+            "alert.get",
             get(alerts::get),
         ),
         route(
             Method::POST,
             "/api/v1/alerts/{id}/acknowledge",
             Requires(P::AlertsManage),
+            "alert.acknowledge",
             post(alerts::acknowledge),
         ),
         route(
             Method::POST,
             "/api/v1/alerts/{id}/resolve",
             Requires(P::AlertsManage),
+            "alert.resolve",
             post(alerts::resolve),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/audit",
+            Requires(P::AuditRead),
+            "audit.list",
+            get(audit::list),
         ),
     ]
 }
@@ -232,19 +315,24 @@ pub(crate) fn build(state: AppState) -> Router {
     for Route {
         path,
         access,
+        action,
+        audited,
         handler,
         ..
     } in table()
     {
-        let handler = match access {
-            Access::Public => handler,
-            Access::Requires(permission) => handler.route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                move |state: State<AppState>, request: Request, next: Next| {
-                    authorize(state, permission, request, next)
-                },
-            )),
+        let guard = Guard {
+            access,
+            action,
+            audited,
         };
+        let handler = handler.route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            move |state: State<AppState>,
+                  params: Result<RawPathParams, RawPathParamsRejection>,
+                  request: Request,
+                  next: Next| guard.run(state, params.ok(), request, next),
+        ));
         router = router.route(path, handler);
     }
     router
@@ -262,30 +350,70 @@ pub(crate) fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The access check of a protected route: authenticate, then check the one permission.
+/// What every route's one middleware needs to know about it.
+#[derive(Debug, Clone, Copy)]
+struct Guard {
+    access: Access,
+    action: &'static str,
+    audited: Audited,
+}
+
+impl Guard {
+    /// The access check, the handler, then the audit record: one middleware, so that no route
+    /// has either without the other, and a refusal is recorded like any other outcome.
+    async fn run(
+        self,
+        State(state): State<AppState>,
+        params: Option<RawPathParams>,
+        mut request: Request,
+        next: Next,
+    ) -> Response {
+        let mut pending = Pending::start(
+            &state.audit,
+            self.action,
+            self.audited,
+            params.as_ref(),
+            &request,
+        );
+        let response = match self.access {
+            Access::Public => next.run(request).await,
+            Access::Requires(permission) => {
+                match authorize(&state, permission, &mut request, &mut pending).await {
+                    Ok(limits) => limits.annotate(next.run(request).await),
+                    Err(refusal) => refusal,
+                }
+            }
+        };
+        pending.finish(&response).await;
+        response
+    }
+}
+
+/// The access check of a protected route: authenticate, count the call against the caller's
+/// rate limit, then check the one permission. The caller goes into the request (for handlers)
+/// and into the pending audit record; the limits applied come back to annotate the answer.
 async fn authorize(
-    State(state): State<AppState>,
+    state: &AppState,
     permission: Permission,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let Some(credential) = bearer(&request) else {
-        return ApiError::new(
+    request: &mut Request,
+    pending: &mut Pending,
+) -> Result<rate_limit::Applied, Response> {
+    let Some(credential) = bearer(request) else {
+        return Err(ApiError::new(
             Code::missing_credentials,
             "send an access token or API key as 'Authorization: Bearer <credential>'",
         )
-        .into_response();
+        .into_response());
     };
-    let principal = match state.auth.authenticate(credential).await {
-        Ok(principal) => principal,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
+    let principal = state
+        .auth
+        .authenticate(credential)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
     tracing::Span::current().record("principal", principal.describe());
+    pending.caller(&principal);
     // Counted before the permission check: refused calls cost the server too.
-    let limits = match state.rate_limits.check_principal(&principal).await {
-        Ok(applied) => applied,
-        Err(refusal) => return refusal,
-    };
+    let limits = state.rate_limits.check_principal(&principal).await?;
     if !principal.can(permission) {
         let denied = ApiError::new(
             Code::permission_denied,
@@ -294,10 +422,10 @@ async fn authorize(
                 principal.role
             ),
         );
-        return limits.annotate(denied.into_response());
+        return Err(limits.annotate(denied.into_response()));
     }
     request.extensions_mut().insert(principal);
-    limits.annotate(next.run(request).await)
+    Ok(limits)
 }
 
 fn bearer(request: &Request) -> Option<&str> {
@@ -320,4 +448,47 @@ async fn method_not_allowed() -> ApiError {
         Code::method_not_allowed,
         "this route does not accept this HTTP method",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_route_has_a_unique_dotted_action() {
+        let mut seen = BTreeSet::new();
+        for route in table() {
+            let (noun, verb) = route.action.split_once('.').unwrap_or_default();
+            let word =
+                |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            assert!(
+                word(noun) && word(verb),
+                "{} {}: action {:?} is not <noun>.<verb>",
+                route.method,
+                route.path,
+                route.action
+            );
+            assert!(seen.insert(route.action), "action {} twice", route.action);
+        }
+    }
+
+    #[test]
+    fn every_state_change_is_recorded_except_the_listed_ones() {
+        // Changing this list is a decision to leave a state change out of the audit log.
+        let refusals_only: BTreeSet<(String, &str)> = [("POST".to_owned(), "/api/v1/readings")]
+            .into_iter()
+            .collect();
+        for route in table() {
+            let reads = route.method == Method::GET || route.method == Method::HEAD;
+            let expected =
+                if reads || refusals_only.contains(&(route.method.to_string(), route.path)) {
+                    Audited::Refusals
+                } else {
+                    Audited::Always
+                };
+            assert_eq!(route.audited, expected, "{} {}", route.method, route.path);
+        }
+    }
 }

@@ -6,13 +6,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use time::OffsetDateTime;
 
 use fb_app::ingest::Origin;
 use fb_app::plant::{Bucket, ReadingsQuery, ReadingsResult};
 use fb_core::Code;
-use fb_core::error::FieldError;
-use fb_core::plant::{Rejection, parse_timestamp};
+use fb_core::plant::Rejection;
 use fb_core::ports::DeadLetterFilter;
 
 use crate::api::v1::{
@@ -20,7 +18,7 @@ use crate::api::v1::{
     ReadingsParams, ReadingsResponse, StatsBucket,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppPath, AppQuery, Caller};
+use crate::extract::{AppPath, AppQuery, Caller, query_time};
 use crate::formats;
 use crate::state::AppState;
 
@@ -167,14 +165,8 @@ pub(crate) async fn query(
     AppPath(machine): AppPath<String>,
     AppQuery(params): AppQuery<ReadingsParams>,
 ) -> Result<Json<ReadingsResponse>, ApiError> {
-    let time =
-        |field: &'static str, raw: &Option<String>| -> Result<Option<OffsetDateTime>, ApiError> {
-            raw.as_deref()
-                .map(|t| parse_timestamp(t).map_err(|r| invalid(field, &r.to_string())))
-                .transpose()
-        };
-    let to = time("to", &params.to)?.unwrap_or_else(|| state.plant.now());
-    let from = time("from", &params.from)?.unwrap_or(to - time::Duration::hours(1));
+    let to = query_time("to", params.to.as_deref())?.unwrap_or_else(|| state.plant.now());
+    let from = query_time("from", params.from.as_deref())?.unwrap_or(to - time::Duration::hours(1));
     let bucket = params.bucket.as_deref().map(parse_bucket).transpose()?;
     let agg = Aggregates::parse(params.agg.as_deref())?;
     let query = ReadingsQuery {
@@ -226,11 +218,6 @@ pub(crate) async fn query(
     Ok(Json(response))
 }
 
-fn invalid(field: &str, reason: &str) -> ApiError {
-    ApiError::new(Code::invalid_parameter, format!("{field}: {reason}"))
-        .with_details(vec![FieldError::new(field, reason)])
-}
-
 /// `auto`, seconds (`300`), or a number with a unit: `5m`, `1h`, `1d`.
 fn parse_bucket(raw: &str) -> Result<Bucket, ApiError> {
     let raw = raw.trim();
@@ -244,7 +231,7 @@ fn parse_bucket(raw: &str) -> Result<Bucket, ApiError> {
         "h" => 3600,
         "d" => 86_400,
         _ => {
-            return Err(invalid(
+            return Err(ApiError::invalid_parameter(
                 "bucket",
                 "use auto, seconds, or a number with s, m, h or d (e.g. 5m)",
             ));
@@ -256,7 +243,7 @@ fn parse_bucket(raw: &str) -> Result<Bucket, ApiError> {
         .and_then(|n| n.checked_mul(scale))
         .map(Bucket::Seconds)
         .ok_or_else(|| {
-            invalid(
+            ApiError::invalid_parameter(
                 "bucket",
                 "use auto, seconds, or a number with s, m, h or d (e.g. 5m)",
             )
@@ -293,7 +280,12 @@ impl Aggregates {
                 "min" => agg.min = true,
                 "max" => agg.max = true,
                 "mean" | "avg" => agg.mean = true,
-                _ => return Err(invalid("agg", "a comma list of count, min, max and mean")),
+                _ => {
+                    return Err(ApiError::invalid_parameter(
+                        "agg",
+                        "a comma list of count, min, max and mean",
+                    ));
+                }
             }
         }
         Ok(agg)
@@ -329,15 +321,17 @@ pub(crate) async fn dead_letters(
     AppQuery(params): AppQuery<DeadLettersParams>,
 ) -> Result<Json<DeadLetterList>, ApiError> {
     let code = match params.code.as_deref() {
-        Some(c) => Some(
-            Code::parse(c)
-                .ok_or_else(|| invalid("code", "not an error code (see docs/errors.md)"))?,
-        ),
+        Some(c) => Some(Code::parse(c).ok_or_else(|| {
+            ApiError::invalid_parameter("code", "not an error code (see docs/errors.md)")
+        })?),
         None => None,
     };
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(invalid("limit", "must be between 1 and 1000"));
+        return Err(ApiError::invalid_parameter(
+            "limit",
+            "must be between 1 and 1000",
+        ));
     }
     let filter = DeadLetterFilter {
         code,

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use fb_app::auth::{NewUser, UserRef};
 
 use crate::api::v1::{CreateUserRequest, CreatedUser, User, UserList};
+use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppPath, Caller};
 use crate::state::AppState;
@@ -36,15 +37,19 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     AppJson(body): AppJson<CreateUserRequest>,
-) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
+) -> Result<(StatusCode, AuditFacts, Json<CreatedUser>), ApiError> {
     let new = NewUser {
         username: body.username,
         role: body.role.into(),
         password: body.password,
     };
     let (user, generated_password) = state.auth.create_user(&caller, new).await?;
+    let facts = AuditFacts::target(format!("user:{}", user.username))
+        .detail("user_id", user.id.to_string())
+        .detail("role", user.role.as_str());
     Ok((
         StatusCode::CREATED,
+        facts,
         Json(CreatedUser {
             user: user.into(),
             generated_password,

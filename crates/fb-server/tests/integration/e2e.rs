@@ -122,6 +122,19 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// Logs the first admin in over HTTP with the password the server printed.
+fn admin_token(server: &Server) -> String {
+    let password = server.admin_password.clone().unwrap();
+    let mut login = agent()
+        .post(&format!("{}/api/v1/auth/login", server.base))
+        .send_json(json!({"username": "admin", "password": password}))
+        .unwrap();
+    login.body_mut().read_json::<Value>().unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
     let mut request = agent().get(url);
     if let Some(token) = token {
@@ -376,6 +389,8 @@ fn help_is_available_for_every_command() {
         vec!["config", "example", "--help"],
         vec!["user", "add", "--help"],
         vec!["apikey", "create", "--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "head", "--help"],
         vec!["version", "--help"],
         vec!["eval", "nab", "--help"],
         vec!["eval", "csv", "--help"],
@@ -519,15 +534,7 @@ fn demo_mode_shows_fresh_readings_and_raises_the_scenarios_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
     let server = start_with(dir.path(), &["--demo"]);
-    let password = server.admin_password.clone().unwrap();
-    let mut login = agent()
-        .post(&format!("{}/api/v1/auth/login", server.base))
-        .send_json(json!({"username": "admin", "password": password}))
-        .unwrap();
-    let token = login.body_mut().read_json::<Value>().unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = admin_token(&server);
     let (_, machines) = get(&format!("{}/api/v1/machines", server.base), Some(&token));
     let machines: Value = serde_json::from_str(&machines).unwrap();
     let ids: Vec<String> = machines["machines"]
@@ -640,15 +647,7 @@ fn demo_alerts_match_the_scenario(server: &Server, token: &str, started: std::ti
 fn simulate_feeds_a_running_server_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
-    let password = server.admin_password.clone().unwrap();
-    let mut login = agent()
-        .post(&format!("{}/api/v1/auth/login", server.base))
-        .send_json(json!({"username": "admin", "password": password}))
-        .unwrap();
-    let token = login.body_mut().read_json::<Value>().unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = admin_token(&server);
     let mut created = agent()
         .post(&format!("{}/api/v1/api_keys", server.base))
         .header("authorization", &format!("Bearer {token}"))
@@ -699,4 +698,24 @@ fn simulate_feeds_a_running_server_over_http() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--target"));
+}
+
+#[test]
+fn audit_log_names_the_first_admin_and_real_client_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("plant-data"));
+    let token = admin_token(&server);
+    let (status, body) = get(&format!("{}/api/v1/audit", server.base), Some(&token));
+    assert_eq!(status, 200, "{body}");
+    let records: Value = serde_json::from_str(&body).unwrap();
+    let records = records["records"].as_array().unwrap();
+    // The server made the first admin itself, at start; then the login came over the network.
+    assert_eq!(records[0]["actor"], "system");
+    assert_eq!(records[0]["action"], "user.create");
+    assert_eq!(records[0]["target"], "user:admin");
+    assert_eq!(records[0]["source"], "local");
+    assert_eq!(records[1]["action"], "auth.login");
+    assert_eq!(records[1]["outcome"], "success");
+    assert_eq!(records[1]["source"], "127.0.0.1", "the peer's address");
+    server.stop();
 }

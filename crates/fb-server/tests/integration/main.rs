@@ -7,6 +7,7 @@
 mod access;
 mod alerts;
 mod api;
+mod audit;
 mod crash;
 mod detection;
 mod docs;

@@ -95,6 +95,42 @@ impl TestApp {
         }
     }
 
+    /// The data directory (SQLite keeps `factorybrain.db` there).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// The PostgreSQL schema of a [`postgres`](Self::postgres) app.
+    pub fn pg_schema(&self) -> Option<&str> {
+        self.pg_schema.as_deref()
+    }
+
+    /// Runs the real `factorybrain` binary on this app's store, with extra environment.
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        // Owner-only, as the server makes a data directory it creates, so that the command's
+        // output carries no warning about it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(self.data_dir(), std::fs::Permissions::from_mode(0o700))
+                .unwrap();
+        }
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_factorybrain"));
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env_remove("FB__STORAGE__URL")
+            .env_remove("FB__STORAGE__SCHEMA")
+            .envs(env.iter().copied());
+        if let Some(schema) = &self.pg_schema {
+            command
+                .env("FB__STORAGE__URL", pg_url())
+                .env("FB__STORAGE__SCHEMA", schema);
+        }
+        command.output().unwrap()
+    }
+
     pub async fn finish(self) {
         self.storage.health.close().await;
         if let Some(schema) = &self.pg_schema {

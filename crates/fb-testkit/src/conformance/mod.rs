@@ -6,6 +6,7 @@
 //! per case so that cases run in parallel and fail individually. Rate-limit stores have their
 //! own, smaller suite: [`rate_limit_conformance!`](crate::rate_limit_conformance).
 
+mod audit;
 mod dead_letters;
 mod detection;
 mod identities;
@@ -14,6 +15,7 @@ mod rate_limit;
 mod readings;
 mod secrets;
 
+pub use audit::*;
 pub use dead_letters::*;
 pub use detection::*;
 pub use identities::*;
@@ -62,6 +64,9 @@ macro_rules! storage_conformance {
             anomalies_round_trip_in_time_order,
             scores_round_trip_and_the_first_score_stays,
             machine_health_is_set_alone,
+            audit_chain_starts_at_genesis_and_round_trips,
+            audit_lists_with_filters_and_pages_both_ways,
+            concurrent_audit_appends_form_one_chain,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

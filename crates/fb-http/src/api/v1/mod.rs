@@ -239,8 +239,10 @@ pub struct Readiness {
 }
 
 mod alerts;
+mod audit;
 mod machines;
 mod readings;
 pub use alerts::*;
+pub use audit::*;
 pub use machines::*;
 pub use readings::*;
