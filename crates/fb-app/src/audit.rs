@@ -162,6 +162,7 @@ mod tests {
         Principal {
             role,
             subject: Subject::System,
+            mfa_enrolment_pending: false,
         }
     }
 

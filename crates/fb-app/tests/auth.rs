@@ -7,19 +7,18 @@ use std::sync::Arc;
 
 use time::Duration;
 
-use fb_app::auth::{self, Error, NewApiKey, NewUser, Rejection, SystemPrincipal, UserRef};
+use fb_app::auth::{
+    self, ClientInfo, Error, LoginOutcome, MfaProof, NewApiKey, NewUser, Rejection, SessionTokens,
+    SystemPrincipal, UserRef, totp,
+};
 use fb_core::identity::{Principal, Role, Subject};
 use fb_core::ports::Storage;
+use fb_core::session::EndReason;
 use fb_testkit::FakeClock;
 use fb_testkit::fakes::MemoryStore;
 
 fn options() -> auth::Options {
-    auth::Options {
-        access_token_ttl: Duration::hours(1),
-        issuer: "factorybrain".into(),
-        audience: "factorybrain-api".into(),
-        signing_secret: None,
-    }
+    auth::Options::with_defaults()
 }
 
 struct Fixture {
@@ -44,6 +43,28 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// Logs in a user without a second factor; returns the session's tokens.
+async fn login(f: &Fixture, name: &str, password: &str) -> SessionTokens {
+    match f
+        .service
+        .login(name, password, &ClientInfo::default())
+        .await
+        .unwrap()
+    {
+        LoginOutcome::Session(_, tokens) => tokens,
+        LoginOutcome::MfaRequired(..) => panic!("{name} has a second factor"),
+    }
+}
+
+/// The current code of a TOTP secret shown at enrolment (base32), as an authenticator computes it.
+fn code_now(f: &Fixture, secret_base32: &str) -> String {
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_base32.as_bytes())
+        .unwrap();
+    let step = totp::step_at(f.clock.now_for_tests().unix_timestamp());
+    format!("{:06}", totp::code_at(&secret, step))
+}
+
 async fn user(f: &Fixture, name: &str, role: Role) -> String {
     let password = format!("{name}-password-123");
     let new = NewUser {
@@ -62,7 +83,7 @@ async fn user(f: &Fixture, name: &str, role: Role) -> String {
 async fn access_tokens_expire_by_the_clock() {
     let f = fixture().await;
     let password = user(&f, "anna", Role::Operator).await;
-    let (_, token) = f.service.login("anna", &password).await.unwrap();
+    let token = login(&f, "anna", &password).await.access;
     assert_eq!(token.expires_in_secs, 3600);
     f.clock.advance(Duration::minutes(59));
     assert!(f.service.authenticate(&token.token).await.is_ok());
@@ -77,23 +98,23 @@ async fn access_tokens_expire_by_the_clock() {
 async fn a_password_change_supersedes_earlier_tokens() {
     let f = fixture().await;
     let password = user(&f, "bert", Role::Viewer).await;
-    let (_, old) = f.service.login("bert", &password).await.unwrap();
+    let old = login(&f, "bert", &password).await;
     f.clock.advance(Duration::seconds(5));
-    let caller = f.service.authenticate(&old.token).await.unwrap();
+    let caller = f.service.authenticate(&old.access.token).await.unwrap();
     f.service
         .change_password(&caller, &password, "a brand new password")
         .await
         .unwrap();
     assert!(matches!(
-        f.service.authenticate(&old.token).await,
-        Err(Error::InvalidToken(Rejection::Superseded))
+        f.service.authenticate(&old.access.token).await,
+        Err(Error::InvalidToken(Rejection::SessionEnded))
     ));
-    let (_, fresh) = f
-        .service
-        .login("bert", "a brand new password")
-        .await
-        .unwrap();
-    assert!(f.service.authenticate(&fresh.token).await.is_ok());
+    assert!(matches!(
+        f.service.refresh(&old.refresh_token).await,
+        Err(Error::RefreshTokenInvalid)
+    ));
+    let fresh = login(&f, "bert", "a brand new password").await;
+    assert!(f.service.authenticate(&fresh.access.token).await.is_ok());
 }
 
 #[tokio::test]
@@ -156,7 +177,9 @@ async fn only_holders_of_the_permission_manage_keys_and_users() {
         subject: Subject::User {
             id: fb_core::identity::UserId(uuid::Uuid::now_v7()),
             username: "sue".into(),
+            session: None,
         },
+        mfa_enrolment_pending: false,
     };
     let new = NewApiKey {
         name: "x".into(),
@@ -206,7 +229,7 @@ async fn bootstrap_happens_once_and_the_last_admin_stays() {
 async fn nodes_sharing_a_store_share_the_generated_signing_key() {
     let f = fixture().await;
     let password = user(&f, "carl", Role::Viewer).await;
-    let (_, token) = f.service.login("carl", &password).await.unwrap();
+    let token = login(&f, "carl", &password).await.access;
     let other_node = auth::Service::start(&f.storage, f.clock.clone(), options())
         .await
         .unwrap();
@@ -226,4 +249,280 @@ async fn a_configured_secret_must_be_long_enough() {
         panic!("a short secret must be refused");
     };
     assert_eq!(fields[0].field, "auth.jwt_secret");
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session() {
+    let f = fixture().await;
+    let password = user(&f, "dora", Role::Operator).await;
+    let first = login(&f, "dora", &password).await;
+    f.clock.advance(Duration::minutes(10));
+    let (_, second) = f.service.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(second.session, first.session);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert!(f.service.authenticate(&second.access.token).await.is_ok());
+    assert!(
+        f.service.authenticate(&first.access.token).await.is_ok(),
+        "earlier access tokens of a live session stay valid until they expire"
+    );
+
+    // An attacker replays the first refresh token: the whole family ends.
+    assert!(matches!(
+        f.service.refresh(&first.refresh_token).await,
+        Err(Error::RefreshTokenReused)
+    ));
+    for token in [&first.access.token, &second.access.token] {
+        assert!(matches!(
+            f.service.authenticate(token).await,
+            Err(Error::InvalidToken(Rejection::SessionEnded))
+        ));
+    }
+    assert!(matches!(
+        f.service.refresh(&second.refresh_token).await,
+        Err(Error::RefreshTokenInvalid)
+    ));
+    assert!(matches!(
+        f.service.refresh("fbr_not-a-token").await,
+        Err(Error::RefreshTokenInvalid)
+    ));
+}
+
+#[tokio::test]
+async fn sessions_end_at_their_maximum_age_however_often_refreshed() {
+    let f = fixture().await;
+    let password = user(&f, "emil", Role::Viewer).await;
+    let mut tokens = login(&f, "emil", &password).await;
+    for _ in 0..29 {
+        f.clock.advance(Duration::days(1));
+        tokens = f.service.refresh(&tokens.refresh_token).await.unwrap().1;
+    }
+    assert!(tokens.access.expires_at <= f.clock.now_for_tests() + Duration::days(1));
+    f.clock.advance(Duration::days(1));
+    assert!(matches!(
+        f.service.refresh(&tokens.refresh_token).await,
+        Err(Error::RefreshTokenInvalid)
+    ));
+    // Unused refresh tokens run out too.
+    let idle = login(&f, "emil", &password).await;
+    f.clock.advance(Duration::days(15));
+    assert!(matches!(
+        f.service.refresh(&idle.refresh_token).await,
+        Err(Error::RefreshTokenInvalid)
+    ));
+}
+
+#[tokio::test]
+async fn logout_and_admin_revocation_end_sessions_at_once() {
+    let f = fixture().await;
+    let password = user(&f, "finn", Role::Operator).await;
+    let phone = login(&f, "finn", &password).await;
+    let laptop = login(&f, "finn", &password).await;
+    let caller = f.service.authenticate(&phone.access.token).await.unwrap();
+    assert_eq!(f.service.my_sessions(&caller).await.unwrap().len(), 2);
+    let ended = f.service.logout(&caller).await.unwrap();
+    assert_eq!(ended.end_reason, Some(EndReason::Logout));
+    assert!(f.service.authenticate(&phone.access.token).await.is_err());
+    assert!(f.service.authenticate(&laptop.access.token).await.is_ok());
+
+    let (_, count) = f
+        .service
+        .end_user_sessions(&Principal::system(), &UserRef::Username("finn".into()))
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    assert!(f.service.authenticate(&laptop.access.token).await.is_err());
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_their_sessions_and_revokes_their_keys() {
+    let f = fixture().await;
+    let password = user(&f, "gina", Role::Admin).await;
+    let gina = f
+        .service
+        .list_users(&Principal::system())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "gina")
+        .unwrap();
+    // Admins must enrol a second factor before acting; act as the owner of the key directly.
+    let as_gina = Principal {
+        role: Role::Admin,
+        subject: Subject::User {
+            id: gina.id,
+            username: "gina".into(),
+            session: None,
+        },
+        mfa_enrolment_pending: false,
+    };
+    let new = NewApiKey {
+        name: "gina's gateway".into(),
+        role: Role::Operator,
+        expires_at: None,
+    };
+    let (_, key) = f.service.create_api_key(&as_gina, new).await.unwrap();
+    let tokens = login(&f, "gina", &password).await;
+    user(&f, "second-admin", Role::Admin).await;
+    f.service
+        .set_user_disabled(
+            &Principal::system(),
+            &UserRef::Username("gina".into()),
+            true,
+        )
+        .await
+        .unwrap();
+    assert!(f.service.authenticate(&tokens.access.token).await.is_err());
+    assert!(matches!(
+        f.service.refresh(&tokens.refresh_token).await,
+        Err(Error::RefreshTokenInvalid)
+    ));
+    assert!(matches!(
+        f.service.authenticate(&key).await,
+        Err(Error::InvalidApiKey)
+    ));
+}
+
+#[tokio::test]
+async fn admins_must_enrol_a_second_factor_and_then_use_it() {
+    let f = fixture().await;
+    let password = user(&f, "hana", Role::Admin).await;
+    let tokens = login(&f, "hana", &password).await;
+    let pending = f.service.authenticate(&tokens.access.token).await.unwrap();
+    assert!(pending.mfa_enrolment_pending);
+    assert!(matches!(
+        f.service.list_users(&pending).await,
+        Err(Error::MfaEnrolmentRequired)
+    ));
+
+    let enrolment = f.service.start_totp_enrolment(&pending).await.unwrap();
+    assert!(
+        enrolment
+            .uri
+            .starts_with("otpauth://totp/factorybrain:hana?secret=")
+    );
+    assert!(matches!(
+        f.service.confirm_totp(&pending, "000000").await,
+        Err(Error::MfaCodeInvalid)
+    ));
+    let codes = f
+        .service
+        .confirm_totp(&pending, &code_now(&f, &enrolment.secret))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    // The same session is verified now.
+    let verified = f.service.authenticate(&tokens.access.token).await.unwrap();
+    assert!(!verified.mfa_enrolment_pending);
+    assert!(f.service.list_users(&verified).await.is_ok());
+
+    // The next login asks for the second factor.
+    f.clock.advance(Duration::seconds(31));
+    let LoginOutcome::MfaRequired(_, challenge) = f
+        .service
+        .login("hana", &password, &ClientInfo::default())
+        .await
+        .unwrap()
+    else {
+        panic!("the second factor must be asked for");
+    };
+    let code = code_now(&f, &enrolment.secret);
+    let (_, session) = f
+        .service
+        .verify_mfa(
+            &challenge.token,
+            &MfaProof::Code(code.clone()),
+            &ClientInfo::default(),
+        )
+        .await
+        .unwrap();
+    let caller = f.service.authenticate(&session.access.token).await.unwrap();
+    assert!(!caller.mfa_enrolment_pending);
+    // The same code never works twice.
+    assert!(matches!(
+        f.service
+            .verify_mfa(
+                &challenge.token,
+                &MfaProof::Code(code),
+                &ClientInfo::default()
+            )
+            .await,
+        Err(Error::MfaCodeInvalid)
+    ));
+    // A recovery code works once.
+    let recovery = MfaProof::RecoveryCode(codes[3].to_lowercase());
+    assert!(
+        f.service
+            .verify_mfa(&challenge.token, &recovery, &ClientInfo::default())
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        f.service
+            .verify_mfa(&challenge.token, &recovery, &ClientInfo::default())
+            .await,
+        Err(Error::MfaCodeInvalid)
+    ));
+    // The challenge runs out.
+    f.clock.advance(Duration::minutes(6));
+    let late = code_now(&f, &enrolment.secret);
+    assert!(matches!(
+        f.service
+            .verify_mfa(
+                &challenge.token,
+                &MfaProof::Code(late),
+                &ClientInfo::default()
+            )
+            .await,
+        Err(Error::MfaCodeInvalid)
+    ));
+    // Admins cannot turn it off; an access token is never a challenge.
+    assert!(matches!(
+        f.service.disable_totp(&caller, &password, "123456").await,
+        Err(Error::MfaRequiredForRole)
+    ));
+    assert!(matches!(
+        f.service
+            .verify_mfa(
+                &session.access.token,
+                &MfaProof::Code("123456".into()),
+                &ClientInfo::default()
+            )
+            .await,
+        Err(Error::MfaCodeInvalid)
+    ));
+
+    // A lost phone: another admin resets it, which ends hana's sessions.
+    f.service
+        .reset_mfa(&Principal::system(), &UserRef::Username("hana".into()))
+        .await
+        .unwrap();
+    assert!(f.service.authenticate(&session.access.token).await.is_err());
+    let again = login(&f, "hana", &password).await;
+    assert!(
+        f.service
+            .authenticate(&again.access.token)
+            .await
+            .unwrap()
+            .mfa_enrolment_pending
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_keeps_sessions_and_other_nodes_follow() {
+    let f = fixture().await;
+    let password = user(&f, "ivan", Role::Viewer).await;
+    let before = login(&f, "ivan", &password).await;
+    let other_node = auth::Service::start(&f.storage, f.clock.clone(), options())
+        .await
+        .unwrap();
+    let old_kid = f.service.signing_key_id();
+    let new_kid = f.service.rotate_signing_key().await.unwrap();
+    assert_ne!(old_kid, new_kid);
+    // Signed with the previous key: still accepted until it expires.
+    assert!(f.service.authenticate(&before.access.token).await.is_ok());
+    // The session goes on with a token signed by the new key, which the other node has never
+    // seen: it re-reads the keys and accepts it.
+    let (_, after) = f.service.refresh(&before.refresh_token).await.unwrap();
+    assert!(other_node.authenticate(&after.access.token).await.is_ok());
+    assert_eq!(other_node.signing_key_id(), new_kid);
 }

@@ -120,10 +120,18 @@ impl Server {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let storage = wire::open_storage(&settings).await?;
         let auth = wire::auth_service(&settings, &storage).await?;
-        let (_, password) = auth
-            .bootstrap_admin("admin")
-            .await?
-            .context("fresh store")?;
+        // The load generators are integrations, as in a plant: they call with an API key (an
+        // admin's, since they also register the benchmark machines).
+        let (_, token) = auth
+            .create_api_key(
+                &<fb_core::identity::Principal as fb_app::auth::SystemPrincipal>::system(),
+                fb_app::auth::NewApiKey {
+                    name: "benchmark".into(),
+                    role: fb_core::identity::Role::Admin,
+                    expires_at: None,
+                },
+            )
+            .await?;
         let state = wire::http_state(&settings, &storage, auth).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
@@ -137,15 +145,6 @@ impl Server {
             .http_status_as_error(false)
             .build()
             .into();
-        let token = {
-            let mut r = agent
-                .post(&format!("{base}/api/v1/auth/login"))
-                .send_json(serde_json::json!({"username": "admin", "password": password}))?;
-            r.body_mut().read_json::<serde_json::Value>()?["access_token"]
-                .as_str()
-                .context("token")?
-                .to_owned()
-        };
         for m in 0..MACHINES {
             let sensors: Vec<_> = SENSORS
                 .iter()

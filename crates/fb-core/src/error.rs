@@ -96,6 +96,22 @@ error_codes! {
     last_admin => Conflict;
     /// Too many password checks are running; retry after the time in Retry-After.
     auth_busy => RateLimited;
+    /// The refresh token is unknown, expired, or of a session that has ended; log in again.
+    refresh_token_invalid => Unauthenticated;
+    /// The refresh token had been used already: two parties held it, so its session has been ended; log in again.
+    refresh_token_reused => Unauthenticated;
+    /// The one-time code or recovery code is wrong, expired or was used before, or the login's MFA step has expired.
+    mfa_code_invalid => Unauthenticated;
+    /// The role requires a second factor that this session has not verified: enrol one (POST /api/v1/auth/mfa/totp) before using other routes.
+    mfa_enrolment_required => Forbidden;
+    /// A second factor is enabled already; disable it before enrolling a new one.
+    mfa_already_enabled => Conflict;
+    /// No second factor is enrolled (or enrolment was not started).
+    mfa_not_enrolled => Conflict;
+    /// The role requires a second factor; it cannot be turned off.
+    mfa_required_for_role => Forbidden;
+    /// No session of this user has this id.
+    session_not_found => NotFound;
     /// Too many requests from this client address, user or API key, or too many login attempts; retry after the time in Retry-After (the RateLimit and RateLimit-Policy headers name the limit).
     rate_limited => RateLimited;
     /// No machine has this id (and auto-registration is off).

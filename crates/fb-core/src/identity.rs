@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::FieldError;
+use crate::session::SessionId;
 
 /// A user's or API key's role. Ordered from most to least privileged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,12 +53,16 @@ impl Role {
                 permission,
                 P::SelfRead
                     | P::SelfPassword
+                    | P::SelfSecurity
                     | P::PlantRead
                     | P::ReadingsWrite
                     | P::AlertsManage
                     | P::TicketsManage
             ),
-            Role::Viewer => matches!(permission, P::SelfRead | P::SelfPassword | P::PlantRead),
+            Role::Viewer => matches!(
+                permission,
+                P::SelfRead | P::SelfPassword | P::SelfSecurity | P::PlantRead
+            ),
         }
     }
 
@@ -84,6 +89,8 @@ pub enum Permission {
     SelfRead,
     /// Change one's own password.
     SelfPassword,
+    /// Manage one's own sessions and second factor.
+    SelfSecurity,
     /// Read machines, readings, alerts, KPIs.
     PlantRead,
     /// Ingest readings; edit readings metadata.
@@ -109,9 +116,10 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::SelfRead,
         Permission::SelfPassword,
+        Permission::SelfSecurity,
         Permission::PlantRead,
         Permission::ReadingsWrite,
         Permission::AlertsManage,
@@ -129,6 +137,7 @@ impl Permission {
         match self {
             Permission::SelfRead => "self.read",
             Permission::SelfPassword => "self.password",
+            Permission::SelfSecurity => "self.security",
             Permission::PlantRead => "plant.read",
             Permission::ReadingsWrite => "readings.write",
             Permission::AlertsManage => "alerts.manage",
@@ -145,11 +154,23 @@ impl Permission {
 }
 
 impl Permission {
+    /// Permissions about the caller's own account, which a user who still has to enrol a
+    /// second factor keeps (so that they can enrol it).
+    pub fn is_self_service(self) -> bool {
+        matches!(
+            self,
+            Permission::SelfRead | Permission::SelfPassword | Permission::SelfSecurity
+        )
+    }
+
     /// What the permission allows, for the README and error messages.
     pub fn description(self) -> &'static str {
         match self {
             Permission::SelfRead => "Read one's own identity and permissions",
             Permission::SelfPassword => "Change one's own password",
+            Permission::SelfSecurity => {
+                "List and end one's own sessions; enrol and manage one's second factor"
+            }
             Permission::PlantRead => "Read machines, readings, alerts and KPIs",
             Permission::ReadingsWrite => "Ingest readings; edit readings metadata",
             Permission::AlertsManage => "Acknowledge and resolve alerts",
@@ -204,6 +225,8 @@ pub struct User {
     /// Access tokens issued before this instant are refused, so a password change ends every
     /// session that used the old one.
     pub password_changed_at: OffsetDateTime,
+    /// A second factor (TOTP) is enrolled and required at login.
+    pub mfa_enabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -261,6 +284,9 @@ impl ApiKey {
 pub struct Principal {
     pub role: Role,
     pub subject: Subject,
+    /// The user's role requires a second factor that this session has not verified (the user
+    /// has not enrolled one yet): only self-service permissions hold until they do.
+    pub mfa_enrolment_pending: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +294,8 @@ pub enum Subject {
     User {
         id: UserId,
         username: String,
+        /// The login session the access token belongs to.
+        session: Option<SessionId>,
     },
     ApiKey {
         id: ApiKeyId,
@@ -280,6 +308,15 @@ pub enum Subject {
 impl Principal {
     pub fn can(&self, permission: Permission) -> bool {
         self.role.allows(permission)
+            && (!self.mfa_enrolment_pending || permission.is_self_service())
+    }
+
+    /// The login session behind the call, if it came with an access token.
+    pub fn session(&self) -> Option<SessionId> {
+        match &self.subject {
+            Subject::User { session, .. } => *session,
+            Subject::ApiKey { .. } | Subject::System => None,
+        }
     }
 
     pub fn user_id(&self) -> Option<UserId> {
@@ -385,6 +422,7 @@ mod tests {
             [
                 Permission::SelfRead,
                 Permission::SelfPassword,
+                Permission::SelfSecurity,
                 Permission::PlantRead
             ]
         );
@@ -417,6 +455,21 @@ mod tests {
         }
         assert!(Role::Supervisor.allows(Permission::OrdersApprove));
         assert!(!Role::Operator.allows(Permission::OrdersApprove));
+    }
+
+    #[test]
+    fn a_pending_second_factor_leaves_only_self_service() {
+        let mut admin = Principal {
+            role: Role::Admin,
+            subject: Subject::System,
+            mfa_enrolment_pending: true,
+        };
+        assert!(admin.can(Permission::SelfSecurity));
+        assert!(admin.can(Permission::SelfRead));
+        assert!(!admin.can(Permission::UsersManage));
+        assert!(!admin.can(Permission::PlantRead));
+        admin.mfa_enrolment_pending = false;
+        assert!(admin.can(Permission::UsersManage));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use fb_core::audit::{ANONYMOUS, AuditEntry, Outcome};
 use fb_core::identity::Principal;
 
 use crate::error::RespondedCode;
+use crate::rate_limit::ClientAddress;
 use crate::routes::Audited;
 use crate::telemetry;
 
@@ -56,10 +57,13 @@ impl IntoResponseParts for AuditFacts {
     }
 }
 
-/// Where a call came from. The one place that decides it, so that a trusted-proxy-aware lookup
-/// can replace it: today the connection's peer address (`unknown` in-process, where there is
-/// no connection).
+/// Where a call came from: the client address the per-address layer worked out (the socket
+/// peer, or behind trusted proxies the address they report), else the peer, else `unknown`
+/// (in-process calls have no connection).
 pub(crate) fn client_address(request: &Request) -> String {
+    if let Some(ClientAddress::Known(ip)) = request.extensions().get::<ClientAddress>() {
+        return ip.to_string();
+    }
     request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -269,7 +273,9 @@ mod tests {
             subject: Subject::User {
                 id: UserId(uuid::Uuid::now_v7()),
                 username: "vic".into(),
+                session: None,
             },
+            mfa_enrolment_pending: false,
         });
         pending.finish(&refused).await;
         let stored = records(&storage).await;

@@ -81,6 +81,12 @@ impl ApiError {
             .with_details(vec![FieldError::new(field, reason)])
     }
 
+    /// An invalid body field, named in `details`.
+    pub(crate) fn invalid_field(field: &str, reason: &str) -> Self {
+        Self::new(Code::invalid_field, format!("{field}: {reason}"))
+            .with_details(vec![FieldError::new(field, reason)])
+    }
+
     pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
         self.details = details;
         self

@@ -8,8 +8,6 @@
 -- database (`factorybrain audit head`) finds even a rewritten chain. Deployments that want the
 -- database to enforce it against the application role too can revoke its UPDATE, DELETE and
 -- TRUNCATE rights on audit_log.
---
--- Version 6 is left to a change in flight; sqlx applies migrations by version and allows gaps.
 
 CREATE TABLE audit_log (
     seq       bigint PRIMARY KEY,  -- 1, 2, 3 … without gaps: the chain's order

@@ -41,7 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "detection",
         include_str!("../migrations/0005_detection.sql"),
     ),
-    // 6 is taken by a change in flight; sqlx applies versions in order and allows gaps.
+    (
+        6,
+        "sessions",
+        include_str!("../migrations/0006_sessions.sql"),
+    ),
     (7, "audit", include_str!("../migrations/0007_audit.sql")),
 ];
 
@@ -173,6 +177,7 @@ fb_sql::sql_machine_store!(PgStore, PgRow);
 fb_sql::sql_dead_letter_store!(PgStore, PgRow);
 fb_sql::sql_detection_store!(PgStore, PgRow);
 fb_sql::sql_audit_store!(PgStore, PgRow);
+fb_sql::sql_session_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 

@@ -16,7 +16,7 @@ use fb_core::identity::{Principal, Role};
 use fb_core::ports::Storage;
 use fb_core::{Coded, ErrorKind};
 
-use crate::cli::{ApiKeyCommand, AuditCommand, UserCommand};
+use crate::cli::{ApiKeyCommand, AuditCommand, AuthCommand, UserCommand};
 use crate::settings::Settings;
 use crate::wire;
 
@@ -107,6 +107,43 @@ pub(crate) async fn user(
         UserCommand::Enable { username } => {
             set_disabled(&service, &audit, &system, &username, false).await
         }
+        UserCommand::EndSessions { username } => {
+            let ended = service
+                .end_user_sessions(&system, &UserRef::parse(&username))
+                .await;
+            let details = match &ended {
+                Ok((_, n)) => vec![("ended", n.to_string())],
+                Err(_) => Vec::new(),
+            };
+            audit
+                .record(
+                    "user.end_sessions",
+                    Some(format!("user:{username}")),
+                    &ended,
+                    &details,
+                )
+                .await;
+            let (user, ended) = ended.map_err(describe)?;
+            println_out(&format!("ended {ended} session(s) of {}", user.username));
+            Ok(())
+        }
+        UserCommand::ResetMfa { username } => {
+            let reset = service.reset_mfa(&system, &UserRef::parse(&username)).await;
+            audit
+                .record(
+                    "user.reset_mfa",
+                    Some(format!("user:{username}")),
+                    &reset,
+                    &[],
+                )
+                .await;
+            let user = reset.map_err(describe)?;
+            println_out(&format!(
+                "second factor of {} removed and their sessions ended",
+                user.username
+            ));
+            Ok(())
+        }
     };
     storage.health.close().await;
     result
@@ -134,6 +171,35 @@ async fn set_disabled(
     let state = if user.disabled { "disabled" } else { "enabled" };
     println_out(&format!("user {} {state}", user.username));
     Ok(())
+}
+
+pub(crate) async fn auth(
+    settings: &Settings,
+    command: AuthCommand,
+    op_id: &str,
+) -> anyhow::Result<()> {
+    let storage = wire::open_storage(settings).await?;
+    let service = wire::auth_service(settings, &storage).await?;
+    let audit = CommandAudit::new(&storage, op_id);
+    let result = match command {
+        AuthCommand::RotateSigningKey => {
+            let rotated = service.rotate_signing_key().await;
+            let details = match &rotated {
+                Ok(kid) => vec![("kid", kid.clone())],
+                Err(_) => Vec::new(),
+            };
+            audit
+                .record("auth.rotate_signing_key", None, &rotated, &details)
+                .await;
+            let kid = rotated.map_err(describe)?;
+            println_out(&format!(
+                "new signing key {kid}; the previous one is accepted until its tokens expire"
+            ));
+            Ok(())
+        }
+    };
+    storage.health.close().await;
+    result
 }
 
 pub(crate) async fn api_key(

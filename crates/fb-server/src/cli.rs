@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Manage the token signing key.
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Check the audit log's hash chain, or print its head to keep elsewhere.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -173,6 +176,21 @@ pub enum UserCommand {
     Disable { username: String },
     /// Re-enable a disabled user.
     Enable { username: String },
+    /// End every session of a user: their access and refresh tokens stop working at once.
+    EndSessions { username: String },
+    /// Remove a user's second factor (a lost phone) and end their sessions; they enrol again
+    /// after their next login.
+    ResetMfa { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Replace the stored token signing key with a new random one. Tokens signed with the old
+    /// key stay valid until they expire; sessions go on (their next refresh gets a token signed
+    /// with the new key); every node picks the new key up within a minute. Not for a key set in
+    /// the settings (auth.jwt_secret): change it there, moving the old one to
+    /// auth.jwt_previous_secret.
+    RotateSigningKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +316,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Command::Migrate => admin::migrate(&settings).await,
                 Command::User(command) => admin::user(&settings, command, &op_id).await,
                 Command::Apikey(command) => admin::api_key(&settings, command, &op_id).await,
+                Command::Auth(command) => admin::auth(&settings, command, &op_id).await,
                 Command::Audit(command) => admin::audit(&settings, command).await,
                 Command::Config(_) | Command::Version | Command::Simulate(_) | Command::Eval(_) => {
                     Ok(())

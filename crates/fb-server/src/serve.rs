@@ -73,6 +73,26 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             }
         })
     };
+    let key_task = {
+        // Follows a rotation of the stored signing key (`factorybrain auth rotate-signing-key`)
+        // even when no token names the new key yet.
+        let auth = state.auth.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(KEY_RELOAD_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+                if let Err(e) = auth.reload_keys().await {
+                    tracing::warn!(error = %e, "Could not re-read the token signing keys; retrying.");
+                }
+            }
+        })
+    };
     let detection_task = wire::spawn_detection(&settings, &storage, &state, stop_rx.clone())?;
     tracing::info!(enabled = settings.detection.enabled, "Detection started.");
     let demo_task = demo.then(|| {
@@ -120,6 +140,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         demo_task,
         mqtt_task,
         Some(retention_task),
+        Some(key_task),
         Some(detection_task),
     ]
     .into_iter()
@@ -140,6 +161,8 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
 }
 
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a running server re-reads the stored token signing keys.
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
 
 /// The first admin is created by the system itself; the audit log starts with that.
 async fn record_first_admin(

@@ -114,12 +114,22 @@ pub async fn auth_service(
     storage: &Storage,
 ) -> anyhow::Result<Arc<auth::Service>> {
     let a = &settings.auth;
+    let secret =
+        |s: &crate::settings::Secret| (!s.is_empty()).then(|| s.expose().as_bytes().to_vec());
     let options = auth::Options {
         access_token_ttl: time::Duration::seconds(a.access_token_ttl_secs as i64),
+        refresh_token_ttl: time::Duration::seconds(a.refresh_token_ttl_secs as i64),
+        session_max_age: time::Duration::seconds(a.session_max_age_secs as i64),
+        // Validated with the settings.
+        mfa_required_for: a
+            .mfa_required_roles
+            .iter()
+            .filter_map(|r| fb_core::identity::Role::parse(r))
+            .collect(),
         issuer: a.issuer.clone(),
         audience: a.audience.clone(),
-        signing_secret: (!a.jwt_secret.is_empty())
-            .then(|| a.jwt_secret.expose().as_bytes().to_vec()),
+        signing_secret: secret(&a.jwt_secret),
+        previous_signing_secret: secret(&a.jwt_previous_secret),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let service = auth::Service::start(storage, clock, options).await?;

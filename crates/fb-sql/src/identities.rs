@@ -2,7 +2,7 @@
 //! [`sql_identity_store!`](crate::sql_identity_store).
 
 pub const USER_COLUMNS: &str = "id, username, role, password_hash, disabled, \
-     must_change_password, password_changed_at, created_at, updated_at";
+     must_change_password, password_changed_at, created_at, updated_at, totp_enabled_at";
 
 pub const API_KEY_COLUMNS: &str = "id, prefix, secret_hash, name, role, created_by, created_at, \
      expires_at, last_used_at, revoked_at";
@@ -59,6 +59,10 @@ macro_rules! sql_identity_store {
                     disabled: row.try_get("disabled").map_err(corrupt)?,
                     must_change_password: row.try_get("must_change_password").map_err(corrupt)?,
                     password_changed_at: row.try_get("password_changed_at").map_err(corrupt)?,
+                    mfa_enabled: row
+                        .try_get::<Option<$crate::__private::OffsetDateTime>, _>("totp_enabled_at")
+                        .map_err(corrupt)?
+                        .is_some(),
                     created_at: row.try_get("created_at").map_err(corrupt)?,
                     updated_at: row.try_get("updated_at").map_err(corrupt)?,
                 })
@@ -243,6 +247,21 @@ macro_rules! sql_identity_store {
                     .execute(&self.pool);
                 Self::timed("identities.touch_api_key", query).await.map(drop)
             }
+
+            async fn revoke_api_keys_created_by(
+                &self,
+                user: $crate::__private::fb_core::identity::UserId,
+                at: $crate::__private::OffsetDateTime,
+            ) -> Result<u64, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
+                let query = $crate::__private::sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL",
+                )
+                .bind(user.0)
+                .bind(at)
+                .execute(&self.pool);
+                Ok(Self::timed("identities.revoke_api_keys_of", query).await?.rows_affected())
+            }
         }
 
         #[$crate::__private::async_trait]
@@ -266,6 +285,31 @@ macro_rules! sql_identity_store {
                     .bind(name)
                     .fetch_one(&self.pool);
                 Self::timed("secrets.get", select).await
+            }
+
+            async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, $crate::__private::fb_core::ports::StoreError> {
+                let select = $crate::__private::sqlx::query_scalar::<_, Vec<u8>>("SELECT value FROM secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool);
+                Self::timed("secrets.get", select).await
+            }
+
+            async fn put_secrets(&self, secrets: &[(&str, &[u8])]) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
+                let mut tx = Self::timed("secrets.begin", self.pool.begin()).await?;
+                let now = $crate::__private::OffsetDateTime::now_utc();
+                for (name, value) in secrets {
+                    let upsert = $crate::__private::sqlx::query(
+                        "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, created_at = EXCLUDED.created_at",
+                    )
+                    .bind(*name)
+                    .bind(*value)
+                    .bind(now)
+                    .execute(&mut *tx);
+                    Self::timed("secrets.put", upsert).await?;
+                }
+                Self::timed("secrets.commit", tx.commit()).await
             }
         }
     };

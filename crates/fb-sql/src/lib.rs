@@ -13,6 +13,7 @@ mod identities;
 mod machines;
 pub mod readings;
 mod series;
+pub mod sessions;
 
 use std::borrow::Cow;
 use std::time::Instant;

@@ -6,8 +6,6 @@
 -- back. They stop mistakes, not an attacker with write access to this file (who can drop them);
 -- `factorybrain audit verify` finds what such a person changed, and an anchor kept outside the
 -- store (`factorybrain audit head`) finds even a rewritten chain.
---
--- Version 7 is left to a change in flight; sqlx applies migrations by version and allows gaps.
 
 CREATE TABLE audit_log (
     seq       INTEGER PRIMARY KEY NOT NULL, -- 1, 2, 3 … without gaps: the chain's order

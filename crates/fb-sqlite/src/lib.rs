@@ -54,7 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "detection",
         include_str!("../migrations/0006_detection.sql"),
     ),
-    // 7 is taken by a change in flight; sqlx applies versions in order and allows gaps.
+    (
+        7,
+        "sessions",
+        include_str!("../migrations/0007_sessions.sql"),
+    ),
     (8, "audit", include_str!("../migrations/0008_audit.sql")),
 ];
 
@@ -171,6 +175,7 @@ fb_sql::sql_machine_store!(SqliteStore, SqliteRow);
 fb_sql::sql_dead_letter_store!(SqliteStore, SqliteRow);
 fb_sql::sql_detection_store!(SqliteStore, SqliteRow);
 fb_sql::sql_audit_store!(SqliteStore, SqliteRow);
+fb_sql::sql_session_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 

@@ -19,6 +19,8 @@ use fb_core::ports::{
     RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome, ScoreStore,
     ScoredPoint, SecretStore, StoreError, StoreHealth,
 };
+use fb_core::ports::{MfaStore, SessionStore};
+use fb_core::session::{EndReason, RefreshToken, Rotation, Session, SessionId, Totp};
 use uuid::Uuid;
 
 #[derive(Default)]
@@ -38,6 +40,12 @@ struct State {
     /// The audit chain in seq order, and its head.
     audit: Vec<AuditRecord>,
     audit_head: AuditHead,
+    sessions: BTreeMap<SessionId, Session>,
+    /// Refresh tokens by hash, with the time each was used.
+    refresh_tokens: BTreeMap<Vec<u8>, (RefreshToken, Option<OffsetDateTime>)>,
+    totp: BTreeMap<UserId, Totp>,
+    /// (user, code hash) → used at.
+    recovery_codes: BTreeMap<(UserId, Vec<u8>), Option<OffsetDateTime>>,
 }
 
 /// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).
@@ -71,7 +79,10 @@ impl IdentityStore for MemoryStore {
                     constraint: "username",
                 });
             }
-            s.users.insert(user.id, user.clone());
+            // Like the SQL stores: a new user has no second factor, whatever the value says.
+            let mut user = user.clone();
+            user.mfa_enabled = false;
+            s.users.insert(user.id, user);
             Ok(())
         })
     }
@@ -181,6 +192,23 @@ impl IdentityStore for MemoryStore {
         });
         Ok(())
     }
+
+    async fn revoke_api_keys_created_by(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let mut revoked = 0;
+            for key in s.keys.values_mut() {
+                if key.created_by == Some(user) && key.revoked_at.is_none() {
+                    key.revoked_at = Some(at);
+                    revoked += 1;
+                }
+            }
+            revoked
+        }))
+    }
 }
 
 #[async_trait]
@@ -196,6 +224,264 @@ impl SecretStore for MemoryStore {
                 .or_insert_with(|| candidate.to_vec())
                 .clone()
         }))
+    }
+
+    async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.with(|s| s.secrets.get(name).cloned()))
+    }
+
+    async fn put_secrets(&self, secrets: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        self.with(|s| {
+            for (name, value) in secrets {
+                s.secrets.insert((*name).to_owned(), value.to_vec());
+            }
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn insert_session(
+        &self,
+        session: &Session,
+        first: &RefreshToken,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.sessions.insert(session.id, session.clone());
+            s.refresh_tokens
+                .insert(first.hash.clone(), (first.clone(), None));
+        });
+        Ok(())
+    }
+
+    async fn session_with_user(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        Ok(self.with(|s| {
+            let session = s.sessions.get(&id)?.clone();
+            let user = s.users.get(&session.user)?.clone();
+            Some((session, user))
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        next: &RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        Ok(self.with(|s| {
+            let Some((token, used_at)) = s.refresh_tokens.get(presented).cloned() else {
+                return Rotation::Invalid;
+            };
+            if used_at.is_some() {
+                let Some(session) = s.sessions.get_mut(&token.session) else {
+                    return Rotation::Invalid;
+                };
+                if session.ended_at.is_none() {
+                    session.ended_at = Some(now);
+                    session.end_reason = Some(EndReason::RefreshTokenReused);
+                }
+                return Rotation::Reused {
+                    session: session.id,
+                    user: session.user,
+                };
+            }
+            let active = s
+                .sessions
+                .get(&token.session)
+                .is_some_and(|session| session.is_active(now));
+            if token.expires_at <= now || !active {
+                return Rotation::Invalid;
+            }
+            s.refresh_tokens
+                .insert(presented.to_vec(), (token.clone(), Some(now)));
+            let next = RefreshToken {
+                session: token.session,
+                generation: token.generation.saturating_add(1),
+                ..next.clone()
+            };
+            s.refresh_tokens.insert(next.hash.clone(), (next, None));
+            match s.sessions.get_mut(&token.session) {
+                Some(session) => {
+                    session.refreshed_at = now;
+                    Rotation::Rotated(session.clone())
+                }
+                None => Rotation::Invalid,
+            }
+        }))
+    }
+
+    async fn list_sessions(
+        &self,
+        user: UserId,
+        include_ended: bool,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        Ok(self.with(|s| {
+            s.sessions
+                .values()
+                .rev()
+                .filter(|session| session.user == user)
+                .filter(|session| include_ended || session.is_active(now))
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn end_session(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        at: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        Ok(self.with(|s| {
+            let session = s.sessions.get_mut(&id)?;
+            if session.ended_at.is_none() {
+                session.ended_at = Some(at);
+                session.end_reason = Some(reason);
+            }
+            Some(session.clone())
+        }))
+    }
+
+    async fn end_user_sessions(
+        &self,
+        user: UserId,
+        reason: EndReason,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let mut ended = 0;
+            for session in s.sessions.values_mut() {
+                if session.user == user && session.ended_at.is_none() {
+                    session.ended_at = Some(at);
+                    session.end_reason = Some(reason);
+                    ended += 1;
+                }
+            }
+            ended
+        }))
+    }
+
+    async fn set_session_mfa(&self, id: SessionId) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(session) = s.sessions.get_mut(&id) {
+                session.mfa = true;
+            }
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MfaStore for MemoryStore {
+    async fn totp(&self, user: UserId) -> Result<Totp, StoreError> {
+        Ok(self.with(|s| s.totp.get(&user).cloned().unwrap_or_default()))
+    }
+
+    async fn set_totp_secret(&self, user: UserId, secret: &[u8]) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.users.contains_key(&user) {
+                s.totp.insert(
+                    user,
+                    Totp {
+                        secret: Some(secret.to_vec()),
+                        ..Totp::default()
+                    },
+                );
+            }
+            if let Some(u) = s.users.get_mut(&user) {
+                u.mfa_enabled = false;
+            }
+        });
+        Ok(())
+    }
+
+    async fn enable_totp(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+        recovery_code_hashes: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            let Some(totp) = s.totp.get_mut(&user).filter(|t| t.secret.is_some()) else {
+                return;
+            };
+            totp.enabled_at = Some(at);
+            if let Some(u) = s.users.get_mut(&user) {
+                u.mfa_enabled = true;
+                u.updated_at = at;
+            }
+            replace_codes(s, user, recovery_code_hashes);
+        });
+        Ok(())
+    }
+
+    async fn clear_totp(&self, user: UserId) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.totp.remove(&user);
+            if let Some(u) = s.users.get_mut(&user) {
+                u.mfa_enabled = false;
+            }
+            replace_codes(s, user, &[]);
+        });
+        Ok(())
+    }
+
+    async fn accept_totp_step(&self, user: UserId, step: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.totp.get_mut(&user) {
+            Some(totp) if totp.last_step < step => {
+                totp.last_step = step;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        hashes: &[Vec<u8>],
+        _at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.with(|s| replace_codes(s, user, hashes));
+        Ok(())
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            self.with(|s| match s.recovery_codes.get_mut(&(user, hash.to_vec())) {
+                Some(used @ None) => {
+                    *used = Some(at);
+                    true
+                }
+                _ => false,
+            }),
+        )
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            s.recovery_codes
+                .iter()
+                .filter(|((u, _), used)| *u == user && used.is_none())
+                .count() as u64
+        }))
+    }
+}
+
+fn replace_codes(s: &mut State, user: UserId, hashes: &[Vec<u8>]) {
+    s.recovery_codes.retain(|(u, _), _| *u != user);
+    for hash in hashes {
+        s.recovery_codes.insert((user, hash.clone()), None);
     }
 }
 

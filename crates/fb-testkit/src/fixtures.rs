@@ -24,6 +24,7 @@ pub fn user(username: &str, role: Role) -> User {
         disabled: false,
         must_change_password: false,
         password_changed_at: instant(),
+        mfa_enabled: false,
         created_at: instant(),
         updated_at: instant(),
     }

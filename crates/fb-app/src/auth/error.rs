@@ -30,6 +30,22 @@ pub enum Error {
     LastAdmin,
     #[error("too many logins are being checked at once; retry shortly")]
     Busy,
+    #[error("the refresh token is unknown, expired, or of a session that has ended")]
+    RefreshTokenInvalid,
+    #[error("the refresh token was used before; its session has been ended")]
+    RefreshTokenReused,
+    #[error("the one-time code is wrong, expired or was used before")]
+    MfaCodeInvalid,
+    #[error("this role requires a second factor: enrol one before using other routes")]
+    MfaEnrolmentRequired,
+    #[error("a second factor is enabled already")]
+    MfaAlreadyEnabled,
+    #[error("no second factor is enrolled")]
+    MfaNotEnrolled,
+    #[error("this role requires a second factor; it cannot be turned off")]
+    MfaRequiredForRole,
+    #[error("no such session")]
+    SessionNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -51,6 +67,14 @@ impl Coded for Error {
             Error::ApiKeyRevoked => Code::api_key_revoked,
             Error::LastAdmin => Code::last_admin,
             Error::Busy => Code::auth_busy,
+            Error::RefreshTokenInvalid => Code::refresh_token_invalid,
+            Error::RefreshTokenReused => Code::refresh_token_reused,
+            Error::MfaCodeInvalid => Code::mfa_code_invalid,
+            Error::MfaEnrolmentRequired => Code::mfa_enrolment_required,
+            Error::MfaAlreadyEnabled => Code::mfa_already_enabled,
+            Error::MfaNotEnrolled => Code::mfa_not_enrolled,
+            Error::MfaRequiredForRole => Code::mfa_required_for_role,
+            Error::SessionNotFound => Code::session_not_found,
             Error::Store(StoreError::Unavailable(_)) => Code::storage_unavailable,
             Error::Store(_) | Error::Internal(_) => Code::internal,
         }

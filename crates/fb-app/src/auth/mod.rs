@@ -1,11 +1,15 @@
-//! Identities and authentication: login, access tokens, API keys, users (D1–D3 basics).
+//! Identities and authentication: login, sessions with rotating refresh tokens, the second
+//! factor, access tokens, API keys, users (D1–D3).
 
 mod api_key;
 mod error;
+mod mfa;
 pub mod password;
+mod sessions;
 mod token;
+pub mod totp;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rand::RngCore;
 use time::OffsetDateTime;
@@ -16,13 +20,23 @@ use fb_core::error::FieldError;
 use fb_core::identity::{
     self, ApiKey, ApiKeyId, Permission, Principal, Role, Subject, User, UserId,
 };
-use fb_core::ports::{IdentityStore, Storage, StoreError};
+use fb_core::ports::{IdentityStore, MfaStore, SecretStore, SessionStore, Storage, StoreError};
+use fb_core::session::EndReason;
 
 pub use error::Error;
+pub use mfa::{MfaProof, MfaStatus, TotpEnrolment};
+pub use sessions::{ClientInfo, LoginOutcome, MfaChallenge, SessionTokens};
 pub use token::{MIN_SECRET_BYTES, Rejection};
 
 /// Name under which the generated token-signing key is kept in the `SecretStore`.
 const SIGNING_KEY_NAME: &str = "auth.jwt_hs256_key";
+/// The key before the last rotation, still accepted so that tokens signed with it (for at most
+/// their lifetime) keep working.
+const PREVIOUS_SIGNING_KEY_NAME: &str = "auth.jwt_hs256_key.previous";
+/// How often a node may re-read the stored keys because a token named a key it does not hold
+/// (another node rotated): often enough to follow a rotation, rarely enough that a flood of
+/// forged `kid`s costs one read every few seconds.
+const KEY_RELOAD_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 /// `last_used_at` of an API key is written at most this often, so that a busy key does not
 /// turn every read into a write.
 const TOUCH_INTERVAL: time::Duration = time::Duration::seconds(60);
@@ -31,11 +45,36 @@ const GENERATED_PASSWORD_LEN: usize = 20;
 #[derive(Clone)]
 pub struct Options {
     pub access_token_ttl: time::Duration,
+    /// How long a refresh token may wait to be used.
+    pub refresh_token_ttl: time::Duration,
+    /// A session ends this long after its login, however often it is refreshed.
+    pub session_max_age: time::Duration,
+    /// Roles whose users must verify a second factor; until they enrol one, their sessions
+    /// may only manage their own account.
+    pub mfa_required_for: Vec<Role>,
     pub issuer: String,
     pub audience: String,
     /// A configured signing secret (at least [`MIN_SECRET_BYTES`]). When `None`, a random key is
     /// generated on first start and kept in the store, so every node shares it.
     pub signing_secret: Option<Vec<u8>>,
+    /// The configured secret before the last change: still accepted, never used to sign.
+    pub previous_signing_secret: Option<Vec<u8>>,
+}
+
+impl Options {
+    /// The defaults of the settings file, with a generated key: for tests and tools.
+    pub fn with_defaults() -> Self {
+        Self {
+            access_token_ttl: time::Duration::hours(1),
+            refresh_token_ttl: time::Duration::days(14),
+            session_max_age: time::Duration::days(30),
+            mfa_required_for: vec![Role::Admin],
+            issuer: "factorybrain".into(),
+            audience: "factorybrain-api".into(),
+            signing_secret: None,
+            previous_signing_secret: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Options {
@@ -48,6 +87,13 @@ impl std::fmt::Debug for Options {
                 "signing_secret",
                 &self.signing_secret.as_ref().map(|_| "[redacted]"),
             )
+            .field(
+                "previous_signing_secret",
+                &self.previous_signing_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("session_max_age", &self.session_max_age)
+            .field("mfa_required_for", &self.mfa_required_for)
             .finish()
     }
 }
@@ -103,9 +149,16 @@ pub enum UserRef {
 
 pub struct Service {
     identities: Arc<dyn IdentityStore>,
+    sessions: Arc<dyn SessionStore>,
+    mfa: Arc<dyn MfaStore>,
+    secrets: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
-    keys: token::TokenKeys,
-    access_token_ttl: time::Duration,
+    /// Swapped whole when the keys are reloaded after a rotation.
+    keys: RwLock<Arc<token::TokenKeys>>,
+    /// Whether the keys live in the store (generated, rotatable by command) or in settings.
+    keys_stored: bool,
+    last_key_reload: std::sync::Mutex<Option<std::time::Instant>>,
+    options: Options,
 }
 
 impl Service {
@@ -115,76 +168,123 @@ impl Service {
         clock: Arc<dyn Clock>,
         options: Options,
     ) -> Result<Self, Error> {
-        let secret = match options.signing_secret {
-            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
+        for (field, secret) in [
+            ("auth.jwt_secret", &options.signing_secret),
+            ("auth.jwt_previous_secret", &options.previous_signing_secret),
+        ] {
+            if secret.as_ref().is_some_and(|s| s.len() < MIN_SECRET_BYTES) {
                 return Err(Error::Validation(vec![FieldError::new(
-                    "auth.jwt_secret",
+                    field,
                     format!("must be at least {MIN_SECRET_BYTES} bytes"),
                 )]));
             }
-            Some(secret) => secret,
-            None => {
-                let mut candidate = vec![0u8; 32];
-                rand::rng().fill_bytes(&mut candidate);
-                storage
-                    .secrets
-                    .get_or_insert_secret(SIGNING_KEY_NAME, &candidate)
-                    .await?
-            }
+        }
+        let keys_stored = options.signing_secret.is_none();
+        let keys = match &options.signing_secret {
+            Some(secret) => token::TokenKeys::with_previous(
+                secret,
+                options.previous_signing_secret.as_deref(),
+                options.issuer.clone(),
+                options.audience.clone(),
+            ),
+            None => stored_keys(storage.secrets.as_ref(), &options).await?,
         };
         Ok(Self {
             identities: storage.identities.clone(),
+            sessions: storage.sessions.clone(),
+            mfa: storage.mfa.clone(),
+            secrets: storage.secrets.clone(),
             clock,
-            keys: token::TokenKeys::new(&secret, options.issuer, options.audience),
-            access_token_ttl: options.access_token_ttl,
+            keys: RwLock::new(Arc::new(keys)),
+            keys_stored,
+            last_key_reload: std::sync::Mutex::new(None),
+            options,
         })
     }
 
-    /// Checks a username and password and issues an access token.
-    /// Unknown user, wrong password and disabled account all give the same error and take the
-    /// same time.
-    pub async fn login(
+    fn keys(&self) -> Arc<token::TokenKeys> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads the stored signing keys (after a rotation by another process). A no-op when the
+    /// key comes from settings.
+    pub async fn reload_keys(&self) -> Result<(), Error> {
+        if !self.keys_stored {
+            return Ok(());
+        }
+        let keys = stored_keys(self.secrets.as_ref(), &self.options).await?;
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        Ok(())
+    }
+
+    /// Replaces the stored signing key with a new random one; the old one stays accepted as
+    /// "previous" (for the access tokens it signed, at most `access_token_ttl`). Sessions go on:
+    /// their next refresh gets a token signed with the new key. Returns the new key's
+    /// fingerprint. Refused when the key comes from settings (change `auth.jwt_secret` there).
+    pub async fn rotate_signing_key(&self) -> Result<String, Error> {
+        if !self.keys_stored {
+            return Err(Error::Validation(vec![FieldError::new(
+                "auth.jwt_secret",
+                "the signing key comes from settings: set a new auth.jwt_secret and move the old \
+                 one to auth.jwt_previous_secret",
+            )]));
+        }
+        let current = self
+            .secrets
+            .secret(SIGNING_KEY_NAME)
+            .await?
+            .ok_or_else(|| Error::Internal("no stored signing key to rotate".into()))?;
+        let mut next = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut next);
+        self.secrets
+            .put_secrets(&[
+                (SIGNING_KEY_NAME, &next),
+                (PREVIOUS_SIGNING_KEY_NAME, &current),
+            ])
+            .await?;
+        self.reload_keys().await?;
+        tracing::info!(kid = %token::fingerprint(&next), "Token signing key rotated.");
+        Ok(token::fingerprint(&next))
+    }
+
+    /// Fingerprint (`kid`) of the key new tokens are signed with.
+    pub fn signing_key_id(&self) -> String {
+        self.keys().current_kid().to_owned()
+    }
+
+    /// Verifies an access token; a token naming a key this node does not hold makes it re-read
+    /// the stored keys once (at most every few seconds) in case another node rotated them.
+    async fn verify_access_token(
         &self,
-        username: &str,
-        password: &str,
-    ) -> Result<(User, AccessToken), Error> {
-        // Oversized input is refused before any work (and before the hash's memory is spent).
-        if password.len() > identity::PASSWORD_MAX * 4
-            || username.len() > identity::USERNAME_MAX * 4
-        {
-            return Err(Error::InvalidCredentials);
-        }
-        let user = self.identities.user_by_username(username).await?;
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let ok = password::verify(password.to_owned(), stored).await?;
-        match user {
-            Some(user) if ok && !user.disabled => {
-                let token = self.issue(user.id)?;
-                tracing::info!(user_id = %user.id, username = %user.username, "User logged in.");
-                Ok((user, token))
+        credential: &str,
+        now: OffsetDateTime,
+    ) -> Result<token::Verified, Rejection> {
+        match self.keys().verify(credential, now) {
+            Err(Rejection::UnknownKey) if self.keys_stored && self.may_reload_keys() => {
+                if let Err(e) = self.reload_keys().await {
+                    tracing::warn!(error = %e, "Could not re-read the signing keys.");
+                }
+                self.keys().verify(credential, now)
             }
-            _ => {
-                tracing::info!(username = %username, "Login refused.");
-                Err(Error::InvalidCredentials)
-            }
+            other => other,
         }
     }
 
-    fn issue(&self, user: UserId) -> Result<AccessToken, Error> {
-        let issued = self
-            .keys
-            .issue(user, self.clock.now(), self.access_token_ttl)
-            .map_err(|e| Error::Internal(format!("token signing failed: {e}")))?;
-        Ok(AccessToken {
-            token: issued.token,
-            expires_at: issued.expires_at,
-            expires_in_secs: self.access_token_ttl.whole_seconds(),
-        })
+    fn may_reload_keys(&self) -> bool {
+        let mut last = self
+            .last_key_reload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= KEY_RELOAD_MIN_INTERVAL);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// Resolves a bearer credential (an access token or an API key) to a principal.
-    /// The role always comes from the store, so a role change or a disabled account takes
-    /// effect at once, not when the token expires.
+    /// The role and the session always come from the store, so a role change, a disabled
+    /// account or an ended session takes effect at once, not when the token expires.
     pub async fn authenticate(&self, credential: &str) -> Result<Principal, Error> {
         let now = self.clock.now();
         if let Some((prefix, secret)) = api_key::parse(credential) {
@@ -194,23 +294,35 @@ impl Service {
             return Err(Error::InvalidApiKey);
         }
         let verified = self
-            .keys
-            .verify(credential, now)
+            .verify_access_token(credential, now)
+            .await
             .map_err(Error::InvalidToken)?;
-        match self.identities.user_by_id(verified.user).await? {
-            Some(user) if user.disabled => Err(Error::InvalidToken(Rejection::Claims)),
-            Some(user) if verified.issued_at < user.password_changed_at.unix_timestamp() => {
-                Err(Error::InvalidToken(Rejection::Superseded))
-            }
-            Some(user) => Ok(Principal {
-                role: user.role,
-                subject: Subject::User {
-                    id: user.id,
-                    username: user.username,
-                },
-            }),
-            None => Err(Error::InvalidToken(Rejection::Claims)),
+        let Some((session, user)) = self.sessions.session_with_user(verified.session).await? else {
+            return Err(Error::InvalidToken(Rejection::SessionEnded));
+        };
+        if session.user != verified.user || user.disabled {
+            return Err(Error::InvalidToken(Rejection::Claims));
         }
+        if !session.is_active(now) {
+            return Err(Error::InvalidToken(Rejection::SessionEnded));
+        }
+        if verified.issued_at < user.password_changed_at.unix_timestamp() {
+            return Err(Error::InvalidToken(Rejection::Superseded));
+        }
+        Ok(Principal {
+            mfa_enrolment_pending: self.requires_mfa(user.role) && !session.mfa,
+            role: user.role,
+            subject: Subject::User {
+                id: user.id,
+                username: user.username,
+                session: Some(session.id),
+            },
+        })
+    }
+
+    /// Whether users of this role must verify a second factor.
+    pub fn requires_mfa(&self, role: Role) -> bool {
+        self.options.mfa_required_for.contains(&role)
     }
 
     async fn authenticate_api_key(
@@ -238,6 +350,7 @@ impl Service {
                 id: key.id,
                 name: key.name,
             },
+            mfa_enrolment_pending: false,
         })
     }
 
@@ -300,6 +413,7 @@ impl Service {
             disabled: false,
             must_change_password: generated.is_some(),
             password_changed_at: now,
+            mfa_enabled: false,
             created_at: now,
             updated_at: now,
         };
@@ -355,7 +469,21 @@ impl Service {
                 None => Error::UserNotFound,
             });
         };
-        tracing::info!(user_id = %updated.id, disabled, "User disabled flag changed.");
+        if disabled {
+            // Everything the user could still act with ends with it.
+            let now = self.clock.now();
+            let sessions = self
+                .sessions
+                .end_user_sessions(updated.id, EndReason::UserDisabled, now)
+                .await?;
+            let keys = self
+                .identities
+                .revoke_api_keys_created_by(updated.id, now)
+                .await?;
+            tracing::info!(user_id = %updated.id, sessions, api_keys = keys, "User disabled; their sessions ended and API keys revoked.");
+        } else {
+            tracing::info!(user_id = %updated.id, "User enabled.");
+        }
         Ok(updated)
     }
 
@@ -385,7 +513,11 @@ impl Service {
         {
             return Err(Error::UserNotFound);
         }
-        tracing::info!(user_id = %id, "Password changed.");
+        // Every session, this one included, must log in with the new password.
+        self.sessions
+            .end_user_sessions(id, EndReason::PasswordChanged, self.clock.now())
+            .await?;
+        tracing::info!(user_id = %id, "Password changed; the user's sessions ended.");
         Ok(())
     }
 
@@ -498,9 +630,31 @@ impl UserRef {
 fn require(caller: &Principal, permission: Permission) -> Result<(), Error> {
     if caller.can(permission) {
         Ok(())
+    } else if caller.mfa_enrolment_pending && caller.role.allows(permission) {
+        Err(Error::MfaEnrolmentRequired)
     } else {
         Err(Error::PermissionDenied(permission))
     }
+}
+
+/// The stored keys: the current one (generated on first start) and the one before the last
+/// rotation.
+async fn stored_keys(
+    secrets: &dyn SecretStore,
+    options: &Options,
+) -> Result<token::TokenKeys, Error> {
+    let mut candidate = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut candidate);
+    let current = secrets
+        .get_or_insert_secret(SIGNING_KEY_NAME, &candidate)
+        .await?;
+    let previous = secrets.secret(PREVIOUS_SIGNING_KEY_NAME).await?;
+    Ok(token::TokenKeys::with_previous(
+        &current,
+        previous.as_deref(),
+        options.issuer.clone(),
+        options.audience.clone(),
+    ))
 }
 
 /// The identity used by local administration (the CLI and first-start bootstrap): whoever can
@@ -514,6 +668,7 @@ impl SystemPrincipal for Principal {
         Principal {
             role: Role::Admin,
             subject: Subject::System,
+            mfa_enrolment_pending: false,
         }
     }
 }

@@ -5,6 +5,7 @@ mod audit;
 mod detection;
 mod plant;
 mod rate_limit;
+mod session;
 mod store;
 
 pub use audit::{AuditFilter, AuditStore};
@@ -16,4 +17,5 @@ pub use plant::{
     RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,
 };
 pub use rate_limit::RateLimitStore;
+pub use session::{MfaStore, SessionStore};
 pub use store::{IdentityStore, SecretStore, Storage, StoreError, StoreHealth};

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use crate::identity::{ApiKey, ApiKeyId, User, UserId};
 
 use super::{
-    AlertStore, AnomalyStore, AuditStore, DeadLetterStore, MachineStore, ReadingStore, ScoreStore,
+    AlertStore, AnomalyStore, AuditStore, DeadLetterStore, MachineStore, MfaStore, ReadingStore,
+    ScoreStore, SessionStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -67,6 +68,12 @@ pub trait IdentityStore: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<Option<ApiKey>, StoreError>;
     async fn touch_api_key(&self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Revokes every active key the user created; returns how many.
+    async fn revoke_api_keys_created_by(
+        &self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Small named secrets the product generates for itself (e.g. the token signing key).
@@ -79,6 +86,13 @@ pub trait SecretStore: Send + Sync {
         name: &str,
         candidate: &[u8],
     ) -> Result<Vec<u8>, StoreError>;
+
+    /// The secret called `name`, if there is one.
+    async fn secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Replaces the secrets called by the given names, all in one transaction (a key rotation
+    /// moves the current key to "previous" and stores a new current one together).
+    async fn put_secrets(&self, secrets: &[(&str, &[u8])]) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -103,6 +117,8 @@ pub struct Storage {
     pub anomalies: Arc<dyn AnomalyStore>,
     pub scores: Arc<dyn ScoreStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub mfa: Arc<dyn MfaStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -119,6 +135,8 @@ impl Storage {
             + AnomalyStore
             + ScoreStore
             + AuditStore
+            + SessionStore
+            + MfaStore
             + StoreHealth
             + 'static,
     {
@@ -132,6 +150,8 @@ impl Storage {
             anomalies: backend.clone(),
             scores: backend.clone(),
             audit: backend.clone(),
+            sessions: backend.clone(),
+            mfa: backend.clone(),
             health: backend,
         }
     }

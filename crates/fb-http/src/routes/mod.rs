@@ -144,6 +144,76 @@ pub fn table() -> Vec<Route> {
             post(auth::change_password),
         ),
         route(
+            Method::POST,
+            "/api/v1/auth/mfa/verify",
+            Public,
+            "auth.mfa_verify",
+            post(auth::verify_mfa),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            Public,
+            "auth.refresh",
+            post(auth::refresh),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Requires(P::SelfRead),
+            "auth.logout",
+            post(auth::logout),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/auth/sessions",
+            Requires(P::SelfSecurity),
+            "session.list",
+            get(auth::my_sessions),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/auth/sessions/{session}",
+            Requires(P::SelfSecurity),
+            "session.end",
+            delete(auth::end_my_session),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/auth/mfa",
+            Requires(P::SelfSecurity),
+            "mfa.status",
+            get(auth::mfa_status),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/auth/mfa/totp",
+            Requires(P::SelfSecurity),
+            "mfa.enrol",
+            post(auth::enrol_totp),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/auth/mfa/totp",
+            Requires(P::SelfSecurity),
+            "mfa.disable",
+            delete(auth::disable_totp),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/auth/mfa/totp/confirm",
+            Requires(P::SelfSecurity),
+            "mfa.confirm",
+            post(auth::confirm_totp),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/auth/mfa/recovery-codes",
+            Requires(P::SelfSecurity),
+            "mfa.recovery_codes",
+            post(auth::new_recovery_codes),
+        ),
+        route(
             Method::GET,
             "/api/v1/users",
             Requires(P::UsersRead),
@@ -170,6 +240,27 @@ pub fn table() -> Vec<Route> {
             Requires(P::UsersManage),
             "user.enable",
             post(users::enable),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/users/{user}/sessions",
+            Requires(P::UsersManage),
+            "user.sessions",
+            get(users::sessions),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/users/{user}/sessions/end",
+            Requires(P::UsersManage),
+            "user.end_sessions",
+            post(users::end_sessions),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/users/{user}/mfa/reset",
+            Requires(P::UsersManage),
+            "user.reset_mfa",
+            post(users::reset_mfa),
         ),
         route(
             Method::GET,
@@ -415,13 +506,24 @@ async fn authorize(
     // Counted before the permission check: refused calls cost the server too.
     let limits = state.rate_limits.check_principal(&principal).await?;
     if !principal.can(permission) {
-        let denied = ApiError::new(
-            Code::permission_denied,
-            format!(
-                "the role '{}' lacks the permission '{permission}'",
-                principal.role
-            ),
-        );
+        let denied = if principal.mfa_enrolment_pending && principal.role.allows(permission) {
+            ApiError::new(
+                Code::mfa_enrolment_required,
+                format!(
+                    "the role '{}' requires a second factor: enrol one (POST \
+                     /api/v1/auth/mfa/totp, then /api/v1/auth/mfa/totp/confirm) first",
+                    principal.role
+                ),
+            )
+        } else {
+            ApiError::new(
+                Code::permission_denied,
+                format!(
+                    "the role '{}' lacks the permission '{permission}'",
+                    principal.role
+                ),
+            )
+        };
         return Err(limits.annotate(denied.into_response()));
     }
     request.extensions_mut().insert(principal);

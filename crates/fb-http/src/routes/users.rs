@@ -6,10 +6,12 @@ use axum::http::StatusCode;
 
 use fb_app::auth::{NewUser, UserRef};
 
-use crate::api::v1::{CreateUserRequest, CreatedUser, User, UserList};
+use crate::api::v1::{
+    CreateUserRequest, CreatedUser, Session, SessionList, SessionsEnded, User, UserList,
+};
 use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppJson, AppPath, Caller};
+use crate::extract::{AppJson, AppPath, AppQuery, Caller};
 use crate::state::AppState;
 
 /// All users, ordered by username.
@@ -94,4 +96,83 @@ pub(crate) async fn enable(
         .set_user_disabled(&caller, &UserRef::parse(&user), false)
         .await?;
     Ok(Json(user.into()))
+}
+
+/// A user's sessions (ended ones too with `?all=true`), for reviewing where they are logged in.
+#[utoipa::path(get, operation_id = "list_user_sessions", path = "/api/v1/users/{user}/sessions", tag = "users",
+    params(
+        ("user" = String, Path, description = "User id or username"),
+        ("all" = Option<bool>, Query, description = "Include ended sessions"),
+    ),
+    responses(
+        (status = 200, description = "Sessions", body = SessionList),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AppPath(user): AppPath<String>,
+    AppQuery(query): AppQuery<SessionsQuery>,
+) -> Result<Json<SessionList>, ApiError> {
+    let (_, sessions) = state
+        .auth
+        .user_sessions(&caller, &UserRef::parse(&user), query.all.unwrap_or(false))
+        .await?;
+    let current = caller.session();
+    Ok(Json(SessionList {
+        sessions: sessions
+            .into_iter()
+            .map(|s| Session::new(s, current))
+            .collect(),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SessionsQuery {
+    all: Option<bool>,
+}
+
+/// Ends every session of a user: their access and refresh tokens stop working at once.
+#[utoipa::path(post, operation_id = "end_user_sessions", path = "/api/v1/users/{user}/sessions/end", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    responses(
+        (status = 200, description = "Ended", body = SessionsEnded),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
+pub(crate) async fn end_sessions(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AppPath(user): AppPath<String>,
+) -> Result<(AuditFacts, Json<SessionsEnded>), ApiError> {
+    let (user, ended) = state
+        .auth
+        .end_user_sessions(&caller, &UserRef::parse(&user))
+        .await?;
+    let facts = AuditFacts::target(format!("user:{}", user.username))
+        .detail("user_id", user.id.to_string())
+        .detail("ended", ended.to_string());
+    Ok((facts, Json(SessionsEnded { ended })))
+}
+
+/// Removes a user's second factor (a lost phone, no recovery code left) and ends their
+/// sessions; they enrol again after their next login.
+#[utoipa::path(post, operation_id = "reset_user_mfa", path = "/api/v1/users/{user}/mfa/reset", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    responses(
+        (status = 200, description = "Reset", body = User),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
+pub(crate) async fn reset_mfa(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AppPath(user): AppPath<String>,
+) -> Result<(AuditFacts, Json<User>), ApiError> {
+    let user = state
+        .auth
+        .reset_mfa(&caller, &UserRef::parse(&user))
+        .await?;
+    let facts = AuditFacts::target(format!("user:{}", user.username))
+        .detail("user_id", user.id.to_string());
+    Ok((facts, Json(user.into())))
 }

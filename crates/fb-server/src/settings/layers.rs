@@ -233,6 +233,7 @@ fn leaves(tree: &Value, prefix: &mut Vec<String>, out: &mut Vec<(Vec<String>, Va
 const SECRET_PATHS: &[&str] = &[
     "storage.url",
     "auth.jwt_secret",
+    "auth.jwt_previous_secret",
     "mqtt.password",
     "mqtt.embedded_password",
     "rate_limits.redis_url",

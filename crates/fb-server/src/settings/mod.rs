@@ -178,7 +178,11 @@ pub struct StorageSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub jwt_secret: Secret,
+    pub jwt_previous_secret: Secret,
     pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub session_max_age_secs: u64,
+    pub mfa_required_roles: Vec<String>,
     pub issuer: String,
     pub audience: String,
     pub bootstrap_admin: String,
@@ -325,11 +329,39 @@ impl Settings {
             "auth.jwt_secret",
             "must be empty (generated) or at least 32 bytes long",
         );
+        let previous_len = a.jwt_previous_secret.expose().len();
+        check(
+            previous_len == 0 || previous_len >= fb_app::auth::MIN_SECRET_BYTES,
+            "auth.jwt_previous_secret",
+            "must be empty or at least 32 bytes long",
+        );
+        check(
+            previous_len == 0 || secret_len > 0,
+            "auth.jwt_previous_secret",
+            "needs auth.jwt_secret: a stored key is rotated with `factorybrain auth rotate-signing-key`",
+        );
         check(
             (60..=3600).contains(&a.access_token_ttl_secs),
             "auth.access_token_ttl_secs",
             "must be between 60 and 3600",
         );
+        check(
+            (300..=7_776_000).contains(&a.refresh_token_ttl_secs),
+            "auth.refresh_token_ttl_secs",
+            "must be between 300 and 7776000",
+        );
+        check(
+            (3600..=31_536_000).contains(&a.session_max_age_secs),
+            "auth.session_max_age_secs",
+            "must be between 3600 and 31536000",
+        );
+        for (i, role) in a.mfa_required_roles.iter().enumerate() {
+            check(
+                fb_core::identity::Role::parse(role).is_some(),
+                &format!("auth.mfa_required_roles[{i}]"),
+                "must be admin, supervisor, operator or viewer",
+            );
+        }
         check(
             !a.issuer.trim().is_empty(),
             "auth.issuer",

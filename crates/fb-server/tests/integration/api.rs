@@ -24,6 +24,14 @@ async fn bootstrap_admin_logs_in_and_opens_a_protected_route() {
     assert_eq!(login.body["token_type"], "Bearer");
     assert_eq!(login.body["expires_in"], 3600);
     assert_eq!(login.body["must_change_password"], true);
+    assert!(
+        login.body["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("fbr_")
+    );
+    // Admins need a second factor: until it is enrolled, only their own account is theirs.
+    assert_eq!(login.body["mfa_enrolment_required"], true);
     let token = login.body["access_token"].as_str().unwrap();
 
     let me = app.get("/api/v1/auth/me", Some(token)).await;
@@ -31,10 +39,58 @@ async fn bootstrap_admin_logs_in_and_opens_a_protected_route() {
     assert_eq!(me.body["name"], "admin");
     assert_eq!(me.body["role"], "admin");
     assert_eq!(me.body["kind"], "user");
+    assert_eq!(me.body["mfa_enrolment_required"], true);
+    assert_eq!(
+        me.body["permissions"],
+        json!(["self.read", "self.password", "self.security"])
+    );
+
+    let refused = app.get("/api/v1/users", Some(token)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.code(), "mfa_enrolment_required");
+
+    let enrolment = app
+        .post("/api/v1/auth/mfa/totp", Some(token), json!({}))
+        .await;
+    assert_eq!(enrolment.status, StatusCode::OK);
+    assert!(
+        enrolment.body["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/factorybrain:admin?")
+    );
+    let secret = enrolment.body["secret"].as_str().unwrap();
+    let right = crate::support::totp_code(secret, 0);
+    let wrong = format!(
+        "{:06}",
+        (right.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    let refused = app
+        .post(
+            "/api/v1/auth/mfa/totp/confirm",
+            Some(token),
+            json!({"code": wrong}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.code(), "mfa_code_invalid");
+    let confirmed = app
+        .post(
+            "/api/v1/auth/mfa/totp/confirm",
+            Some(token),
+            json!({"code": right}),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(
+        confirmed.body["recovery_codes"].as_array().unwrap().len(),
+        10
+    );
 
     let users = app.get("/api/v1/users", Some(token)).await;
     assert_eq!(users.status, StatusCode::OK);
     assert_eq!(users.body["users"][0]["username"], "admin");
+    assert_eq!(users.body["users"][0]["mfa_enabled"], true);
     app.finish().await;
 }
 
@@ -127,7 +183,7 @@ async fn viewer_gets_403_on_admin_routes_but_reads_itself() {
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(
         me.body["permissions"],
-        json!(["self.read", "self.password", "plant.read"])
+        json!(["self.read", "self.password", "self.security", "plant.read"])
     );
     app.finish().await;
 }
@@ -165,6 +221,7 @@ async fn tokens_with_another_algorithm_or_alg_none_are_rejected() {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = json!({
         "iss": "factorybrain", "aud": "factorybrain-api", "sub": me.body["id"],
+        "sid": me.body["session_id"],
         "iat": now, "nbf": now, "exp": now + 600, "jti": uuid::Uuid::now_v7(),
     });
     // Sanity: the same claims signed the way the server signs are accepted, so the rejections
@@ -290,7 +347,7 @@ async fn api_key_works_until_revoked() {
 }
 
 #[tokio::test]
-async fn disabling_a_user_stops_its_tokens_at_once_but_not_the_last_admin() {
+async fn disabling_a_user_ends_its_sessions_at_once_but_not_the_last_admin() {
     let app = TestApp::new().await;
     let admin = app.admin_token().await;
     let operator = app.token_for("otto", Role::Operator).await;
@@ -311,8 +368,15 @@ async fn disabling_a_user_stops_its_tokens_at_once_but_not_the_last_admin() {
         .post("/api/v1/users/otto/enable", Some(&admin), json!({}))
         .await;
     assert_eq!(enabled.body["disabled"], false);
+    // Disabling ended otto's sessions for good: enabling lets otto log in again, it does not
+    // bring the old session back.
     assert_eq!(
         app.get("/api/v1/auth/me", Some(&operator)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app.login("otto", "otto-password-123").await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&again)).await.status,
         StatusCode::OK
     );
 
@@ -612,7 +676,9 @@ async fn a_password_change_ends_older_sessions() {
         r.body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("password change")
+            .contains("session has ended"),
+        "{}",
+        r.body
     );
     let fresh = app.login("sven", "an entirely new secret").await;
     assert_eq!(

@@ -240,7 +240,8 @@ async fn audit_is_listed_with_filters_and_both_cursors() {
             .map(|r| r["seq"].as_u64().unwrap())
             .collect()
     };
-    // Records so far: 1 the admin's login, 2-4 the users, 5-6 the failed logins.
+    // Records so far: 1 the admin's login, 2-3 the admin's enrolment of a second factor (enrol,
+    // confirm), 4-6 the users, 7-8 the failed logins.
     let get = |query: &'static str| {
         let (app, admin) = (&app, &admin);
         async move {
@@ -251,32 +252,32 @@ async fn audit_is_listed_with_filters_and_both_cursors() {
             r.body
         }
     };
-    assert_eq!(seqs(&get("action=user.create").await), [2, 3, 4]);
-    assert_eq!(seqs(&get("actor=anonymous&outcome=denied").await), [5, 6]);
-    assert_eq!(seqs(&get("target=user:user2").await), [3, 5, 6]);
+    assert_eq!(seqs(&get("action=user.create").await), [4, 5, 6]);
+    assert_eq!(seqs(&get("actor=anonymous&outcome=denied").await), [7, 8]);
+    assert_eq!(seqs(&get("target=user:user2").await), [5, 7, 8]);
     assert_eq!(seqs(&get("action=auth.login&outcome=success").await), [1]);
 
     let first = get("action=user.create&limit=2").await;
-    assert_eq!(seqs(&first), [2, 3]);
-    assert_eq!(first["next_after"], 3);
+    assert_eq!(seqs(&first), [4, 5]);
+    assert_eq!(first["next_after"], 5);
     assert_eq!(first["next_before"], Value::Null);
-    let rest = get("action=user.create&limit=2&after=3").await;
-    assert_eq!(seqs(&rest), [4]);
+    let rest = get("action=user.create&limit=2&after=5").await;
+    assert_eq!(seqs(&rest), [6]);
     assert_eq!(rest["next_after"], Value::Null);
     let newest = get("order=desc&limit=2").await;
-    assert_eq!(seqs(&newest), [6, 5]);
-    assert_eq!(newest["next_before"], 5);
-    assert_eq!(seqs(&get("order=desc&limit=2&before=5").await), [4, 3]);
+    assert_eq!(seqs(&newest), [8, 7]);
+    assert_eq!(newest["next_before"], 7);
+    assert_eq!(seqs(&get("order=desc&limit=2&before=7").await), [6, 5]);
 
     // Time: from inclusive, to exclusive, as RFC 3339.
     let all = get("limit=1000").await;
     let at = |seq: usize| all["records"][seq - 1]["at"].as_str().unwrap().to_owned();
-    let (from, to) = (at(3), at(5));
+    let (from, to) = (at(5), at(7));
     let window = app
         .get(&format!("/api/v1/audit?from={from}&to={to}"), Some(&admin))
         .await;
     let in_window = seqs(&window.body);
-    assert!(in_window.contains(&3) && !in_window.contains(&5) && !in_window.contains(&2));
+    assert!(in_window.contains(&5) && !in_window.contains(&7) && !in_window.contains(&4));
 
     for bad in [
         "limit=0",

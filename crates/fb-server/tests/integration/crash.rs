@@ -129,14 +129,7 @@ fn every_acknowledged_reading_survives_kill_9_exactly_once() {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut login = agent
-        .post(&format!("{}/api/v1/auth/login", server.base))
-        .send_json(serde_json::json!({"username": "admin", "password": password}))
-        .unwrap();
-    let token = login.body_mut().read_json::<Value>().unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = crate::support::http_login(&agent, &server.base, "admin", &password);
     let url = format!(
         "{}/api/v1/machines/crash-m/readings?sensor=counter&from={}&to={}",
         server.base,

@@ -92,7 +92,9 @@ async fn lifecycle_on(app: TestApp) {
         subject: Subject::User {
             id: UserId(uuid::Uuid::now_v7()),
             username: "otto".into(),
+            session: None,
         },
+        mfa_enrolment_pending: false,
     };
     let origin = Origin {
         source: "simulator".into(),

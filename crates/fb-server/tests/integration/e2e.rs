@@ -14,6 +14,7 @@ struct Server {
     child: Child,
     base: String,
     admin_password: Option<String>,
+    admin: std::sync::OnceLock<String>,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
 }
@@ -90,6 +91,7 @@ fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
         child,
         base: base.unwrap(),
         admin_password,
+        admin: std::sync::OnceLock::new(),
         stderr,
         stdout,
     }
@@ -122,17 +124,16 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Logs the first admin in over HTTP with the password the server printed.
+/// Logs the first admin in over HTTP with the password the server printed, enrolling the
+/// second factor admins need; once per server (a TOTP code works once).
 fn admin_token(server: &Server) -> String {
-    let password = server.admin_password.clone().unwrap();
-    let mut login = agent()
-        .post(&format!("{}/api/v1/auth/login", server.base))
-        .send_json(json!({"username": "admin", "password": password}))
-        .unwrap();
-    login.body_mut().read_json::<Value>().unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    server
+        .admin
+        .get_or_init(|| {
+            let password = server.admin_password.clone().unwrap();
+            crate::support::http_login(&agent(), &server.base, "admin", &password)
+        })
+        .clone()
 }
 
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
@@ -172,19 +173,11 @@ fn serves_on_a_fresh_data_dir_and_stops_cleanly_on_sigterm() {
     }
     assert_eq!(get(&format!("{}/readyz", server.base), None).0, 200);
 
-    let password = server
-        .admin_password
-        .clone()
-        .expect("the first admin's password is printed");
-    let mut login = agent()
-        .post(&format!("{}/api/v1/auth/login", server.base))
-        .send_json(json!({"username": "admin", "password": password}))
-        .unwrap();
-    assert_eq!(login.status().as_u16(), 200);
-    let token = login.body_mut().read_json::<Value>().unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert!(
+        server.admin_password.is_some(),
+        "the first admin's password is printed"
+    );
+    let token = admin_token(&server);
     let (status, body) = get(&format!("{}/api/v1/auth/me", server.base), Some(&token));
     assert_eq!(
         (status, body.contains("\"role\":\"admin\"")),

@@ -21,6 +21,10 @@ use fb_server::wire;
 pub const JWT_SECRET: &str = "integration-test-signing-secret-0123456789";
 
 pub struct TestApp {
+    /// The first admin's session, enrolled with a second factor on first use.
+    admin: tokio::sync::OnceCell<String>,
+    /// Second factors enrolled through `enrolled_login`: username → (secret, last step used).
+    authenticators: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
     pub router: Router,
     pub state: fb_http::AppState,
     pub auth: Arc<auth::Service>,
@@ -85,6 +89,8 @@ impl TestApp {
             .await
             .unwrap();
         Self {
+            admin: tokio::sync::OnceCell::new(),
+            authenticators: Default::default(),
             router: fb_http::router(state.clone()),
             state,
             auth,
@@ -209,8 +215,91 @@ impl TestApp {
         response.body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A session of the first admin, with a second factor enrolled (admins need one before
+    /// they may act). The same session for every call: a TOTP code works once, so a fresh
+    /// login per call would run out of codes.
     pub async fn admin_token(&self) -> String {
-        self.login("admin", &self.admin_password.clone()).await
+        self.admin
+            .get_or_init(|| self.enrolled_login("admin", &self.admin_password))
+            .await
+            .clone()
+    }
+
+    /// Logs in; when the role needs a second factor that is not enrolled yet, enrols one (as a
+    /// user would with an authenticator app), which opens the session's other permissions. A
+    /// user enrolled this way before completes later logins with the next unused code.
+    pub async fn enrolled_login(&self, username: &str, password: &str) -> String {
+        let response = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "login failed: {}",
+            response.body
+        );
+        if let Some(challenge) = response.body["mfa_token"].as_str() {
+            let code = self.next_code(username).await;
+            let verified = self
+                .post(
+                    "/api/v1/auth/mfa/verify",
+                    None,
+                    json!({"mfa_token": challenge, "code": code}),
+                )
+                .await;
+            assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+            return verified.body["access_token"].as_str().unwrap().to_owned();
+        }
+        let token = response.body["access_token"].as_str().unwrap().to_owned();
+        if response.body["mfa_enrolment_required"] == true {
+            let enrolment = self
+                .post("/api/v1/auth/mfa/totp", Some(&token), json!({}))
+                .await;
+            assert_eq!(enrolment.status, StatusCode::OK, "{}", enrolment.body);
+            let secret = enrolment.body["secret"].as_str().unwrap().to_owned();
+            self.authenticators
+                .lock()
+                .unwrap()
+                .insert(username.to_owned(), (secret, 0));
+            let code = self.next_code(username).await;
+            let confirmed = self
+                .post(
+                    "/api/v1/auth/mfa/totp/confirm",
+                    Some(&token),
+                    json!({"code": code}),
+                )
+                .await;
+            assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+        }
+        token
+    }
+
+    /// The next code of a user's authenticator that the server has not accepted yet (a code
+    /// works once; the server also takes the next step's code, else this waits for it).
+    async fn next_code(&self, username: &str) -> String {
+        use fb_app::auth::totp;
+        loop {
+            let now = totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+            {
+                let mut known = self.authenticators.lock().unwrap();
+                let (secret, last) = known
+                    .get_mut(username)
+                    .unwrap_or_else(|| panic!("{username} has no authenticator here"));
+                let step = now.max(*last + 1);
+                if step <= now + 1 {
+                    *last = step;
+                    let secret = data_encoding::BASE32_NOPAD
+                        .decode(secret.as_bytes())
+                        .unwrap();
+                    return format!("{:06}", totp::code_at(&secret, step));
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
 
     /// Creates a user with the given role directly through the service and logs it in.
@@ -225,7 +314,7 @@ impl TestApp {
             .create_user(&Principal::system(), new)
             .await
             .unwrap();
-        self.login(username, &password).await
+        self.enrolled_login(username, &password).await
     }
 }
 
@@ -246,4 +335,45 @@ fn build_request(
             .unwrap(),
         None => builder.body(Body::empty()).unwrap(),
     }
+}
+
+/// The code an authenticator app shows now for an enrolment secret (base32), `steps_ahead`
+/// time steps later (a code works once: a second login in the same 30 s needs the next one).
+pub fn totp_code(secret_base32: &str, steps_ahead: i64) -> String {
+    use fb_app::auth::totp;
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_base32.as_bytes())
+        .unwrap();
+    let step = totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp()) + steps_ahead;
+    format!("{:06}", totp::code_at(&secret, step))
+}
+
+/// Logs a user in over real HTTP (the running binary) and, when their role needs a second
+/// factor not enrolled yet, enrols one so that the session may act; returns the access token.
+pub fn http_login(agent: &ureq::Agent, base: &str, username: &str, password: &str) -> String {
+    let mut login = agent
+        .post(&format!("{base}/api/v1/auth/login"))
+        .send_json(json!({"username": username, "password": password}))
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200, "login of {username} refused");
+    let body = login.body_mut().read_json::<Value>().unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    if body["mfa_enrolment_required"] == true {
+        let mut enrolment = agent
+            .post(&format!("{base}/api/v1/auth/mfa/totp"))
+            .header("authorization", &format!("Bearer {token}"))
+            .send_empty()
+            .unwrap();
+        let secret = enrolment.body_mut().read_json::<Value>().unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let confirmed = agent
+            .post(&format!("{base}/api/v1/auth/mfa/totp/confirm"))
+            .header("authorization", &format!("Bearer {token}"))
+            .send_json(json!({"code": totp_code(&secret, 0)}))
+            .unwrap();
+        assert_eq!(confirmed.status().as_u16(), 200, "enrolment refused");
+    }
+    token
 }

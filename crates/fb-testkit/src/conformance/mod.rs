@@ -14,6 +14,7 @@ mod machines;
 mod rate_limit;
 mod readings;
 mod secrets;
+mod sessions;
 
 pub use audit::*;
 pub use dead_letters::*;
@@ -23,6 +24,7 @@ pub use machines::*;
 pub use rate_limit::*;
 pub use readings::*;
 pub use secrets::*;
+pub use sessions::*;
 
 /// Generates one test per conformance case. Expects `open()` in scope (see the module docs).
 #[macro_export]
@@ -67,6 +69,14 @@ macro_rules! storage_conformance {
             audit_chain_starts_at_genesis_and_round_trips,
             audit_lists_with_filters_and_pages_both_ways,
             concurrent_audit_appends_form_one_chain,
+            sessions_round_trip_with_their_user,
+            refresh_tokens_rotate_once_and_reuse_ends_the_session,
+            expired_refresh_tokens_are_invalid_and_stay_unused,
+            concurrent_refreshes_of_one_token_rotate_once,
+            sessions_are_listed_newest_first_and_end_once,
+            totp_enrols_enables_and_never_accepts_a_step_twice,
+            a_users_api_keys_are_revoked_together,
+            secrets_are_read_and_replaced_together,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

@@ -48,6 +48,7 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// A session's tokens.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     /// A JWT to send as `Authorization: Bearer <access_token>`.
@@ -59,8 +60,38 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// Trade it for new tokens at POST /api/v1/auth/refresh before it expires. It works once:
+    /// store the one that comes back. Presenting a used one ends the session.
+    pub refresh_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub refresh_expires_at: OffsetDateTime,
+    /// The login session these tokens belong to.
+    pub session_id: Uuid,
     /// The password was generated; the user should choose one (POST /api/v1/auth/password).
     pub must_change_password: bool,
+    /// The role requires a second factor that is not enrolled yet: until it is (POST
+    /// /api/v1/auth/mfa/totp, then …/confirm), only the caller's own account can be managed.
+    pub mfa_enrolment_required: bool,
+}
+
+/// The password was right; the second factor must follow at POST /api/v1/auth/mfa/verify.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MfaChallengeResponse {
+    /// Always true.
+    pub mfa_required: bool,
+    /// Send it with the code to POST /api/v1/auth/mfa/verify.
+    pub mfa_token: String,
+    /// Seconds the MFA step may take.
+    #[schema(example = 300)]
+    pub expires_in: i64,
+}
+
+/// What a login answers: a session's tokens, or the request for a second factor.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Session(TokenResponse),
+    MfaRequired(MfaChallengeResponse),
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -78,6 +109,8 @@ pub struct User {
     pub role: Role,
     pub disabled: bool,
     pub must_change_password: bool,
+    /// A second factor (TOTP) is enrolled.
+    pub mfa_enabled: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -92,6 +125,7 @@ impl From<identity::User> for User {
             role: u.role.into(),
             disabled: u.disabled,
             must_change_password: u.must_change_password,
+            mfa_enabled: u.mfa_enabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }
@@ -139,15 +173,21 @@ pub struct Me {
     /// Username or API key name.
     pub name: String,
     pub role: Role,
-    /// Every permission the role holds, e.g. `plant.read`.
+    /// Every permission the caller holds now, e.g. `plant.read`.
     pub permissions: Vec<String>,
     pub must_change_password: bool,
+    /// The login session of the access token (none for API keys).
+    pub session_id: Option<Uuid>,
+    /// The role requires a second factor this session has not verified yet.
+    pub mfa_enrolment_required: bool,
 }
 
 impl Me {
     pub fn new(principal: &Principal, must_change_password: bool) -> Self {
         let (kind, id, name) = match &principal.subject {
-            Subject::User { id, username } => (PrincipalKind::User, Some(id.0), username.clone()),
+            Subject::User { id, username, .. } => {
+                (PrincipalKind::User, Some(id.0), username.clone())
+            }
             Subject::ApiKey { id, name } => (PrincipalKind::ApiKey, Some(id.0), name.clone()),
             Subject::System => (PrincipalKind::System, None, "system".to_owned()),
         };
@@ -162,6 +202,8 @@ impl Me {
                 .map(|p| p.as_str().to_owned())
                 .collect(),
             must_change_password,
+            session_id: principal.session().map(|s| s.0),
+            mfa_enrolment_required: principal.mfa_enrolment_pending,
         }
     }
 }
@@ -242,7 +284,9 @@ mod alerts;
 mod audit;
 mod machines;
 mod readings;
+mod sessions;
 pub use alerts::*;
 pub use audit::*;
 pub use machines::*;
 pub use readings::*;
+pub use sessions::*;
