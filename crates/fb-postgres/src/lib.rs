@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // 6 is taken by a change in flight; sqlx applies versions in order and allows gaps.
     (7, "audit", include_str!("../migrations/0007_audit.sql")),
+    (
+        8,
+        "site_scopes",
+        include_str!("../migrations/0008_site_scopes.sql"),
+    ),
 ];
 
 #[derive(Clone)]

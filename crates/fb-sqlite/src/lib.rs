@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // 7 is taken by a change in flight; sqlx applies versions in order and allows gaps.
     (8, "audit", include_str!("../migrations/0008_audit.sql")),
+    (
+        9,
+        "site_scopes",
+        include_str!("../migrations/0009_site_scopes.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
