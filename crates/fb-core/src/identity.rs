@@ -101,7 +101,7 @@ pub enum Permission {
     OrdersApprove,
     /// List users.
     UsersRead,
-    /// Create, disable and enable users.
+    /// Create, disable and enable users and change their role and sites.
     UsersManage,
     /// Create, list and revoke API keys.
     ApiKeysManage,
@@ -160,7 +160,9 @@ impl Permission {
             Permission::TicketsManage => "Create and update maintenance tickets",
             Permission::OrdersApprove => "Approve purchase orders and gated actions",
             Permission::UsersRead => "List users",
-            Permission::UsersManage => "Create, disable and enable users",
+            Permission::UsersManage => {
+                "Create, disable and enable users and change their role and sites"
+            }
             Permission::ApiKeysManage => "Create, list and revoke API keys",
             Permission::MetricsRead => "Scrape Prometheus metrics",
             Permission::AuditRead => "Read the audit log",
