@@ -576,3 +576,68 @@ async fn no_body_carries_a_field_its_sender_may_not_write() {
     app.login("vic", "vic-password-123").await;
     app.finish().await;
 }
+
+#[tokio::test]
+async fn the_command_line_creates_users_and_keys_with_sites() {
+    let app = TestApp::new().await;
+    let out = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let added = app.cli(
+        &[
+            "user",
+            "add",
+            "sven",
+            "--role",
+            "operator",
+            "--sites",
+            "north, south",
+        ],
+        &[],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(out(&added).contains("sites north,south"), "{}", out(&added));
+    let listed = out(&app.cli(&["user", "list"], &[]));
+    let sven = listed.lines().find(|l| l.contains("sven")).unwrap();
+    assert!(sven.ends_with("north,south"), "{listed}");
+    let admin = listed.lines().find(|l| l.contains("admin")).unwrap();
+    assert!(admin.ends_with("all"), "{listed}");
+    let stored = app
+        .storage
+        .identities
+        .user_by_username("sven")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.sites,
+        SiteScope::named("sites", &["north", "south"]).unwrap()
+    );
+
+    let key = app.cli(
+        &[
+            "apikey", "create", "--name", "gw", "--role", "operator", "--sites", "north",
+        ],
+        &[],
+    );
+    assert!(out(&key).contains("sites north,"), "{}", out(&key));
+    let bad = app.cli(
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "gw2",
+            "--role",
+            "viewer",
+            "--sites",
+            "north,a/b",
+        ],
+        &[],
+    );
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("--sites[1]"), "{stderr}");
+    app.finish().await;
+}
