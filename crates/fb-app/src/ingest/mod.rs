@@ -520,11 +520,11 @@ impl Service {
         };
         // A machine outside the caller's sites loads as unknown, and only a caller who
         // reaches the site of new machines may register one.
-        if !registry.load(&*self.machines, machine_text).await?
-            && !(self.options.auto_register
+        let known = registry.load(&*self.machines, machine_text).await?
+            || (self.options.auto_register
                 && caller.can_access_site(AUTO_REGISTER_SITE)
-                && self.register_machine(machine_text, registry).await?)
-        {
+                && self.register_machine(machine_text, registry).await?);
+        if !known {
             return Ok(Err(Rejection::UnknownMachine(machine_text.to_owned())));
         }
         let active = registry.get(machine_text).is_some_and(|m| m.machine.active);

@@ -641,3 +641,60 @@ async fn the_command_line_creates_users_and_keys_with_sites() {
     assert!(stderr.contains("--sites[1]"), "{stderr}");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn auto_registration_needs_the_site_of_new_machines() {
+    let app = TestApp::with_env(vec![("FB__INGEST__AUTO_REGISTER".into(), "true".into())]).await;
+    let (admin, _, _) = two_sites(&app).await;
+    let nora = app.token_for_sites("nora", Role::Operator, north()).await;
+    let at = OffsetDateTime::now_utc() - Duration::minutes(1);
+    // Neither a new machine (it would land in the site "unassigned") nor another site's.
+    let batch = json!([
+        reading("brand-new", at, 1.0),
+        reading("south-press", at, 2.0)
+    ]);
+    let r = app.post("/api/v1/readings", Some(&nora), batch).await;
+    assert_eq!(r.body["rejected"], 2, "{}", r.body);
+    let codes: Vec<&str> = r.body["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["unknown_machine", "unknown_machine"]);
+    let brand_new = MachineId("brand-new".into());
+    assert!(
+        app.storage
+            .machines
+            .machine(&brand_new)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let south = app
+        .storage
+        .machines
+        .machine(&MachineId("south-press".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(south.sensor("temperature").is_some() && south.sensors.len() == 1);
+    // A caller reaching "unassigned" (here: every site) registers it.
+    let r = app
+        .post(
+            "/api/v1/readings",
+            Some(&admin),
+            json!([reading("brand-new", at, 1.0)]),
+        )
+        .await;
+    assert_eq!(r.body["accepted"], 1, "{}", r.body);
+    let registered = app
+        .storage
+        .machines
+        .machine(&brand_new)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(registered.location.site, "unassigned");
+    app.finish().await;
+}
