@@ -37,6 +37,7 @@ fn north() -> SiteScope {
     SiteScope::named("sites", &["north"]).unwrap()
 }
 
+/// The `field` of every element of the array `list[key]`.
 fn ids(list: &Value, key: &str, field: &str) -> Vec<String> {
     list[key]
         .as_array()
@@ -655,13 +656,10 @@ async fn auto_registration_needs_the_site_of_new_machines() {
     ]);
     let r = app.post("/api/v1/readings", Some(&nora), batch).await;
     assert_eq!(r.body["rejected"], 2, "{}", r.body);
-    let codes: Vec<&str> = r.body["rejections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["code"].as_str().unwrap())
-        .collect();
-    assert_eq!(codes, ["unknown_machine", "unknown_machine"]);
+    assert_eq!(
+        ids(&r.body, "rejections", "code"),
+        ["unknown_machine", "unknown_machine"]
+    );
     let brand_new = MachineId("brand-new".into());
     assert!(
         app.storage
