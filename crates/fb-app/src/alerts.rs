@@ -4,6 +4,9 @@
 //! each change (optimistically, by version, so a person's acknowledgement and the tracker's
 //! update never overwrite each other) and announces it on a broadcast channel that the dashboard
 //! and the agents consume. The tracker is resumed from the store at start.
+//!
+//! People see and change only the alerts of machines in their sites ([`crate::scope`]); any
+//! other alert answers `alert_not_found`.
 
 use std::sync::Arc;
 
@@ -16,9 +19,11 @@ use fb_core::alerts::{
     Condition,
 };
 use fb_core::error::{Code, Coded};
-use fb_core::identity::{Permission, Principal};
+use fb_core::identity::{Permission, Principal, SiteScope};
 use fb_core::plant::MachineId;
 use fb_core::ports::{AlertFilter, AlertStore, StoreError};
+
+use crate::scope::MachineVisibility;
 
 /// What happened to an alert, for whoever listens.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +100,7 @@ pub enum Observation {
 
 pub struct Service {
     store: Arc<dyn AlertStore>,
+    visibility: MachineVisibility,
     clock: Arc<dyn Clock>,
     tracker: Mutex<AlertTracker>,
     events: broadcast::Sender<AlertEvent>,
@@ -104,19 +110,20 @@ impl Service {
     /// Resumes the tracker with the alerts that are still active in the store.
     pub async fn start(
         store: Arc<dyn AlertStore>,
+        visibility: MachineVisibility,
         clock: Arc<dyn Clock>,
         policy: AlertPolicy,
     ) -> Result<Self, Error> {
         let active = store
             .list_alerts(&AlertFilter {
                 active_only: true,
-                limit: 100_000,
-                ..Default::default()
+                ..AlertFilter::new(SiteScope::All, 100_000)
             })
             .await?;
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
             store,
+            visibility,
             clock,
             tracker: Mutex::new(AlertTracker::new(policy, active)),
             events,
@@ -159,18 +166,33 @@ impl Service {
         Ok(())
     }
 
+    /// Alerts matching `filter` within the caller's sites (the filter's sites narrowed to
+    /// them, in the store's query, so that limits and pages count only visible alerts).
     pub async fn list(
         &self,
         caller: &Principal,
         filter: &AlertFilter,
     ) -> Result<Vec<Alert>, Error> {
         require(caller, Permission::PlantRead)?;
-        Ok(self.store.list_alerts(filter).await?)
+        let filter = AlertFilter {
+            sites: filter.sites.intersection(&caller.sites),
+            ..filter.clone()
+        };
+        Ok(self.store.list_alerts(&filter).await?)
     }
 
     pub async fn get(&self, caller: &Principal, id: AlertId) -> Result<Alert, Error> {
         require(caller, Permission::PlantRead)?;
-        self.store.alert(id).await?.ok_or(Error::NotFound)
+        self.visible(caller, self.store.alert(id).await?).await
+    }
+
+    /// The alert if it exists and its machine is within the caller's sites; `NotFound` for
+    /// both other cases alike.
+    async fn visible(&self, caller: &Principal, alert: Option<Alert>) -> Result<Alert, Error> {
+        match alert {
+            Some(alert) if self.visibility.owns_visible(caller, &alert.machine).await? => Ok(alert),
+            _ => Err(Error::NotFound),
+        }
     }
 
     /// Open → acknowledged: someone is on it (escalation stops).
@@ -183,7 +205,7 @@ impl Service {
         require(caller, Permission::AlertsManage)?;
         let action = self.action(caller, comment);
         let alert = self
-            .change_by_person(id, |a| match a.status {
+            .change_by_person(caller, id, |a| match a.status {
                 AlertStatus::Open => {
                     a.status = AlertStatus::Acknowledged;
                     a.acknowledged = Some(action.clone());
@@ -206,7 +228,7 @@ impl Service {
         require(caller, Permission::AlertsManage)?;
         let action = self.action(caller, comment);
         let alert = self
-            .change_by_person(id, |a| match a.status {
+            .change_by_person(caller, id, |a| match a.status {
                 AlertStatus::Open | AlertStatus::Acknowledged => {
                     a.status = AlertStatus::Resolved;
                     a.resolved = Some(action.clone());
@@ -233,12 +255,13 @@ impl Service {
     /// the tracker.
     async fn change_by_person(
         &self,
+        caller: &Principal,
         id: AlertId,
         change: impl Fn(&mut Alert) -> Result<(), Error>,
     ) -> Result<Alert, Error> {
         let mut tracker = self.tracker.lock().await;
         for _ in 0..RETRIES {
-            let mut alert = self.store.alert(id).await?.ok_or(Error::NotFound)?;
+            let mut alert = self.visible(caller, self.store.alert(id).await?).await?;
             let expected = alert.version;
             change(&mut alert)?;
             alert.version = expected + 1;
@@ -267,8 +290,7 @@ impl Service {
                             machine: Some(alert.machine.clone()),
                             kind: Some(alert.kind),
                             active_only: true,
-                            limit: 1,
-                            ..Default::default()
+                            ..AlertFilter::new(SiteScope::All, 1)
                         })
                         .await?;
                     tracker.follow(&resolved_copy(&alert));

@@ -161,6 +161,7 @@ mod tests {
     fn principal(role: Role) -> Principal {
         Principal {
             role,
+            sites: fb_core::identity::SiteScope::All,
             subject: Subject::System,
             mfa_enrolment_pending: false,
         }

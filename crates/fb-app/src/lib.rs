@@ -11,3 +11,4 @@ pub mod ingest;
 pub mod machine_cache;
 pub mod plant;
 pub mod rate_limit;
+pub mod scope;

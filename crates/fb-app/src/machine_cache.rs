@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rustc_hash::FxHashMap;
 
+use fb_core::identity::SiteScope;
 use fb_core::plant::{Machine, MachineId};
 use fb_core::ports::{MachineStore, StoreError};
 
@@ -65,8 +66,8 @@ impl MachineStore for CachedMachineStore {
         Ok(found)
     }
 
-    async fn list_machines(&self) -> Result<Vec<Machine>, StoreError> {
-        self.inner.list_machines().await
+    async fn list_machines(&self, sites: &SiteScope) -> Result<Vec<Machine>, StoreError> {
+        self.inner.list_machines(sites).await
     }
 
     async fn update_machine(&self, machine: &Machine) -> Result<bool, StoreError> {

@@ -3,6 +3,10 @@
 //! Viewers read. Operators change what running the plant needs: status, the active flag, sensor
 //! metadata (units and limits) and maintenance dates. Admins create, delete and change a
 //! machine's identity, type, class and location.
+//!
+//! Every call sees only the machines of the caller's sites ([`crate::scope`]): others answer
+//! `machine_not_found` like machines that do not exist, and a machine cannot be created in or
+//! moved to a site outside them.
 
 use std::sync::Arc;
 
@@ -13,6 +17,7 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
+use crate::scope::{MachineVisibility, OutOfScope, require_site};
 use fb_core::detection::Anomaly;
 use fb_core::plant::{
     Machine, MachineId, MachinePatch, NewMachine, Reading, SensorKey, validate_machine,
@@ -32,6 +37,8 @@ pub enum Error {
     Exists(String),
     #[error("this role lacks the permission {0}")]
     PermissionDenied(Permission),
+    #[error(transparent)]
+    OutOfScope(#[from] OutOfScope),
     #[error("{0}")]
     QueryTooLarge(String),
     #[error(transparent)]
@@ -53,6 +60,7 @@ impl Coded for Error {
             Error::NotFound(_) => Code::machine_not_found,
             Error::Exists(_) => Code::machine_exists,
             Error::PermissionDenied(_) => Code::permission_denied,
+            Error::OutOfScope(e) => e.code(),
             Error::QueryTooLarge(_) => Code::query_too_large,
             Error::Store(StoreError::Unavailable(_)) => Code::storage_unavailable,
             Error::Store(_) => Code::internal,
@@ -62,6 +70,7 @@ impl Coded for Error {
     fn field_errors(&self) -> &[FieldError] {
         match self {
             Error::Validation(fields) => fields,
+            Error::OutOfScope(e) => e.field_errors(),
             _ => &[],
         }
     }
@@ -132,6 +141,7 @@ const AUTO_BUCKETS: i64 = 300;
 
 pub struct Service {
     machines: Arc<dyn MachineStore>,
+    visibility: MachineVisibility,
     readings: Arc<dyn ReadingStore>,
     scores: Arc<dyn ScoreStore>,
     anomalies: Arc<dyn AnomalyStore>,
@@ -149,6 +159,7 @@ impl Service {
         limits: QueryLimits,
     ) -> Self {
         Self {
+            visibility: MachineVisibility::new(machines.clone()),
             machines,
             readings,
             scores,
@@ -306,6 +317,7 @@ impl Service {
 
     pub async fn create(&self, caller: &Principal, new: NewMachine) -> Result<Machine, Error> {
         require(caller, Permission::PlantManage)?;
+        require_site(caller, "location.site", &new.location.site)?;
         let now = self.clock.now();
         let machine = Machine {
             id: MachineId(new.id),
@@ -339,17 +351,19 @@ impl Service {
         Ok(machine)
     }
 
+    /// The machine, if it exists within the caller's sites; otherwise `NotFound` either way.
     pub async fn get(&self, caller: &Principal, id: &str) -> Result<Machine, Error> {
         require(caller, Permission::PlantRead)?;
-        self.machines
-            .machine(&MachineId(id.to_owned()))
+        self.visibility
+            .machine(caller, &MachineId(id.to_owned()))
             .await?
             .ok_or_else(|| Error::NotFound(id.to_owned()))
     }
 
+    /// The machines of the caller's sites, ordered by id.
     pub async fn list(&self, caller: &Principal) -> Result<Vec<Machine>, Error> {
         require(caller, Permission::PlantRead)?;
-        Ok(self.machines.list_machines().await?)
+        Ok(self.machines.list_machines(&caller.sites).await?)
     }
 
     /// Applies a partial update. Operational changes need `readings.write`; anything touching
@@ -368,6 +382,7 @@ impl Service {
         require(caller, needed)?;
         let mut machine = self.get(caller, id).await?;
         patch.apply(&mut machine);
+        require_site(caller, "location.site", &machine.location.site)?;
         machine.updated_at = self.clock.now();
         let problems = validate_machine(&machine);
         if !problems.is_empty() {
@@ -382,6 +397,8 @@ impl Service {
 
     pub async fn delete(&self, caller: &Principal, id: &str) -> Result<(), Error> {
         require(caller, Permission::PlantManage)?;
+        // Outside the caller's sites it does not exist for them.
+        self.get(caller, id).await?;
         if !self
             .machines
             .delete_machine(&MachineId(id.to_owned()))

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use time::Duration;
 
 use fb_app::auth::{
-    self, ClientInfo, Error, LoginOutcome, MfaProof, NewApiKey, NewUser, Rejection, SessionTokens,
-    SystemPrincipal, UserRef, totp,
+    self, AccessChange, ClientInfo, Error, LoginOutcome, MfaProof, NewApiKey, NewUser, Rejection,
+    SessionTokens, SystemPrincipal, UserRef, totp,
 };
-use fb_core::identity::{Principal, Role, Subject};
+use fb_core::Coded;
+use fb_core::identity::{Principal, Role, SiteScope, Subject};
 use fb_core::ports::Storage;
 use fb_core::session::EndReason;
 use fb_testkit::FakeClock;
@@ -71,6 +72,7 @@ async fn user(f: &Fixture, name: &str, role: Role) -> String {
         username: name.into(),
         role,
         password: Some(password.clone()),
+        sites: None,
     };
     f.service
         .create_user(&Principal::system(), new)
@@ -125,6 +127,7 @@ async fn api_keys_expire_and_record_use_at_most_once_a_minute() {
         name: "bridge".into(),
         role: Role::Operator,
         expires_at,
+        sites: None,
     };
     let (_, key) = f
         .service
@@ -160,6 +163,7 @@ async fn expiry_in_the_past_and_blank_names_are_refused() {
         name: "  ".into(),
         role: Role::Viewer,
         expires_at: past,
+        sites: None,
     };
     let Err(Error::Validation(fields)) = f.service.create_api_key(&Principal::system(), new).await
     else {
@@ -174,6 +178,7 @@ async fn only_holders_of_the_permission_manage_keys_and_users() {
     let f = fixture().await;
     let supervisor = Principal {
         role: Role::Supervisor,
+        sites: SiteScope::All,
         subject: Subject::User {
             id: fb_core::identity::UserId(uuid::Uuid::now_v7()),
             username: "sue".into(),
@@ -185,6 +190,7 @@ async fn only_holders_of_the_permission_manage_keys_and_users() {
         name: "x".into(),
         role: Role::Viewer,
         expires_at: None,
+        sites: None,
     };
     assert!(matches!(
         f.service.create_api_key(&supervisor, new).await,
@@ -194,6 +200,7 @@ async fn only_holders_of_the_permission_manage_keys_and_users() {
         username: "eve".into(),
         role: Role::Admin,
         password: None,
+        sites: None,
     };
     assert!(matches!(
         f.service.create_user(&supervisor, new).await,
@@ -348,6 +355,7 @@ async fn disabling_a_user_ends_their_sessions_and_revokes_their_keys() {
     // Admins must enrol a second factor before acting; act as the owner of the key directly.
     let as_gina = Principal {
         role: Role::Admin,
+        sites: SiteScope::All,
         subject: Subject::User {
             id: gina.id,
             username: "gina".into(),
@@ -359,6 +367,7 @@ async fn disabling_a_user_ends_their_sessions_and_revokes_their_keys() {
         name: "gina's gateway".into(),
         role: Role::Operator,
         expires_at: None,
+        sites: None,
     };
     let (_, key) = f.service.create_api_key(&as_gina, new).await.unwrap();
     let tokens = login(&f, "gina", &password).await;
@@ -525,4 +534,240 @@ async fn a_rotated_signing_key_keeps_sessions_and_other_nodes_follow() {
     let (_, after) = f.service.refresh(&before.refresh_token).await.unwrap();
     assert!(other_node.authenticate(&after.access.token).await.is_ok());
     assert_eq!(other_node.signing_key_id(), new_kid);
+}
+
+fn sites(names: &[&str]) -> SiteScope {
+    SiteScope::named("sites", names).unwrap()
+}
+
+/// Creates a user with the given sites (as the system) and returns them as a caller.
+async fn scoped_user(f: &Fixture, name: &str, role: Role, scope: SiteScope) -> Principal {
+    let new = NewUser {
+        username: name.into(),
+        role,
+        sites: Some(scope),
+        password: Some(format!("{name}-password-123")),
+    };
+    let (user, _) = f
+        .service
+        .create_user(&Principal::system(), new)
+        .await
+        .unwrap();
+    Principal {
+        role: user.role,
+        sites: user.sites,
+        subject: Subject::User {
+            id: user.id,
+            username: user.username,
+            session: None,
+        },
+        mfa_enrolment_pending: false,
+    }
+}
+
+#[tokio::test]
+async fn authentication_carries_the_stored_sites() {
+    let f = fixture().await;
+    let north = scoped_user(&f, "nora", Role::Operator, sites(&["north"])).await;
+    let token = login(&f, "nora", "nora-password-123").await.access;
+    let principal = f.service.authenticate(&token.token).await.unwrap();
+    assert_eq!(principal.sites, north.sites);
+    let new = NewApiKey {
+        name: "gateway".into(),
+        role: Role::Operator,
+        sites: Some(sites(&["north"])),
+        expires_at: None,
+    };
+    let (_, key) = f
+        .service
+        .create_api_key(&Principal::system(), new)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.service.authenticate(&key).await.unwrap().sites,
+        sites(&["north"])
+    );
+}
+
+#[tokio::test]
+async fn a_scoped_admin_grants_only_within_its_sites_and_by_default_its_own() {
+    let f = fixture().await;
+    let admin = scoped_user(&f, "north-admin", Role::Admin, sites(&["north", "east"])).await;
+    for requested in [
+        sites(&["south"]),
+        sites(&["north", "south"]),
+        SiteScope::All,
+    ] {
+        let new = NewUser {
+            username: "x-user".into(),
+            role: Role::Viewer,
+            sites: Some(requested.clone()),
+            password: None,
+        };
+        let Err(e) = f.service.create_user(&admin, new).await else {
+            panic!("{requested} was granted");
+        };
+        assert_eq!(e.code(), fb_core::Code::site_out_of_scope);
+        assert_eq!(e.field_errors()[0].field, "sites");
+        let key = NewApiKey {
+            name: "k".into(),
+            role: Role::Viewer,
+            sites: Some(requested),
+            expires_at: None,
+        };
+        let Err(e) = f.service.create_api_key(&admin, key).await else {
+            panic!("key granted");
+        };
+        assert_eq!(e.code(), fb_core::Code::site_out_of_scope);
+    }
+    let new = NewUser {
+        username: "inherits".into(),
+        role: Role::Operator,
+        sites: None,
+        password: None,
+    };
+    let (user, _) = f.service.create_user(&admin, new).await.unwrap();
+    assert_eq!(user.sites, sites(&["east", "north"]));
+    let key = NewApiKey {
+        name: "north gateway".into(),
+        role: Role::Operator,
+        sites: Some(sites(&["north"])),
+        expires_at: None,
+    };
+    let (key, _) = f.service.create_api_key(&admin, key).await.unwrap();
+    assert_eq!(key.sites, sites(&["north"]));
+    // The system (CLI, bootstrap) grants anything; new users of an unscoped admin see all.
+    let new = NewUser {
+        username: "everywhere".into(),
+        role: Role::Viewer,
+        sites: None,
+        password: None,
+    };
+    let (user, _) = f
+        .service
+        .create_user(&Principal::system(), new)
+        .await
+        .unwrap();
+    assert_eq!(user.sites, SiteScope::All);
+}
+
+#[tokio::test]
+async fn a_scoped_admin_neither_sees_nor_changes_users_and_keys_beyond_its_sites() {
+    let f = fixture().await;
+    let admin = scoped_user(&f, "north-admin", Role::Admin, sites(&["north"])).await;
+    scoped_user(&f, "north-op", Role::Operator, sites(&["north"])).await;
+    scoped_user(&f, "both-op", Role::Operator, sites(&["north", "south"])).await;
+    scoped_user(&f, "all-op", Role::Operator, SiteScope::All).await;
+    let listed: Vec<String> = f
+        .service
+        .list_users(&admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(listed, ["north-admin", "north-op"]);
+    for name in ["both-op", "all-op"] {
+        let target = UserRef::Username(name.into());
+        assert!(matches!(
+            f.service.set_user_disabled(&admin, &target, true).await,
+            Err(Error::UserNotFound)
+        ));
+        let change = AccessChange {
+            role: Some(Role::Viewer),
+            sites: None,
+        };
+        assert!(matches!(
+            f.service.update_user_access(&admin, &target, change).await,
+            Err(Error::UserNotFound)
+        ));
+    }
+    let wide = NewApiKey {
+        name: "wide".into(),
+        role: Role::Viewer,
+        sites: Some(SiteScope::All),
+        expires_at: None,
+    };
+    let (wide, _) = f
+        .service
+        .create_api_key(&Principal::system(), wide)
+        .await
+        .unwrap();
+    assert!(f.service.list_api_keys(&admin).await.unwrap().is_empty());
+    assert!(matches!(
+        f.service
+            .revoke_api_key(&admin, &auth::ApiKeyRef::Id(wide.id))
+            .await,
+        Err(Error::ApiKeyNotFound)
+    ));
+}
+
+#[tokio::test]
+async fn access_changes_follow_the_granting_rules() {
+    let f = fixture().await;
+    let root = scoped_user(&f, "root", Role::Admin, SiteScope::All).await;
+    let north_admin = scoped_user(&f, "north-admin", Role::Admin, sites(&["north"])).await;
+    scoped_user(&f, "operator", Role::Operator, sites(&["north"])).await;
+    let op = UserRef::Username("operator".into());
+    let change = |role: Option<Role>, scope: Option<SiteScope>| AccessChange { role, sites: scope };
+
+    let changed = f
+        .service
+        .update_user_access(&north_admin, &op, change(Some(Role::Supervisor), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed.role, changed.sites.clone()),
+        (Role::Supervisor, sites(&["north"]))
+    );
+    for scope in [sites(&["south"]), SiteScope::All] {
+        let Err(e) = f
+            .service
+            .update_user_access(&north_admin, &op, change(None, Some(scope)))
+            .await
+        else {
+            panic!("widened beyond the caller's sites");
+        };
+        assert_eq!(e.code(), fb_core::Code::site_out_of_scope);
+    }
+    // Nobody changes their own access, not even to narrow it.
+    let me = UserRef::Username("north-admin".into());
+    assert!(matches!(
+        f.service
+            .update_user_access(&north_admin, &me, change(Some(Role::Viewer), None))
+            .await,
+        Err(Error::OwnAccessChange)
+    ));
+    // A supervisor cannot change access at all.
+    let sup = scoped_user(&f, "sup", Role::Supervisor, SiteScope::All).await;
+    assert!(matches!(
+        f.service
+            .update_user_access(&sup, &op, change(Some(Role::Viewer), None))
+            .await,
+        Err(Error::PermissionDenied(_))
+    ));
+    // The last admin of all sites can be neither demoted nor limited to some sites.
+    let root_ref = UserRef::Username("root".into());
+    for (role, scope) in [
+        (Role::Supervisor, SiteScope::All),
+        (Role::Admin, sites(&["north"])),
+    ] {
+        assert!(matches!(
+            f.service
+                .update_user_access(
+                    &Principal::system(),
+                    &root_ref,
+                    change(Some(role), Some(scope))
+                )
+                .await,
+            Err(Error::LastAdmin)
+        ));
+    }
+    // An unscoped admin may widen the site admin to all sites.
+    let widened = f
+        .service
+        .update_user_access(&root, &me, change(None, Some(SiteScope::All)))
+        .await
+        .unwrap();
+    assert_eq!(widened.sites, SiteScope::All);
 }

@@ -128,6 +128,7 @@ impl Server {
                 fb_app::auth::NewApiKey {
                     name: "benchmark".into(),
                     role: fb_core::identity::Role::Admin,
+                    sites: None,
                     expires_at: None,
                 },
             )

@@ -92,8 +92,12 @@ error_codes! {
     username_taken => Conflict;
     /// The API key is already revoked.
     api_key_revoked => Conflict;
-    /// The last active admin cannot be disabled.
+    /// The last active admin of all sites cannot be disabled, demoted or limited to some sites.
     last_admin => Conflict;
+    /// The request names a site outside the caller's own sites (`details` names the field, e.g. `location.site` or `sites`): nobody can put a machine into, or grant a user or API key, a site they cannot reach themselves. Also answered to callers limited to some sites for dead letters, which may hold readings of any site.
+    site_out_of_scope => Forbidden;
+    /// Nobody can change their own role or sites; another admin must.
+    own_access_change => Forbidden;
     /// Too many password checks are running; retry after the time in Retry-After.
     auth_busy => RateLimited;
     /// The refresh token is unknown, expired, or of a session that has ended; log in again.

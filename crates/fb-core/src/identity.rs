@@ -3,11 +3,14 @@
 //! The permission table is policy, so it lives here and is pure: the HTTP layer asks
 //! [`Role::allows`] and never hard-codes a role.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::FieldError;
+use crate::plant::validate_site;
 use crate::session::SessionId;
 
 /// A user's or API key's role. Ordered from most to least privileged.
@@ -105,7 +108,7 @@ pub enum Permission {
     OrdersApprove,
     /// List users.
     UsersRead,
-    /// Create, disable and enable users.
+    /// Create, disable and enable users and change their role and sites.
     UsersManage,
     /// Create, list and revoke API keys.
     ApiKeysManage,
@@ -178,7 +181,9 @@ impl Permission {
             Permission::TicketsManage => "Create and update maintenance tickets",
             Permission::OrdersApprove => "Approve purchase orders and gated actions",
             Permission::UsersRead => "List users",
-            Permission::UsersManage => "Create, disable and enable users",
+            Permission::UsersManage => {
+                "Create, disable and enable users and change their role and sites"
+            }
             Permission::ApiKeysManage => "Create, list and revoke API keys",
             Permission::MetricsRead => "Scrape Prometheus metrics",
             Permission::AuditRead => "Read the audit log",
@@ -189,6 +194,94 @@ impl Permission {
 impl std::fmt::Display for Permission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Which sites a user or API key may see and change (D3): every site, or only those named.
+///
+/// "Every site" is a variant of its own, never an empty list, so that a forgotten or emptied
+/// field can never widen access: `Sites` with no names reaches nothing. Machines carry their
+/// site (`Location.site`); readings, anomalies and alerts belong to their machine's site.
+///
+/// New users and keys get their creator's scope unless the request names one: an unscoped
+/// admin of a single-site plant never has to think about sites (its users see all of them, as
+/// before scopes existed), and a site admin's new users stay within that admin's sites without
+/// repeating them. Either way a grant can never exceed the creator's own scope
+/// ([`Principal::can_grant`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SiteScope {
+    /// Every site, including sites created later. The CLI and first-start admin have it.
+    All,
+    /// Only these sites (exact names, as in `Location.site`).
+    Sites(BTreeSet<String>),
+}
+
+impl SiteScope {
+    /// A scope of the named sites, each checked by the site rules and reported as
+    /// `field[i]`; at least one name is needed (say [`SiteScope::All`] for every site).
+    pub fn named<S: AsRef<str>>(field: &str, names: &[S]) -> Result<SiteScope, Vec<FieldError>> {
+        if names.is_empty() {
+            return Err(vec![FieldError::new(
+                field,
+                "must name at least one site, or be \"all\"",
+            )]);
+        }
+        let mut problems = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            problems.extend(validate_site(&format!("{field}[{i}]"), name.as_ref()));
+        }
+        if problems.is_empty() {
+            Ok(SiteScope::Sites(
+                names.iter().map(|n| n.as_ref().to_owned()).collect(),
+            ))
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn is_all(&self) -> bool {
+        matches!(self, SiteScope::All)
+    }
+
+    /// Whether a machine of `site` is within this scope.
+    pub fn contains(&self, site: &str) -> bool {
+        match self {
+            SiteScope::All => true,
+            SiteScope::Sites(sites) => sites.contains(site),
+        }
+    }
+
+    /// What both scopes reach.
+    pub fn intersection(&self, other: &SiteScope) -> SiteScope {
+        match (self, other) {
+            (SiteScope::All, x) | (x, SiteScope::All) => x.clone(),
+            (SiteScope::Sites(a), SiteScope::Sites(b)) => {
+                SiteScope::Sites(a.intersection(b).cloned().collect())
+            }
+        }
+    }
+
+    /// Whether everything `other` reaches is within this scope. Only `All` covers `All`: a
+    /// list of every site known today still misses the sites added tomorrow.
+    pub fn covers(&self, other: &SiteScope) -> bool {
+        match (self, other) {
+            (SiteScope::All, _) => true,
+            (SiteScope::Sites(_), SiteScope::All) => false,
+            (SiteScope::Sites(mine), SiteScope::Sites(theirs)) => theirs.is_subset(mine),
+        }
+    }
+}
+
+impl std::fmt::Display for SiteScope {
+    /// `all`, or the sites separated by commas (as the CLI takes them).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SiteScope::All => f.write_str("all"),
+            SiteScope::Sites(sites) => {
+                let names: Vec<&str> = sites.iter().map(String::as_str).collect();
+                f.write_str(&names.join(","))
+            }
+        }
     }
 }
 
@@ -217,6 +310,8 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub role: Role,
+    /// The sites whose machines, readings and alerts the user may see and change.
+    pub sites: SiteScope,
     pub password_hash: String,
     pub disabled: bool,
     /// Set for generated passwords (the first admin, `user add` without a password): the user
@@ -238,6 +333,7 @@ impl std::fmt::Debug for User {
             .field("id", &self.id)
             .field("username", &self.username)
             .field("role", &self.role)
+            .field("sites", &self.sites)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
@@ -253,6 +349,8 @@ pub struct ApiKey {
     pub secret_hash: Vec<u8>,
     pub name: String,
     pub role: Role,
+    /// The sites whose machines, readings and alerts the key may see and change.
+    pub sites: SiteScope,
     pub created_by: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
@@ -267,6 +365,7 @@ impl std::fmt::Debug for ApiKey {
             .field("prefix", &self.prefix)
             .field("name", &self.name)
             .field("role", &self.role)
+            .field("sites", &self.sites)
             .field("revoked_at", &self.revoked_at)
             .finish_non_exhaustive()
     }
@@ -283,6 +382,8 @@ impl ApiKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub role: Role,
+    /// Read from the store with the role on every request, so a narrowed scope applies at once.
+    pub sites: SiteScope,
     pub subject: Subject,
     /// The user's role requires a second factor that this session has not verified (the user
     /// has not enrolled one yet): only self-service permissions hold until they do.
@@ -317,6 +418,18 @@ impl Principal {
             Subject::User { session, .. } => *session,
             Subject::ApiKey { .. } | Subject::System => None,
         }
+    }
+
+    /// Whether the caller may see and change what belongs to `site` (its machines, their
+    /// readings, anomalies and alerts). Permissions still apply on top.
+    pub fn can_access_site(&self, site: &str) -> bool {
+        self.sites.contains(site)
+    }
+
+    /// Whether the caller may hand out credentials with `role` and `sites`: never more
+    /// privileged than its own role, never beyond its own sites.
+    pub fn can_grant(&self, role: Role, sites: &SiteScope) -> bool {
+        self.role.can_grant(role) && self.sites.covers(sites)
     }
 
     pub fn user_id(&self) -> Option<UserId> {
@@ -463,6 +576,7 @@ mod tests {
             role: Role::Admin,
             subject: Subject::System,
             mfa_enrolment_pending: true,
+            sites: SiteScope::All,
         };
         assert!(admin.can(Permission::SelfSecurity));
         assert!(admin.can(Permission::SelfRead));
@@ -521,6 +635,7 @@ mod tests {
             secret_hash: vec![],
             name: "n".into(),
             role: Role::Viewer,
+            sites: SiteScope::All,
             created_by: None,
             created_at: now,
             expires_at: None,
@@ -533,5 +648,86 @@ mod tests {
         key.expires_at = None;
         key.revoked_at = Some(now);
         assert!(!key.is_active(now));
+    }
+
+    fn sites(names: &[&str]) -> SiteScope {
+        SiteScope::named("sites", names).unwrap()
+    }
+
+    fn principal(role: Role, scope: SiteScope) -> Principal {
+        Principal {
+            role,
+            sites: scope,
+            subject: Subject::System,
+            mfa_enrolment_pending: false,
+        }
+    }
+
+    #[test]
+    fn a_scope_contains_only_its_sites_and_all_contains_every_site() {
+        let a = sites(&["plant-a"]);
+        assert!(a.contains("plant-a"));
+        assert!(!a.contains("plant-b"));
+        assert!(!a.contains("Plant-A"), "site names compare exactly");
+        assert!(SiteScope::All.contains("anything"));
+        assert!(!SiteScope::Sites(BTreeSet::new()).contains("plant-a"));
+    }
+
+    #[test]
+    fn only_all_covers_all_and_lists_cover_their_subsets() {
+        let ab = sites(&["plant-a", "plant-b"]);
+        let a = sites(&["plant-a"]);
+        assert!(SiteScope::All.covers(&SiteScope::All));
+        assert!(SiteScope::All.covers(&ab));
+        assert!(ab.covers(&a));
+        assert!(ab.covers(&ab));
+        assert!(!a.covers(&ab));
+        assert!(!ab.covers(&SiteScope::All));
+    }
+
+    #[test]
+    fn intersections_narrow() {
+        let ab = sites(&["plant-a", "plant-b"]);
+        let bc = sites(&["plant-b", "plant-c"]);
+        assert_eq!(ab.intersection(&bc), sites(&["plant-b"]));
+        assert_eq!(SiteScope::All.intersection(&ab), ab);
+        assert_eq!(bc.intersection(&SiteScope::All), bc);
+        assert_eq!(SiteScope::All.intersection(&SiteScope::All), SiteScope::All);
+        assert_eq!(
+            sites(&["plant-a"]).intersection(&sites(&["plant-c"])),
+            SiteScope::Sites(BTreeSet::new())
+        );
+    }
+
+    #[test]
+    fn named_scopes_follow_the_site_rules_and_are_never_empty() {
+        assert_eq!(sites(&["b", "a", "a"]).to_string(), "a,b");
+        assert_eq!(SiteScope::All.to_string(), "all");
+        let empty: [&str; 0] = [];
+        let problems = SiteScope::named("sites", &empty).unwrap_err();
+        assert_eq!(problems[0].field, "sites");
+        let problems = SiteScope::named("sites", &["ok", "a/b", ""]).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["sites[1]", "sites[2]"]);
+    }
+
+    #[test]
+    fn granting_never_escalates_role_or_sites() {
+        let site_admin = principal(Role::Admin, sites(&["plant-a", "plant-b"]));
+        assert!(site_admin.can_grant(Role::Viewer, &sites(&["plant-a"])));
+        assert!(site_admin.can_grant(Role::Admin, &sites(&["plant-a", "plant-b"])));
+        assert!(!site_admin.can_grant(Role::Viewer, &sites(&["plant-c"])));
+        assert!(!site_admin.can_grant(Role::Viewer, &SiteScope::All));
+        let supervisor = principal(Role::Supervisor, SiteScope::All);
+        assert!(supervisor.can_grant(Role::Operator, &SiteScope::All));
+        assert!(!supervisor.can_grant(Role::Admin, &sites(&["plant-a"])));
+    }
+
+    #[test]
+    fn site_access_follows_the_principal_scope() {
+        let scoped = principal(Role::Operator, sites(&["plant-a"]));
+        assert!(scoped.can_access_site("plant-a"));
+        assert!(!scoped.can_access_site("plant-b"));
+        assert!(principal(Role::Viewer, SiteScope::All).can_access_site("plant-b"));
     }
 }

@@ -270,6 +270,7 @@ mod tests {
             Pending::start(&service, "user.list", Audited::Refusals, None, &request());
         pending.caller(&Principal {
             role: Role::Viewer,
+            sites: fb_core::identity::SiteScope::All,
             subject: Subject::User {
                 id: UserId(uuid::Uuid::now_v7()),
                 username: "vic".into(),

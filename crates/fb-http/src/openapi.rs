@@ -48,6 +48,7 @@ const RATE_LIMITED: &str = "RateLimited";
         routes::auth::new_recovery_codes,
         routes::users::list,
         routes::users::create,
+        routes::users::update,
         routes::users::disable,
         routes::users::enable,
         routes::users::sessions,
@@ -302,6 +303,64 @@ mod tests {
             }
             let action = format!("Audit log: `{}`", route.action);
             assert!(op.description.as_deref().unwrap().contains(&action));
+        }
+    }
+
+    /// Every object a client sends refuses fields it does not know, so that nobody can slip a
+    /// field they may not write (`role`, `sites`) into a body they may send: serde's
+    /// `deny_unknown_fields` shows in the document as `additionalProperties: false`. Walks
+    /// each request body's schema and every object schema it reaches.
+    #[test]
+    fn every_request_body_refuses_unknown_fields() {
+        let value: serde_json::Value = serde_json::from_str(document_json()).unwrap();
+        let schemas = &value["components"]["schemas"];
+        let mut pending: Vec<String> = Vec::new();
+        for item in value["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for media in op["requestBody"]["content"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(name) = media.1["schema"]["$ref"].as_str() {
+                        pending.push(name.trim_start_matches("#/components/schemas/").to_owned());
+                    }
+                }
+            }
+        }
+        assert!(pending.len() >= 8, "request bodies found: {pending:?}");
+        let mut seen = BTreeSet::new();
+        while let Some(name) = pending.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let schema = &schemas[&name];
+            if schema["type"] == "object" {
+                assert_eq!(
+                    schema["additionalProperties"],
+                    serde_json::Value::Bool(false),
+                    "request schema {name} accepts unknown fields: add #[serde(deny_unknown_fields)]"
+                );
+            }
+            collect_refs(schema, &mut pending);
+        }
+        assert!(seen.contains("UpdateUserRequest") && seen.contains("Location"));
+    }
+
+    fn collect_refs(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) => {
+                            into.push(r.trim_start_matches("#/components/schemas/").to_owned())
+                        }
+                        _ => collect_refs(v, into),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, into)),
+            _ => {}
         }
     }
 }

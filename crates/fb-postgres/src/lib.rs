@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0006_sessions.sql"),
     ),
     (7, "audit", include_str!("../migrations/0007_audit.sql")),
+    (
+        8,
+        "site_scopes",
+        include_str!("../migrations/0008_site_scopes.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use fb_app::auth::{self, ApiKeyRef, NewApiKey, NewUser, SystemPrincipal, UserRef};
 use fb_core::audit::{AuditEntry, AuditHead, Outcome};
-use fb_core::identity::{Principal, Role};
+use fb_core::identity::{Principal, Role, SiteScope};
 use fb_core::ports::Storage;
 use fb_core::{Coded, ErrorKind};
 
@@ -27,6 +27,15 @@ pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     storage.health.close().await;
     println_out(&format!("migrations applied ({backend})"));
     Ok(())
+}
+
+/// `all`, or site names separated by commas.
+fn parse_sites(sites: &str) -> anyhow::Result<SiteScope> {
+    if sites.trim() == "all" {
+        return Ok(SiteScope::All);
+    }
+    let names: Vec<&str> = sites.split(',').map(str::trim).collect();
+    SiteScope::named("--sites", &names).map_err(|fields| describe(auth::Error::Validation(fields)))
 }
 
 fn parse_role(role: &str) -> anyhow::Result<Role> {
@@ -48,9 +57,11 @@ pub(crate) async fn user(
         UserCommand::Add {
             username,
             role,
+            sites,
             password_stdin,
         } => {
             let role = parse_role(&role)?;
+            let sites = parse_sites(&sites)?;
             let password = if password_stdin {
                 Some(read_password_line()?)
             } else {
@@ -59,10 +70,14 @@ pub(crate) async fn user(
             let new = NewUser {
                 username: username.clone(),
                 role,
+                sites: Some(sites.clone()),
                 password,
             };
             let created = service.create_user(&system, new).await;
-            let mut details = vec![("role", role.as_str().to_owned())];
+            let mut details = vec![
+                ("role", role.as_str().to_owned()),
+                ("sites", sites.to_string()),
+            ];
             if let Ok((user, _)) = &created {
                 details.push(("user_id", user.id.to_string()));
             }
@@ -76,8 +91,8 @@ pub(crate) async fn user(
                 .await;
             let (user, generated) = created.map_err(describe)?;
             println_out(&format!(
-                "created user {} ({}, id {})",
-                user.username, user.role, user.id
+                "created user {} ({}, sites {}, id {})",
+                user.username, user.role, user.sites, user.id
             ));
             if let Some(password) = generated {
                 println_out(&format!("password (shown once): {password}"));
@@ -87,16 +102,17 @@ pub(crate) async fn user(
         UserCommand::List => {
             let users = service.list_users(&system).await.map_err(describe)?;
             println_out(&format!(
-                "{:<36}  {:<24}  {:<10}  {}",
-                "ID", "USERNAME", "ROLE", "STATE"
+                "{:<36}  {:<24}  {:<10}  {:<8}  {}",
+                "ID", "USERNAME", "ROLE", "STATE", "SITES"
             ));
             for u in users {
                 let state = if u.disabled { "disabled" } else { "active" };
                 println_out(&format!(
-                    "{:<36}  {:<24}  {:<10}  {state}",
+                    "{:<36}  {:<24}  {:<10}  {state:<8}  {}",
                     u.id,
                     u.username,
-                    u.role.as_str()
+                    u.role.as_str(),
+                    u.sites
                 ));
             }
             Ok(())
@@ -215,18 +231,25 @@ pub(crate) async fn api_key(
         ApiKeyCommand::Create {
             name,
             role,
+            sites,
             expires_in_days,
         } => {
             let role = parse_role(&role)?;
+            let sites = parse_sites(&sites)?;
             let expires_at = expires_in_days
                 .map(|d| time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
             let new = NewApiKey {
                 name: name.clone(),
                 role,
+                sites: Some(sites.clone()),
                 expires_at,
             };
             let created = service.create_api_key(&system, new).await;
-            let mut details = vec![("name", name), ("role", role.as_str().to_owned())];
+            let mut details = vec![
+                ("name", name),
+                ("role", role.as_str().to_owned()),
+                ("sites", sites.to_string()),
+            ];
             if let Ok((key, _)) = &created {
                 details.push(("prefix", key.prefix.clone()));
             }
@@ -239,8 +262,8 @@ pub(crate) async fn api_key(
                 .await;
             let (key, secret) = created.map_err(describe)?;
             println_out(&format!(
-                "created API key {} ({}, prefix {}, id {})",
-                key.name, key.role, key.prefix, key.id
+                "created API key {} ({}, sites {}, prefix {}, id {})",
+                key.name, key.role, key.sites, key.prefix, key.id
             ));
             println_out(&format!("key (shown once): {secret}"));
             Ok(())
@@ -248,8 +271,8 @@ pub(crate) async fn api_key(
         ApiKeyCommand::List => {
             let keys = service.list_api_keys(&system).await.map_err(describe)?;
             println_out(&format!(
-                "{:<36}  {:<12}  {:<10}  {:<8}  {}",
-                "ID", "PREFIX", "ROLE", "STATE", "NAME"
+                "{:<36}  {:<12}  {:<10}  {:<8}  {:<20}  {}",
+                "ID", "PREFIX", "ROLE", "STATE", "SITES", "NAME"
             ));
             let now = time::OffsetDateTime::now_utc();
             for k in keys {
@@ -261,10 +284,11 @@ pub(crate) async fn api_key(
                     "expired"
                 };
                 println_out(&format!(
-                    "{:<36}  {:<12}  {:<10}  {state:<8}  {}",
+                    "{:<36}  {:<12}  {:<10}  {state:<8}  {:<20}  {}",
                     k.id,
                     k.prefix,
                     k.role.as_str(),
+                    k.sites.to_string(),
                     k.name
                 ));
             }

@@ -166,6 +166,9 @@ pub enum UserCommand {
         /// admin, supervisor, operator or viewer.
         #[arg(long)]
         role: String,
+        /// The sites the user reaches, comma-separated (e.g. plant-a,plant-b), or "all".
+        #[arg(long, value_name = "SITES", default_value = "all")]
+        sites: String,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -203,6 +206,9 @@ pub enum ApiKeyCommand {
         /// admin, supervisor, operator or viewer.
         #[arg(long)]
         role: String,
+        /// The sites the key reaches, comma-separated (e.g. plant-a,plant-b), or "all".
+        #[arg(long, value_name = "SITES", default_value = "all")]
+        sites: String,
         /// Expire the key after this many days.
         #[arg(long, value_name = "DAYS")]
         expires_in_days: Option<u32>,

@@ -182,6 +182,7 @@ pub async fn http_state(
     let alerts = Arc::new(
         fb_app::alerts::Service::start(
             storage.alerts.clone(),
+            fb_app::scope::MachineVisibility::new(machines.clone()),
             clock.clone(),
             alert_policy(settings),
         )

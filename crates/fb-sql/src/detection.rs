@@ -172,25 +172,36 @@ macro_rules! sql_detection_store {
                 &self,
                 f: &$crate::__private::fb_core::ports::AlertFilter,
             ) -> Result<Vec<$crate::__private::fb_core::alerts::Alert>, $crate::__private::fb_core::ports::StoreError> {
+                // Sites are those of the alerts' machines, looked up in the same query so that
+                // the limit counts only alerts the caller may see.
+                let (site_sql, site_names) = match $crate::site_condition(&f.sites, "site", 8) {
+                    Some((condition, names)) => (
+                        format!(" AND machine_id IN (SELECT id FROM machines WHERE {condition})"),
+                        names,
+                    ),
+                    None => (String::new(), Vec::new()),
+                };
                 let sql = format!(
                     "SELECT {} FROM alerts WHERE (CAST($1 AS TEXT) IS NULL OR machine_id = $1) \
                      AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
                      AND ($3 = FALSE OR status <> 'resolved') \
                      AND (CAST($4 AS TEXT) IS NULL OR severity = $4) \
                      AND (CAST($5 AS TEXT) IS NULL OR kind = $5) \
-                     AND ($6 IS NULL OR id < $6) ORDER BY id DESC LIMIT $7",
+                     AND ($6 IS NULL OR id < $6){site_sql} ORDER BY id DESC LIMIT $7",
                     $crate::ALERT_COLUMNS
                 );
-                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
+                let mut query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
                     .bind(f.machine.as_ref().map(|m| m.0.as_str()))
                     .bind(f.status.map(|s| s.as_str()))
                     .bind(f.active_only && f.status.is_none())
                     .bind(f.severity.map(|s| s.as_str()))
                     .bind(f.kind.map(|k| k.as_str()))
                     .bind(f.before.map(|b| b.0))
-                    .bind(f.limit as i64)
-                    .fetch_all(&self.pool);
-                Self::timed("alerts.list", query).await?.iter().map(Self::decode_alert).collect()
+                    .bind(f.limit as i64);
+                for name in site_names {
+                    query = query.bind(name);
+                }
+                Self::timed("alerts.list", query.fetch_all(&self.pool)).await?.iter().map(Self::decode_alert).collect()
             }
         }
 

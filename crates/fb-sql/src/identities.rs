@@ -1,11 +1,24 @@
 //! The identity and secret ports in portable SQL, stamped onto a store by
 //! [`sql_identity_store!`](crate::sql_identity_store).
 
-pub const USER_COLUMNS: &str = "id, username, role, password_hash, disabled, \
+pub const USER_COLUMNS: &str = "id, username, role, sites, password_hash, disabled, \
      must_change_password, password_changed_at, created_at, updated_at, totp_enabled_at";
 
-pub const API_KEY_COLUMNS: &str = "id, prefix, secret_hash, name, role, created_by, created_at, \
-     expires_at, last_used_at, revoked_at";
+pub const API_KEY_COLUMNS: &str = "id, prefix, secret_hash, name, role, sites, created_by, \
+     created_at, expires_at, last_used_at, revoked_at";
+
+/// A `WITH` clause naming the active admins of all sites `full_admins`, locked with `lock`
+/// where the backend can, for the statements that must never leave the plant without one.
+pub fn full_admins_clause(lock: &str) -> String {
+    format!(
+        "WITH full_admins AS MATERIALIZED (SELECT id FROM users \
+         WHERE role = 'admin' AND disabled = FALSE AND sites = 'all' {lock})"
+    )
+}
+
+/// Holds for a user (row) whose loss as an admin of all sites leaves another one.
+pub const NOT_THE_LAST_FULL_ADMIN: &str =
+    "(id NOT IN (SELECT id FROM full_admins) OR (SELECT COUNT(*) FROM full_admins) > 1)";
 
 /// Implements `IdentityStore`, `SecretStore` and `StoreHealth` for `$store`, whose rows are
 /// `$row` and whose backend is called `$backend` in logs and metrics.
@@ -47,6 +60,13 @@ macro_rules! sql_identity_store {
                 })
             }
 
+            fn decode_sites(row: &$row) -> Result<$crate::__private::fb_core::identity::SiteScope, $crate::__private::fb_core::ports::StoreError> {
+                use $crate::__private::sqlx::Row as _;
+                // NULL (a row written without its sites) fails here: corrupt, never "all".
+                let text: String = row.try_get("sites").map_err($crate::corrupt)?;
+                $crate::sites_from_text(&text)
+            }
+
             fn decode_user(row: &$row) -> Result<$crate::__private::fb_core::identity::User, $crate::__private::fb_core::ports::StoreError> {
                 use $crate::__private::fb_core::identity::{User, UserId};
                 use $crate::__private::sqlx::Row as _;
@@ -55,6 +75,7 @@ macro_rules! sql_identity_store {
                     id: UserId(row.try_get::<$crate::__private::Uuid, _>("id").map_err(corrupt)?),
                     username: row.try_get("username").map_err(corrupt)?,
                     role: Self::decode_role(row)?,
+                    sites: Self::decode_sites(row)?,
                     password_hash: row.try_get("password_hash").map_err(corrupt)?,
                     disabled: row.try_get("disabled").map_err(corrupt)?,
                     must_change_password: row.try_get("must_change_password").map_err(corrupt)?,
@@ -78,6 +99,7 @@ macro_rules! sql_identity_store {
                     secret_hash: row.try_get("secret_hash").map_err(corrupt)?,
                     name: row.try_get("name").map_err(corrupt)?,
                     role: Self::decode_role(row)?,
+                    sites: Self::decode_sites(row)?,
                     created_by: row
                         .try_get::<Option<$crate::__private::Uuid>, _>("created_by")
                         .map_err(corrupt)?
@@ -94,19 +116,23 @@ macro_rules! sql_identity_store {
         impl $crate::__private::fb_core::ports::IdentityStore for $store {
             async fn insert_user(&self, user: &$crate::__private::fb_core::identity::User) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
                 let _turn = self.write_turn().await;
-                let query = $crate::__private::sqlx::query(
-                    "INSERT INTO users (id, username, role, password_hash, disabled, must_change_password, \
-                     password_changed_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
+                let sql = format!(
+                    "INSERT INTO users ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    $crate::USER_COLUMNS
+                );
+                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
                 .bind(user.id.0)
                 .bind(&user.username)
                 .bind(user.role.as_str())
+                .bind($crate::sites_to_text(&user.sites)?)
                 .bind(&user.password_hash)
                 .bind(user.disabled)
                 .bind(user.must_change_password)
                 .bind(user.password_changed_at)
                 .bind(user.created_at)
                 .bind(user.updated_at)
+                // A new user has no second factor yet, whatever `mfa_enabled` says.
+                .bind(None::<$crate::__private::OffsetDateTime>)
                 .execute(&self.pool);
                 Self::timed("identities.insert_user", query).await.map(drop)
             }
@@ -141,16 +167,14 @@ macro_rules! sql_identity_store {
                 at: $crate::__private::OffsetDateTime,
             ) -> Result<Option<$crate::__private::fb_core::identity::User>, $crate::__private::fb_core::ports::StoreError> {
                 let _turn = self.write_turn().await;
-                // The active admins are locked (where the backend can) and counted in the same
-                // statement as the update, so concurrent disables cannot both pass the check.
+                // The active admins of all sites are locked (where the backend can) and counted
+                // in the same statement as the update, so concurrent disables cannot both pass
+                // the check.
                 let sql = format!(
-                    "WITH active_admins AS MATERIALIZED \
-                       (SELECT id FROM users WHERE role = 'admin' AND disabled = FALSE {}) \
-                     UPDATE users SET disabled = $2, updated_at = $3 \
-                     WHERE id = $1 AND ($2 = FALSE OR role <> 'admin' OR disabled = TRUE \
-                       OR (SELECT COUNT(*) FROM active_admins) > 1) \
-                     RETURNING {}",
-                    $lock,
+                    "{} UPDATE users SET disabled = $2, updated_at = $3 \
+                     WHERE id = $1 AND ($2 = FALSE OR {}) RETURNING {}",
+                    $crate::full_admins_clause($lock),
+                    $crate::NOT_THE_LAST_FULL_ADMIN,
                     $crate::USER_COLUMNS
                 );
                 let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
@@ -159,6 +183,32 @@ macro_rules! sql_identity_store {
                     .bind(at)
                     .fetch_optional(&self.pool);
                 Self::timed("identities.set_user_disabled", query).await?.as_ref().map(Self::decode_user).transpose()
+            }
+
+            async fn update_user_access(
+                &self,
+                id: $crate::__private::fb_core::identity::UserId,
+                role: $crate::__private::fb_core::identity::Role,
+                sites: &$crate::__private::fb_core::identity::SiteScope,
+                at: $crate::__private::OffsetDateTime,
+            ) -> Result<Option<$crate::__private::fb_core::identity::User>, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
+                // As in set_user_disabled: the change goes through if the user stays an admin
+                // of all sites, is not one now, or is not the last one, decided in one statement.
+                let sql = format!(
+                    "{} UPDATE users SET role = $2, sites = $3, updated_at = $4 \
+                     WHERE id = $1 AND (($2 = 'admin' AND $3 = 'all') OR {}) RETURNING {}",
+                    $crate::full_admins_clause($lock),
+                    $crate::NOT_THE_LAST_FULL_ADMIN,
+                    $crate::USER_COLUMNS
+                );
+                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
+                    .bind(id.0)
+                    .bind(role.as_str())
+                    .bind($crate::sites_to_text(sites)?)
+                    .bind(at)
+                    .fetch_optional(&self.pool);
+                Self::timed("identities.update_user_access", query).await?.as_ref().map(Self::decode_user).transpose()
             }
 
             async fn set_user_password(
@@ -181,15 +231,17 @@ macro_rules! sql_identity_store {
 
             async fn insert_api_key(&self, key: &$crate::__private::fb_core::identity::ApiKey) -> Result<(), $crate::__private::fb_core::ports::StoreError> {
                 let _turn = self.write_turn().await;
-                let query = $crate::__private::sqlx::query(
-                    "INSERT INTO api_keys (id, prefix, secret_hash, name, role, created_by, created_at, \
-                     expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
+                let sql = format!(
+                    "INSERT INTO api_keys ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    $crate::API_KEY_COLUMNS
+                );
+                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
                 .bind(key.id.0)
                 .bind(&key.prefix)
                 .bind(&key.secret_hash)
                 .bind(&key.name)
                 .bind(key.role.as_str())
+                .bind($crate::sites_to_text(&key.sites)?)
                 .bind(key.created_by.map(|u| u.0))
                 .bind(key.created_at)
                 .bind(key.expires_at)

@@ -14,6 +14,7 @@ mod machines;
 pub mod readings;
 mod series;
 pub mod sessions;
+mod sites;
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -35,9 +36,10 @@ pub mod __private {
 pub use audit::AUDIT_COLUMNS;
 pub use dead_letters::DEAD_LETTER_COLUMNS;
 pub use detection::{ALERT_COLUMNS, ANOMALY_COLUMNS};
-pub use identities::{API_KEY_COLUMNS, USER_COLUMNS};
+pub use identities::{API_KEY_COLUMNS, NOT_THE_LAST_FULL_ADMIN, USER_COLUMNS, full_admins_clause};
 pub use machines::{MACHINE_COLUMNS, sensors_from_json, sensors_to_json};
 pub use series::SeriesCache;
+pub use sites::{site_condition, sites_from_text, sites_to_text};
 
 /// Runs a query, records its latency as `fb_store_query_duration_seconds{backend, query}` and
 /// maps the driver error with the adapter's own classification.

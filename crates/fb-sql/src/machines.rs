@@ -110,10 +110,19 @@ macro_rules! sql_machine_store {
 
             async fn list_machines(
                 &self,
+                sites: &$crate::__private::fb_core::identity::SiteScope,
             ) -> Result<Vec<$crate::__private::fb_core::plant::Machine>, $crate::__private::fb_core::ports::StoreError> {
-                let sql = format!("SELECT {} FROM machines ORDER BY id", $crate::MACHINE_COLUMNS);
-                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool);
-                Self::timed("machines.list", query).await?.iter().map(Self::decode_machine).collect()
+                let (condition, names) = $crate::site_condition(sites, "site", 1)
+                    .unwrap_or_else(|| ("1 = 1".to_owned(), Vec::new()));
+                let sql = format!(
+                    "SELECT {} FROM machines WHERE {condition} ORDER BY id",
+                    $crate::MACHINE_COLUMNS
+                );
+                let mut query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql));
+                for name in names {
+                    query = query.bind(name);
+                }
+                Self::timed("machines.list", query.fetch_all(&self.pool)).await?.iter().map(Self::decode_machine).collect()
             }
 
             async fn update_machine(

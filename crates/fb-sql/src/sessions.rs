@@ -16,7 +16,7 @@ pub const SESSION_COLUMNS_OF_S: &str = "s.id AS s_id, s.user_id AS s_user_id, \
      s.end_reason AS s_end_reason";
 
 /// User columns qualified by the alias `u`.
-pub const USER_COLUMNS_OF_U: &str = "u.id, u.username, u.role, u.password_hash, u.disabled, \
+pub const USER_COLUMNS_OF_U: &str = "u.id, u.username, u.role, u.sites, u.password_hash, u.disabled, \
      u.must_change_password, u.password_changed_at, u.created_at, u.updated_at, u.totp_enabled_at";
 
 /// Most sessions listed for one user.

@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_sessions.sql"),
     ),
     (8, "audit", include_str!("../migrations/0008_audit.sql")),
+    (
+        9,
+        "site_scopes",
+        include_str!("../migrations/0009_site_scopes.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]

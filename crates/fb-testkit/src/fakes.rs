@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use fb_core::alerts::{Alert, AlertId};
 use fb_core::audit::{AuditEntry, AuditHead, AuditRecord, ScannedRecord};
 use fb_core::detection::Anomaly;
-use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
+use fb_core::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 use fb_core::plant::{Machine, MachineId, Reading, ReadingBatch, ScoreBatch, SensorKey, to_micros};
 use fb_core::ports::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, AppendOutcome, AuditFilter, AuditStore,
@@ -70,6 +70,17 @@ impl MemoryStore {
     }
 }
 
+/// An active admin of all sites: the plant is never left without one.
+fn is_full_admin(user: &User) -> bool {
+    user.role == Role::Admin && !user.disabled && user.sites.is_all()
+}
+
+/// The user is the only active admin of all sites.
+fn is_last_full_admin(s: &State, id: UserId) -> bool {
+    let full_admins = s.users.values().filter(|u| is_full_admin(u)).count();
+    s.users.get(&id).is_some_and(is_full_admin) && full_admins <= 1
+}
+
 #[async_trait]
 impl IdentityStore for MemoryStore {
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
@@ -112,17 +123,33 @@ impl IdentityStore for MemoryStore {
         at: OffsetDateTime,
     ) -> Result<Option<User>, StoreError> {
         Ok(self.with(|s| {
-            let active_admins = s
-                .users
-                .values()
-                .filter(|u| u.role == Role::Admin && !u.disabled)
-                .count();
+            let last_full_admin = is_last_full_admin(s, id);
             let user = s.users.get_mut(&id)?;
-            let last_admin = user.role == Role::Admin && !user.disabled && active_admins <= 1;
-            if disabled && last_admin {
+            if disabled && last_full_admin {
                 return None;
             }
             user.disabled = disabled;
+            user.updated_at = at;
+            Some(user.clone())
+        }))
+    }
+
+    async fn update_user_access(
+        &self,
+        id: UserId,
+        role: Role,
+        sites: &SiteScope,
+        at: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|s| {
+            let stays_full_admin = role == Role::Admin && sites.is_all();
+            let last_full_admin = is_last_full_admin(s, id);
+            let user = s.users.get_mut(&id)?;
+            if last_full_admin && !stays_full_admin {
+                return None;
+            }
+            user.role = role;
+            user.sites = sites.clone();
             user.updated_at = at;
             Some(user.clone())
         }))
@@ -503,8 +530,14 @@ impl MachineStore for MemoryStore {
         Ok(self.with(|s| s.machines.get(id).cloned()))
     }
 
-    async fn list_machines(&self) -> Result<Vec<Machine>, StoreError> {
-        Ok(self.with(|s| s.machines.values().cloned().collect()))
+    async fn list_machines(&self, sites: &SiteScope) -> Result<Vec<Machine>, StoreError> {
+        Ok(self.with(|s| {
+            s.machines
+                .values()
+                .filter(|m| sites.contains(&m.location.site))
+                .cloned()
+                .collect()
+        }))
     }
 
     async fn update_machine(&self, machine: &Machine) -> Result<bool, StoreError> {
@@ -740,6 +773,12 @@ impl AlertStore for MemoryStore {
                 .filter(|a| f.severity.is_none_or(|v| v == a.severity))
                 .filter(|a| f.kind.is_none_or(|k| k == a.kind))
                 .filter(|a| f.before.is_none_or(|b| a.id < b))
+                .filter(|a| {
+                    f.sites.is_all()
+                        || s.machines
+                            .get(&a.machine)
+                            .is_some_and(|m| f.sites.contains(&m.location.site))
+                })
                 .take(f.limit)
                 .cloned()
                 .collect()

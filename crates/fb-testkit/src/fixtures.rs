@@ -4,7 +4,7 @@ use uuid::Uuid;
 use fb_core::alerts::{Alert, AlertId, AlertKind, AlertStatus};
 use fb_core::audit::{AuditEntry, Outcome};
 use fb_core::detection::{Evidence, Severity};
-use fb_core::identity::{ApiKey, ApiKeyId, Role, User, UserId};
+use fb_core::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 use fb_core::plant::{
     Location, Machine, MachineClass, MachineId, MachineStatus, SensorKey, SensorKind, SensorSpec,
 };
@@ -20,6 +20,7 @@ pub fn user(username: &str, role: Role) -> User {
         id: UserId(Uuid::now_v7()),
         username: username.to_owned(),
         role,
+        sites: SiteScope::All,
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$fixture${username}"),
         disabled: false,
         must_change_password: false,
@@ -37,6 +38,7 @@ pub fn api_key(prefix: &str, role: Role, created_by: Option<UserId>) -> ApiKey {
         secret_hash: vec![0xab; 32],
         name: format!("key {prefix}"),
         role,
+        sites: SiteScope::All,
         created_by,
         created_at: instant(),
         expires_at: None,

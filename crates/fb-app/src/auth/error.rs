@@ -3,6 +3,7 @@ use fb_core::identity::Permission;
 use fb_core::ports::StoreError;
 
 use super::Rejection;
+use crate::scope::OutOfScope;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,8 +27,14 @@ pub enum Error {
     UsernameTaken,
     #[error("the API key is already revoked")]
     ApiKeyRevoked,
-    #[error("the last active admin cannot be disabled")]
+    #[error(
+        "the last active admin of all sites cannot be disabled, demoted or limited to some sites"
+    )]
     LastAdmin,
+    #[error(transparent)]
+    OutOfScope(#[from] OutOfScope),
+    #[error("nobody can change their own role or sites")]
+    OwnAccessChange,
     #[error("too many logins are being checked at once; retry shortly")]
     Busy,
     #[error("the refresh token is unknown, expired, or of a session that has ended")]
@@ -66,6 +73,8 @@ impl Coded for Error {
             Error::UsernameTaken => Code::username_taken,
             Error::ApiKeyRevoked => Code::api_key_revoked,
             Error::LastAdmin => Code::last_admin,
+            Error::OutOfScope(e) => e.code(),
+            Error::OwnAccessChange => Code::own_access_change,
             Error::Busy => Code::auth_busy,
             Error::RefreshTokenInvalid => Code::refresh_token_invalid,
             Error::RefreshTokenReused => Code::refresh_token_reused,
@@ -83,6 +92,7 @@ impl Coded for Error {
     fn field_errors(&self) -> &[FieldError] {
         match self {
             Error::Validation(fields) => fields,
+            Error::OutOfScope(e) => e.field_errors(),
             _ => &[],
         }
     }

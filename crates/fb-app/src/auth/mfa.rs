@@ -222,7 +222,7 @@ impl Service {
     /// their sessions; they enrol again at their next login.
     pub async fn reset_mfa(&self, caller: &Principal, user: &UserRef) -> Result<User, Error> {
         require(caller, Permission::UsersManage)?;
-        let target = self.find_user(user).await?;
+        let target = self.find_user(caller, user).await?;
         self.mfa.clear_totp(target.id).await?;
         self.sessions
             .end_user_sessions(target.id, EndReason::MfaReset, self.clock.now())

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use fb_core::Clock;
 use fb_core::error::FieldError;
 use fb_core::identity::{
-    self, ApiKey, ApiKeyId, Permission, Principal, Role, Subject, User, UserId,
+    self, ApiKey, ApiKeyId, Permission, Principal, Role, SiteScope, Subject, User, UserId,
 };
 use fb_core::ports::{IdentityStore, MfaStore, SecretStore, SessionStore, Storage, StoreError};
 use fb_core::session::EndReason;
@@ -26,6 +26,8 @@ use fb_core::session::EndReason;
 pub use error::Error;
 pub use mfa::{MfaProof, MfaStatus, TotpEnrolment};
 pub use sessions::{ClientInfo, LoginOutcome, MfaChallenge, SessionTokens};
+
+use crate::scope::require_grantable;
 pub use token::{MIN_SECRET_BYTES, Rejection};
 
 /// Name under which the generated token-signing key is kept in the `SecretStore`.
@@ -110,6 +112,8 @@ pub struct AccessToken {
 pub struct NewUser {
     pub username: String,
     pub role: Role,
+    /// `None`: the creator's own sites (see [`SiteScope`] for why).
+    pub sites: Option<SiteScope>,
     /// `None` generates a password, returned once and flagged for change.
     pub password: Option<String>,
 }
@@ -128,6 +132,7 @@ impl std::fmt::Debug for NewUser {
         f.debug_struct("NewUser")
             .field("username", &self.username)
             .field("role", &self.role)
+            .field("sites", &self.sites)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -137,7 +142,16 @@ impl std::fmt::Debug for NewUser {
 pub struct NewApiKey {
     pub name: String,
     pub role: Role,
+    /// `None`: the creator's own sites.
+    pub sites: Option<SiteScope>,
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A change of a user's access; `None` leaves that part as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccessChange {
+    pub role: Option<Role>,
+    pub sites: Option<SiteScope>,
 }
 
 /// A user or key addressed by id or by its human name (username, key prefix).
@@ -312,6 +326,7 @@ impl Service {
         Ok(Principal {
             mfa_enrolment_pending: self.requires_mfa(user.role) && !session.mfa,
             role: user.role,
+            sites: user.sites,
             subject: Subject::User {
                 id: user.id,
                 username: user.username,
@@ -346,6 +361,7 @@ impl Service {
         }
         Ok(Principal {
             role: key.role,
+            sites: key.sites,
             subject: Subject::ApiKey {
                 id: key.id,
                 name: key.name,
@@ -363,6 +379,7 @@ impl Service {
         let new = NewUser {
             username: username.to_owned(),
             role: Role::Admin,
+            sites: Some(SiteScope::All),
             password: None,
         };
         match self.create_user(&Principal::system(), new).await {
@@ -383,6 +400,8 @@ impl Service {
         if !caller.role.can_grant(new.role) {
             return Err(Error::PermissionDenied(Permission::UsersManage));
         }
+        let sites = new.sites.unwrap_or_else(|| caller.sites.clone());
+        require_grantable(caller, "sites", &sites)?;
         let mut problems = Vec::new();
         let username = new.username.trim().to_owned();
         if let Err(e) = identity::validate_username("username", &username) {
@@ -409,6 +428,7 @@ impl Service {
             id: UserId(Uuid::now_v7()),
             username,
             role: new.role,
+            sites,
             password_hash: password::hash(plain).await?,
             disabled: false,
             must_change_password: generated.is_some(),
@@ -424,13 +444,16 @@ impl Service {
                 StoreError::Conflict { .. } => Error::UsernameTaken,
                 other => other.into(),
             })?;
-        tracing::info!(user_id = %user.id, username = %user.username, role = %user.role, "User created.");
+        tracing::info!(user_id = %user.id, username = %user.username, role = %user.role, sites = %user.sites, "User created.");
         Ok((user, generated))
     }
 
+    /// All users within the caller's sites (all users for a caller with every site).
     pub async fn list_users(&self, caller: &Principal) -> Result<Vec<User>, Error> {
         require(caller, Permission::UsersRead)?;
-        Ok(self.identities.list_users().await?)
+        let mut users = self.identities.list_users().await?;
+        users.retain(|u| caller.sites.covers(&u.sites));
+        Ok(users)
     }
 
     pub async fn current_user(&self, caller: &Principal) -> Result<Option<User>, Error> {
@@ -440,12 +463,47 @@ impl Service {
         }
     }
 
-    async fn find_user(&self, user: &UserRef) -> Result<User, Error> {
+    /// The user, if the caller's sites cover the user's: a caller limited to some sites
+    /// neither sees nor changes users who reach further (answered as unknown).
+    async fn find_user(&self, caller: &Principal, user: &UserRef) -> Result<User, Error> {
         let found = match user {
             UserRef::Id(id) => self.identities.user_by_id(*id).await?,
             UserRef::Username(name) => self.identities.user_by_username(name.trim()).await?,
         };
-        found.ok_or(Error::UserNotFound)
+        found
+            .filter(|u| caller.sites.covers(&u.sites))
+            .ok_or(Error::UserNotFound)
+    }
+
+    /// Changes a user's role and sites. Nobody changes their own; the new access must be one
+    /// the caller could grant, the user must be within the caller's sites, and the last active
+    /// admin of all sites keeps that (checked atomically by the store).
+    pub async fn update_user_access(
+        &self,
+        caller: &Principal,
+        user: &UserRef,
+        change: AccessChange,
+    ) -> Result<User, Error> {
+        require(caller, Permission::UsersManage)?;
+        let target = self.find_user(caller, user).await?;
+        if caller.user_id() == Some(target.id) {
+            return Err(Error::OwnAccessChange);
+        }
+        let role = change.role.unwrap_or(target.role);
+        let sites = change.sites.unwrap_or_else(|| target.sites.clone());
+        if !caller.role.can_grant(target.role) || !caller.role.can_grant(role) {
+            return Err(Error::PermissionDenied(Permission::UsersManage));
+        }
+        require_grantable(caller, "sites", &sites)?;
+        let Some(updated) = self
+            .identities
+            .update_user_access(target.id, role, &sites, self.clock.now())
+            .await?
+        else {
+            return Err(self.why_refused(target.id).await?);
+        };
+        tracing::info!(user_id = %updated.id, role = %updated.role, sites = %updated.sites, "User access changed.");
+        Ok(updated)
     }
 
     /// Disables or re-enables a user. A disabled user cannot log in, and its tokens stop working
@@ -457,17 +515,14 @@ impl Service {
         disabled: bool,
     ) -> Result<User, Error> {
         require(caller, Permission::UsersManage)?;
-        let target = self.find_user(user).await?;
+        let target = self.find_user(caller, user).await?;
         // The store refuses to disable the last active admin, atomically.
         let Some(updated) = self
             .identities
             .set_user_disabled(target.id, disabled, self.clock.now())
             .await?
         else {
-            return Err(match self.identities.user_by_id(target.id).await? {
-                Some(_) => Error::LastAdmin,
-                None => Error::UserNotFound,
-            });
+            return Err(self.why_refused(target.id).await?);
         };
         if disabled {
             // Everything the user could still act with ends with it.
@@ -485,6 +540,15 @@ impl Service {
             tracing::info!(user_id = %updated.id, "User enabled.");
         }
         Ok(updated)
+    }
+
+    /// Why the store refused a change of a user that was there a moment ago: it still is (so it
+    /// is the last admin of all sites), or it was deleted meanwhile.
+    async fn why_refused(&self, id: UserId) -> Result<Error, Error> {
+        Ok(match self.identities.user_by_id(id).await? {
+            Some(_) => Error::LastAdmin,
+            None => Error::UserNotFound,
+        })
     }
 
     /// Changes the caller's own password after checking the current one.
@@ -531,6 +595,8 @@ impl Service {
         if !caller.role.can_grant(new.role) {
             return Err(Error::PermissionDenied(Permission::ApiKeysManage));
         }
+        let sites = new.sites.unwrap_or_else(|| caller.sites.clone());
+        require_grantable(caller, "sites", &sites)?;
         let now = self.clock.now();
         let mut problems = Vec::new();
         if let Err(e) = identity::validate_api_key_name("name", &new.name) {
@@ -551,6 +617,7 @@ impl Service {
                 secret_hash: generated.secret_hash,
                 name: new.name.trim().to_owned(),
                 role: new.role,
+                sites: sites.clone(),
                 created_by: caller.user_id(),
                 created_at: now,
                 expires_at: new.expires_at,
@@ -559,7 +626,7 @@ impl Service {
             };
             match self.identities.insert_api_key(&key).await {
                 Ok(()) => {
-                    tracing::info!(api_key_id = %key.id, prefix = %key.prefix, role = %key.role, "API key created.");
+                    tracing::info!(api_key_id = %key.id, prefix = %key.prefix, role = %key.role, sites = %key.sites, "API key created.");
                     return Ok((key, generated.token));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -571,9 +638,12 @@ impl Service {
         ))
     }
 
+    /// All keys within the caller's sites (every key for a caller with every site).
     pub async fn list_api_keys(&self, caller: &Principal) -> Result<Vec<ApiKey>, Error> {
         require(caller, Permission::ApiKeysManage)?;
-        Ok(self.identities.list_api_keys().await?)
+        let mut keys = self.identities.list_api_keys().await?;
+        keys.retain(|k| caller.sites.covers(&k.sites));
+        Ok(keys)
     }
 
     /// Revokes a key by id or prefix. Revoking is final; the record stays for the audit trail.
@@ -587,6 +657,7 @@ impl Service {
             ApiKeyRef::Id(id) => self.identities.api_key_by_id(*id).await?,
             ApiKeyRef::Prefix(p) => self.identities.api_key_by_prefix(p.trim()).await?,
         }
+        .filter(|k| caller.sites.covers(&k.sites))
         .ok_or(Error::ApiKeyNotFound)?;
         if found.revoked_at.is_some() {
             return Err(Error::ApiKeyRevoked);
@@ -667,6 +738,7 @@ impl SystemPrincipal for Principal {
     fn system() -> Principal {
         Principal {
             role: Role::Admin,
+            sites: SiteScope::All,
             subject: Subject::System,
             mfa_enrolment_pending: false,
         }

@@ -294,7 +294,7 @@ impl Service {
         include_ended: bool,
     ) -> Result<(User, Vec<Session>), Error> {
         require(caller, Permission::UsersManage)?;
-        let target = self.find_user(user).await?;
+        let target = self.find_user(caller, user).await?;
         let sessions = self
             .sessions
             .list_sessions(target.id, include_ended, self.clock.now())
@@ -309,7 +309,7 @@ impl Service {
         user: &UserRef,
     ) -> Result<(User, u64), Error> {
         require(caller, Permission::UsersManage)?;
-        let target = self.find_user(user).await?;
+        let target = self.find_user(caller, user).await?;
         let ended = self
             .sessions
             .end_user_sessions(target.id, EndReason::Revoked, self.clock.now())

@@ -5,6 +5,14 @@
 //! the dead-letter store with its raw bytes and the reason; the answer is given only after both
 //! have committed, so nothing accepted is lost and nothing rejected disappears. A bounded number
 //! of batches run at once: beyond it callers get `ingest_overloaded` and should retry.
+//!
+//! A caller limited to some sites ([`crate::scope`]) writes only to machines of those sites.
+//! A reading of any other machine is refused as `unknown_machine`, word for word as for a
+//! machine that does not exist: a gateway key of one site must not be able to probe, reading
+//! by reading, which machine ids another site has. An admin diagnosing such a letter sees the
+//! machine in the registry and the key's sites in the key list; the audit log names the key.
+//! Dead letters may hold readings of any site, or of no machine at all, so only callers with
+//! every site list or replay them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +26,7 @@ use uuid::Uuid;
 
 use fb_core::Clock;
 use fb_core::error::{Code, Coded};
-use fb_core::identity::{Permission, Principal};
+use fb_core::identity::{Permission, Principal, SiteScope};
 use fb_core::plant::{
     IngestLimits, Location, Machine, MachineId, MachineStatus, ReadingBatch, Rejection, SensorKey,
     SensorKind, SensorSpec, SeriesIdx, TimeWindow, check_reading, to_micros,
@@ -27,7 +35,12 @@ use fb_core::ports::{
     DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore, ReadingStore, StoreError,
 };
 
+use crate::scope::{OutOfScope, require_all_sites};
+
 mod raw;
+
+/// The site of machines registered on their first reading.
+pub const AUTO_REGISTER_SITE: &str = "unassigned";
 
 pub use raw::{RawBytes, RawReading, RawTime, RawValue};
 
@@ -103,6 +116,8 @@ pub enum Error {
     #[error("no dead letter has this id")]
     DeadLetterNotFound,
     #[error(transparent)]
+    OutOfScope(#[from] OutOfScope),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -113,8 +128,16 @@ impl Coded for Error {
             Error::Payload(r) => r.code(),
             Error::PermissionDenied(_) => Code::permission_denied,
             Error::DeadLetterNotFound => Code::dead_letter_not_found,
+            Error::OutOfScope(e) => e.code(),
             Error::Store(StoreError::Unavailable(_)) => Code::storage_unavailable,
             Error::Store(_) => Code::internal,
+        }
+    }
+
+    fn field_errors(&self) -> &[fb_core::error::FieldError] {
+        match self {
+            Error::OutOfScope(e) => e.field_errors(),
+            _ => &[],
         }
     }
 }
@@ -265,7 +288,7 @@ impl Service {
         }
         let now = self.clock.now();
         let window = self.options.limits.window(now);
-        let mut registry = Registry::default();
+        let mut registry = Registry::new(&caller.sites);
         let mut batch = ReadingBatch::with_capacity(total);
         let mut letters = Vec::new();
         let mut refused = Vec::new();
@@ -291,7 +314,7 @@ impl Service {
                     }
                 };
                 match self
-                    .validate(reading, now, &window, &mut registry, &mut batch)
+                    .validate(caller, reading, now, &window, &mut registry, &mut batch)
                     .await?
                 {
                     Ok((series, ts, value)) => batch.push(series, ts, value),
@@ -393,11 +416,13 @@ impl Service {
         filter: &DeadLetterFilter,
     ) -> Result<Vec<DeadLetter>, Error> {
         require(caller, Permission::ReadingsWrite)?;
+        require_all_sites(caller, "dead letters")?;
         Ok(self.dead_letters.list_dead_letters(filter).await?)
     }
 
     pub async fn dead_letter(&self, caller: &Principal, id: Uuid) -> Result<DeadLetter, Error> {
         require(caller, Permission::ReadingsWrite)?;
+        require_all_sites(caller, "dead letters")?;
         self.dead_letters
             .dead_letter(id)
             .await?
@@ -407,6 +432,7 @@ impl Service {
     /// Records that a dead letter was replayed with nothing refused.
     pub async fn mark_replayed(&self, caller: &Principal, id: Uuid) -> Result<(), Error> {
         require(caller, Permission::ReadingsWrite)?;
+        require_all_sites(caller, "dead letters")?;
         if self
             .dead_letters
             .mark_replayed(id, self.clock.now())
@@ -457,10 +483,11 @@ impl Service {
     /// series costs no allocation.
     async fn validate(
         &self,
+        caller: &Principal,
         raw: &RawReading,
         now: OffsetDateTime,
         window: &TimeWindow,
-        registry: &mut Registry,
+        registry: &mut Registry<'_>,
         batch: &mut ReadingBatch,
     ) -> Result<Result<(SeriesIdx, i64, f64), Rejection>, Error> {
         let machine_text = raw.machine.trim();
@@ -491,11 +518,14 @@ impl Service {
             RawTime::Arrival => to_micros(now),
             RawTime::Invalid(text) => return Ok(Err(Rejection::InvalidTimestamp(text.clone()))),
         };
-        if !registry.load(&*self.machines, machine_text).await? {
-            if !self.options.auto_register {
-                return Ok(Err(Rejection::UnknownMachine(machine_text.to_owned())));
-            }
-            self.register_machine(machine_text, registry).await?;
+        // A machine outside the caller's sites loads as unknown, and only a caller who
+        // reaches the site of new machines may register one.
+        let known = registry.load(&*self.machines, machine_text).await?
+            || (self.options.auto_register
+                && caller.can_access_site(AUTO_REGISTER_SITE)
+                && self.register_machine(machine_text, registry).await?);
+        if !known {
+            return Ok(Err(Rejection::UnknownMachine(machine_text.to_owned())));
         }
         let active = registry.get(machine_text).is_some_and(|m| m.machine.active);
         if !active {
@@ -543,7 +573,9 @@ impl Service {
         Ok(Ok((series, ts, value)))
     }
 
-    async fn register_machine(&self, id: &str, registry: &mut Registry) -> Result<(), Error> {
+    /// Registers an unknown machine in [`AUTO_REGISTER_SITE`]; `false` when the id turns out to
+    /// be taken by a machine outside the caller's sites (it existed, or appeared meanwhile).
+    async fn register_machine(&self, id: &str, registry: &mut Registry<'_>) -> Result<bool, Error> {
         let Some(id) = MachineId::parse(id) else {
             return Err(Error::Store(StoreError::Corrupt(
                 "invalid machine id".into(),
@@ -556,7 +588,7 @@ impl Service {
             machine_type: "unclassified".into(),
             machine_class: None,
             location: Location {
-                site: "unassigned".into(),
+                site: AUTO_REGISTER_SITE.into(),
                 area: None,
                 line: None,
                 cell: None,
@@ -579,11 +611,7 @@ impl Service {
             Err(e) => return Err(e.into()),
         }
         registry.machines.remove(id.0.as_str());
-        if registry.load(&*self.machines, &id.0).await? {
-            Ok(())
-        } else {
-            Err(Error::Store(StoreError::Corrupt("machine vanished".into())))
-        }
+        Ok(registry.load(&*self.machines, &id.0).await?)
     }
 
     /// Adds the sensor to the stored machine and the registry; returns its position.
@@ -592,7 +620,7 @@ impl Service {
         machine: &str,
         key: &str,
         unit: Option<&str>,
-        registry: &mut Registry,
+        registry: &mut Registry<'_>,
     ) -> Result<usize, Error> {
         let (Some(machine_id), Some(key)) = (MachineId::parse(machine), SensorKey::parse(key))
         else {
@@ -651,13 +679,21 @@ struct Slot {
     series: Vec<Option<SeriesIdx>>,
 }
 
-/// Machines looked up once per batch; `None` remembers an unknown id.
-#[derive(Default)]
-struct Registry {
+/// Machines looked up once per batch; `None` remembers an unknown id, or one outside the
+/// caller's sites (checked once per machine, not per reading).
+struct Registry<'a> {
+    sites: &'a SiteScope,
     machines: FxHashMap<MachineId, Option<Slot>>,
 }
 
-impl Registry {
+impl<'a> Registry<'a> {
+    fn new(sites: &'a SiteScope) -> Self {
+        Self {
+            sites,
+            machines: FxHashMap::default(),
+        }
+    }
+
     /// Known to exist (looked up already and found).
     fn knows(&self, id: &str) -> bool {
         matches!(self.machines.get(id), Some(Some(_)))
@@ -669,7 +705,10 @@ impl Registry {
             return Ok(slot.is_some());
         }
         let found = match MachineId::parse(id) {
-            Some(machine_id) => store.machine(&machine_id).await?,
+            Some(machine_id) => store
+                .machine(&machine_id)
+                .await?
+                .filter(|m| self.sites.contains(&m.location.site)),
             None => None,
         };
         let exists = found.is_some();

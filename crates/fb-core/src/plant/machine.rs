@@ -359,6 +359,18 @@ fn check_text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>
     }
 }
 
+/// The rules of a site name (`Location.site`), reported under `field`: 1 to 100 characters, no
+/// control characters, no '/'. Site scopes of users and API keys name sites by the same rules,
+/// so that every site a machine can be in can be granted.
+pub fn validate_site(field: &str, site: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_text(field, site, 100, &mut errors);
+    if site.contains('/') {
+        errors.push(FieldError::new(field, "must not contain '/'"));
+    }
+    errors
+}
+
 /// Every problem with a machine, each with its field path.
 pub fn validate_machine(m: &Machine) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -370,7 +382,7 @@ pub fn validate_machine(m: &Machine) -> Vec<FieldError> {
     }
     check_text("name", &m.name, 200, &mut errors);
     check_text("machine_type", &m.machine_type, 100, &mut errors);
-    check_text("location.site", &m.location.site, 100, &mut errors);
+    errors.extend(validate_site("location.site", &m.location.site));
     let levels = [
         ("area", &m.location.area),
         ("line", &m.location.line),
@@ -396,9 +408,6 @@ pub fn validate_machine(m: &Machine) -> Vec<FieldError> {
             }
             None => missing_above = missing_above.or(Some(name)),
         }
-    }
-    if m.location.site.contains('/') {
-        errors.push(FieldError::new("location.site", "must not contain '/'"));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, sensor) in m.sensors.iter().enumerate() {

@@ -6,13 +6,17 @@ use uuid::Uuid;
 
 use crate::alerts::{Alert, AlertId, AlertKind, AlertStatus};
 use crate::detection::{Anomaly, Severity};
+use crate::identity::SiteScope;
 use crate::plant::{MachineId, ScoreBatch, SensorKey};
 
 use super::{RangeQuery, StoreError};
 
 /// Which alerts to list, newest first.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertFilter {
+    /// Only alerts of machines in these sites. An alert whose machine was deleted has no site
+    /// any more, so only `SiteScope::All` lists it. No `Default`: every filter says its sites.
+    pub sites: SiteScope,
     pub machine: Option<MachineId>,
     pub status: Option<AlertStatus>,
     /// Open or acknowledged only (ignored when `status` is given).
@@ -22,6 +26,22 @@ pub struct AlertFilter {
     /// Page: alerts opened before this one (ids are time-ordered UUIDv7).
     pub before: Option<AlertId>,
     pub limit: usize,
+}
+
+impl AlertFilter {
+    /// Up to `limit` alerts of the given sites, newest first, with no other condition.
+    pub fn new(sites: SiteScope, limit: usize) -> Self {
+        Self {
+            sites,
+            machine: None,
+            status: None,
+            active_only: false,
+            severity: None,
+            kind: None,
+            before: None,
+            limit,
+        }
+    }
 }
 
 #[async_trait]

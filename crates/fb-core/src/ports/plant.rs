@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::Code;
+use crate::identity::SiteScope;
 use crate::plant::{Machine, MachineId, Reading, ReadingBatch, SensorKey};
 
 use super::StoreError;
@@ -14,8 +15,9 @@ pub trait MachineStore: Send + Sync {
     /// `Conflict { constraint: "machine_id" }` when the id is taken.
     async fn insert_machine(&self, machine: &Machine) -> Result<(), StoreError>;
     async fn machine(&self, id: &MachineId) -> Result<Option<Machine>, StoreError>;
-    /// All machines, ordered by id.
-    async fn list_machines(&self) -> Result<Vec<Machine>, StoreError>;
+    /// The machines of the given sites (every machine for `SiteScope::All`), ordered by id.
+    /// The sites are part of the query, so a later limit or page counts only visible machines.
+    async fn list_machines(&self, sites: &SiteScope) -> Result<Vec<Machine>, StoreError>;
     /// Replaces the stored machine with the same id; `false` if there is none.
     async fn update_machine(&self, machine: &Machine) -> Result<bool, StoreError>;
     /// Deletes the machine (its readings stay until retention removes them); `false` if none.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::identity::{ApiKey, ApiKeyId, User, UserId};
+use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
     AlertStore, AnomalyStore, AuditStore, DeadLetterStore, MachineStore, MfaStore, ReadingStore,
@@ -38,12 +38,23 @@ pub trait IdentityStore: Send + Sync {
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     async fn count_users(&self) -> Result<u64, StoreError>;
     /// Sets the disabled flag; returns the updated user, or `None` if there is no such user or
-    /// the change would disable the last active admin. Atomic: two concurrent calls can never
-    /// disable the last two admins between them.
+    /// the change would disable the last active admin of all sites (role admin, not disabled,
+    /// sites `All`). Atomic: two concurrent calls can never disable the last two admins between
+    /// them.
     async fn set_user_disabled(
         &self,
         id: UserId,
         disabled: bool,
+        at: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError>;
+    /// Sets role and sites; returns the updated user, or `None` if there is no such user or the
+    /// change would leave no active admin of all sites (the same rule and atomicity as
+    /// [`set_user_disabled`](Self::set_user_disabled)).
+    async fn update_user_access(
+        &self,
+        id: UserId,
+        role: Role,
+        sites: &SiteScope,
         at: OffsetDateTime,
     ) -> Result<Option<User>, StoreError>;
     /// Replaces the password hash, clears `must_change_password` and sets `password_changed_at`

@@ -5,6 +5,7 @@ use axum::extract::State;
 
 use fb_core::alerts::{AlertId, AlertKind, AlertStatus};
 use fb_core::detection::Severity;
+use fb_core::identity::SiteScope;
 use fb_core::plant::MachineId;
 use fb_core::ports::AlertFilter;
 
@@ -48,6 +49,8 @@ pub(crate) async fn list(
         ),
     };
     let filter = AlertFilter {
+        // The service narrows this to the caller's sites.
+        sites: SiteScope::All,
         machine: params.machine.map(MachineId),
         status,
         active_only,

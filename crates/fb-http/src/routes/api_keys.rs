@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppPath, Caller};
 use crate::state::AppState;
 
-/// All API keys, newest first, revoked ones included. Secrets are never listed.
+/// All API keys within the caller's sites, newest first, revoked ones included. Secrets are never listed.
 #[utoipa::path(get, operation_id = "list_api_keys", path = "/api/v1/api_keys", tag = "api_keys",
     responses((status = 200, description = "API keys", body = ApiKeyList)))]
 pub(crate) async fn list(
@@ -31,7 +31,7 @@ pub(crate) async fn list(
     responses(
         (status = 201, description = "Created", body = CreatedApiKey),
         (status = 400, description = "Invalid name, role or expiry", body = ErrorBody),
-        (status = 403, description = "Role more privileged than the caller's", body = ErrorBody),
+        (status = 403, description = "Role more privileged than the caller's, or sites beyond the caller's (site_out_of_scope)", body = ErrorBody),
     ))]
 pub(crate) async fn create(
     State(state): State<AppState>,
@@ -41,12 +41,14 @@ pub(crate) async fn create(
     let new = NewApiKey {
         name: body.name,
         role: body.role.into(),
+        sites: super::users::requested_sites(body.sites.as_ref())?,
         expires_at: body.expires_at,
     };
     let (api_key, key) = state.auth.create_api_key(&caller, new).await?;
     let facts = AuditFacts::target(format!("api_key:{}", api_key.id))
         .detail("prefix", api_key.prefix.as_str())
-        .detail("role", api_key.role.as_str());
+        .detail("role", api_key.role.as_str())
+        .detail("sites", api_key.sites.to_string());
     Ok((
         StatusCode::CREATED,
         facts,

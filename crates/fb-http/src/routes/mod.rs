@@ -228,6 +228,13 @@ pub fn table() -> Vec<Route> {
             post(users::create),
         ),
         route(
+            Method::PATCH,
+            "/api/v1/users/{user}",
+            Requires(P::UsersManage),
+            "user.update",
+            patch(users::update),
+        ),
+        route(
             Method::POST,
             "/api/v1/users/{user}/disable",
             Requires(P::UsersManage),

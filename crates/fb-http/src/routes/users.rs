@@ -4,17 +4,27 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use fb_app::auth::{NewUser, UserRef};
+use fb_app::auth::{AccessChange, NewUser, UserRef};
+use fb_core::identity::SiteScope;
 
 use crate::api::v1::{
-    CreateUserRequest, CreatedUser, Session, SessionList, SessionsEnded, User, UserList,
+    CreateUserRequest, CreatedUser, Session, SessionList, SessionsEnded, Sites, UpdateUserRequest,
+    User, UserList,
 };
 use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppPath, AppQuery, Caller};
 use crate::state::AppState;
 
-/// All users, ordered by username.
+/// The scope a request names in `sites`, checked; `None` when it names none.
+pub(crate) fn requested_sites(sites: Option<&Sites>) -> Result<Option<SiteScope>, ApiError> {
+    sites
+        .map(|s| s.to_scope("sites"))
+        .transpose()
+        .map_err(|fields| ApiError::from_coded(&fb_app::auth::Error::Validation(fields)))
+}
+
+/// All users within the caller's sites, ordered by username.
 #[utoipa::path(get, operation_id = "list_users", path = "/api/v1/users", tag = "users",
     responses((status = 200, description = "Users", body = UserList)))]
 pub(crate) async fn list(
@@ -43,12 +53,14 @@ pub(crate) async fn create(
     let new = NewUser {
         username: body.username,
         role: body.role.into(),
+        sites: requested_sites(body.sites.as_ref())?,
         password: body.password,
     };
     let (user, generated_password) = state.auth.create_user(&caller, new).await?;
     let facts = AuditFacts::target(format!("user:{}", user.username))
         .detail("user_id", user.id.to_string())
-        .detail("role", user.role.as_str());
+        .detail("role", user.role.as_str())
+        .detail("sites", user.sites.to_string());
     Ok((
         StatusCode::CREATED,
         facts,
@@ -57,6 +69,39 @@ pub(crate) async fn create(
             generated_password,
         }),
     ))
+}
+
+/// Changes a user's role and sites (by id or username). Nobody changes their own; the new role
+/// and sites must be within the caller's own; the last active admin of all sites stays one.
+#[utoipa::path(patch, operation_id = "update_user", path = "/api/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, description = "Changed", body = User),
+        (status = 400, description = "Invalid role or sites", body = ErrorBody),
+        (status = 403, description = "Role or sites beyond the caller's (site_out_of_scope), or the caller's own account (own_access_change)", body = ErrorBody),
+        (status = 404, description = "No such user within the caller's sites", body = ErrorBody),
+        (status = 409, description = "The last active admin of all sites", body = ErrorBody),
+    ))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    AppPath(user): AppPath<String>,
+    AppJson(body): AppJson<UpdateUserRequest>,
+) -> Result<(AuditFacts, Json<User>), ApiError> {
+    let change = AccessChange {
+        role: body.role.map(Into::into),
+        sites: requested_sites(body.sites.as_ref())?,
+    };
+    let user = state
+        .auth
+        .update_user_access(&caller, &UserRef::parse(&user), change)
+        .await?;
+    let facts = AuditFacts::target(format!("user:{}", user.username))
+        .detail("user_id", user.id.to_string())
+        .detail("role", user.role.as_str())
+        .detail("sites", user.sites.to_string());
+    Ok((facts, Json(user.into())))
 }
 
 /// Disables a user (by id or username): it can no longer log in and its tokens stop working.

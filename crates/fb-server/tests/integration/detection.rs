@@ -47,9 +47,14 @@ async fn lifecycle_on(app: TestApp) {
         ..AlertPolicy::default()
     };
     let alerts = Arc::new(
-        alerts::Service::start(app.storage.alerts.clone(), clock.clone(), policy)
-            .await
-            .unwrap(),
+        alerts::Service::start(
+            app.storage.alerts.clone(),
+            fb_app::scope::MachineVisibility::new(app.storage.machines.clone()),
+            clock.clone(),
+            policy,
+        )
+        .await
+        .unwrap(),
     );
     let mut detection = detection::Service::new(
         app.storage.machines.clone(),
@@ -89,6 +94,7 @@ async fn lifecycle_on(app: TestApp) {
     }
     let operator = Principal {
         role: Role::Operator,
+        sites: fb_core::identity::SiteScope::All,
         subject: Subject::User {
             id: UserId(uuid::Uuid::now_v7()),
             username: "otto".into(),
@@ -229,8 +235,7 @@ async fn lifecycle_on(app: TestApp) {
         .alerts
         .list_alerts(&AlertFilter {
             machine: Some(MachineId("sim-compressor-2".into())),
-            limit: 100,
-            ..AlertFilter::default()
+            ..AlertFilter::new(fb_core::identity::SiteScope::All, 100)
         })
         .await
         .unwrap();

@@ -16,4 +16,5 @@ mod machines;
 mod mqtt;
 mod ratelimit;
 mod readings;
+mod scopes;
 mod support;

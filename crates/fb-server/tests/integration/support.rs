@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use fb_app::auth::{self, NewUser, SystemPrincipal};
-use fb_core::identity::{Principal, Role};
+use fb_core::identity::{Principal, Role, SiteScope};
 use fb_core::ports::Storage;
 use fb_server::settings::{Layers, Settings};
 use fb_server::wire;
@@ -304,10 +304,17 @@ impl TestApp {
 
     /// Creates a user with the given role directly through the service and logs it in.
     pub async fn token_for(&self, username: &str, role: Role) -> String {
+        self.token_for_sites(username, role, SiteScope::All).await
+    }
+
+    /// Creates a user with the given role and sites directly through the service and logs it
+    /// in.
+    pub async fn token_for_sites(&self, username: &str, role: Role, sites: SiteScope) -> String {
         let password = format!("{username}-password-123");
         let new = NewUser {
             username: username.to_owned(),
             role,
+            sites: Some(sites),
             password: Some(password.clone()),
         };
         self.auth

@@ -3,6 +3,7 @@ use uuid::Uuid;
 
 use fb_core::alerts::{Alert, AlertAction, AlertId, AlertKind, AlertStatus};
 use fb_core::detection::{Anomaly, AnomalyKind, DetectorKind, Evidence, Severity};
+use fb_core::identity::SiteScope;
 use fb_core::plant::{MachineId, ScoreBatch, ScoreSample, SensorKey};
 use fb_core::ports::{AlertFilter, AnomalyFilter, RangeQuery, Storage, StoreError};
 
@@ -85,10 +86,7 @@ pub async fn alerts_are_listed_newest_first_with_filters(storage: &Storage) {
     assert!(store.update_alert(&resolved, 1).await.unwrap());
 
     let ids = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.id).collect::<Vec<_>>();
-    let all = AlertFilter {
-        limit: 100,
-        ..Default::default()
-    };
+    let all = AlertFilter::new(SiteScope::All, 100);
     assert_eq!(
         ids(store.list_alerts(&all).await.unwrap()),
         made.iter().rev().map(|a| a.id).collect::<Vec<_>>()
@@ -139,6 +137,63 @@ pub async fn alerts_are_listed_newest_first_with_filters(storage: &Storage) {
         ..all
     };
     assert_eq!(ids(store.list_alerts(&page).await.unwrap()), [made[1].id]);
+}
+
+pub async fn alerts_are_listed_by_the_sites_of_their_machines(storage: &Storage) {
+    let (machines, store) = (&storage.machines, &storage.alerts);
+    for (id, site) in [
+        ("north-1", "north"),
+        ("south-1", "south"),
+        ("quote-1", "o'hara; --"),
+    ] {
+        let mut m = fixtures::machine(id);
+        m.location.site = site.into();
+        machines.insert_machine(&m).await.unwrap();
+    }
+    let mut made = Vec::new();
+    for (machine, kind) in [
+        ("north-1", AlertKind::NoData),
+        ("south-1", AlertKind::NoData),
+        ("north-1", AlertKind::Overheating),
+        ("quote-1", AlertKind::NoData),
+        ("deleted-1", AlertKind::NoData),
+    ] {
+        let a = alert(machine, kind, Severity::Warning);
+        store.insert_alert(&a).await.unwrap();
+        made.push(a.id);
+    }
+    let listed = |sites: SiteScope, limit: usize| {
+        let filter = AlertFilter::new(sites, limit);
+        async move {
+            store
+                .list_alerts(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| a.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let named = |names: &[&str]| SiteScope::named("sites", names).unwrap();
+    assert_eq!(listed(named(&["north"]), 100).await, [made[2], made[0]]);
+    // The limit counts visible alerts only: the newest alerts (of other sites) do not use it up.
+    assert_eq!(listed(named(&["north"]), 1).await, [made[2]]);
+    assert_eq!(
+        listed(named(&["north", "south"]), 100).await,
+        [made[2], made[1], made[0]]
+    );
+    // Site names are bound, never spliced into the SQL.
+    assert_eq!(listed(named(&["o'hara; --"]), 100).await, [made[3]]);
+    assert!(listed(named(&["east"]), 100).await.is_empty());
+    assert!(
+        listed(SiteScope::Sites(Default::default()), 100)
+            .await
+            .is_empty()
+    );
+    // Every site also reaches the alert of a machine deleted since.
+    let mut everything = made.clone();
+    everything.reverse();
+    assert_eq!(listed(SiteScope::All, 100).await, everything);
 }
 
 pub async fn anomalies_round_trip_in_time_order(storage: &Storage) {

@@ -1,6 +1,6 @@
 use time::Duration;
 
-use fb_core::identity::{ApiKeyId, Role, UserId};
+use fb_core::identity::{ApiKeyId, Role, SiteScope, UserId};
 use fb_core::ports::{Storage, StoreError};
 
 use crate::fixtures::{api_key, instant, user};
@@ -258,5 +258,135 @@ pub async fn last_admin_cannot_be_disabled_even_concurrently(storage: &Storage) 
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+fn sites(names: &[&str]) -> SiteScope {
+    SiteScope::named("sites", names).unwrap()
+}
+
+pub async fn users_and_keys_keep_their_sites(storage: &Storage) {
+    let ids = &storage.identities;
+    let mut scoped = user("site-lead", Role::Supervisor);
+    scoped.sites = sites(&["plant-b", "plant-a", "all"]);
+    ids.insert_user(&scoped).await.unwrap();
+    let everywhere = user("roamer", Role::Viewer);
+    ids.insert_user(&everywhere).await.unwrap();
+    assert_eq!(
+        ids.user_by_id(scoped.id).await.unwrap(),
+        Some(scoped.clone())
+    );
+    assert_eq!(
+        ids.user_by_username("roamer").await.unwrap().unwrap().sites,
+        SiteScope::All
+    );
+    let listed: Vec<_> = ids
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.username, u.sites))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("roamer".to_owned(), SiteScope::All),
+            ("site-lead".to_owned(), scoped.sites.clone())
+        ]
+    );
+
+    let mut key = api_key("eeeeeeeeeeee", Role::Operator, Some(scoped.id));
+    key.sites = sites(&["plant-a"]);
+    ids.insert_api_key(&key).await.unwrap();
+    assert_eq!(
+        ids.api_key_by_prefix("eeeeeeeeeeee").await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(ids.list_api_keys().await.unwrap()[0].sites, key.sites);
+}
+
+pub async fn user_access_changes_but_an_admin_of_all_sites_stays(storage: &Storage) {
+    let ids = &storage.identities;
+    let later = instant() + Duration::minutes(3);
+    let a = user("admin-a", Role::Admin);
+    let b = user("admin-b", Role::Admin);
+    let mut scoped_admin = user("admin-north", Role::Admin);
+    scoped_admin.sites = sites(&["north"]);
+    let operator = user("operator", Role::Operator);
+    for u in [&a, &b, &scoped_admin, &operator] {
+        ids.insert_user(u).await.unwrap();
+    }
+
+    let changed = ids
+        .update_user_access(
+            operator.id,
+            Role::Supervisor,
+            &sites(&["north", "south"]),
+            later,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.role, Role::Supervisor);
+    assert_eq!(changed.sites, sites(&["north", "south"]));
+    assert_eq!(changed.updated_at, later);
+    assert_eq!(ids.user_by_id(operator.id).await.unwrap(), Some(changed));
+
+    // Demoting both admins of all sites at once: whatever the interleaving, one stays. An
+    // admin of some sites does not count.
+    let north = sites(&["north"]);
+    let (ra, rb) = tokio::join!(
+        ids.update_user_access(a.id, Role::Viewer, &SiteScope::All, later),
+        ids.update_user_access(b.id, Role::Admin, &north, later)
+    );
+    let changed = [ra.unwrap(), rb.unwrap()].into_iter().flatten().count();
+    assert_eq!(
+        changed, 1,
+        "exactly one of two admins of all sites can lose that"
+    );
+    let last = if ids.user_by_id(a.id).await.unwrap().unwrap().role == Role::Admin {
+        a.id
+    } else {
+        b.id
+    };
+    for (role, scope) in [
+        (Role::Supervisor, SiteScope::All),
+        (Role::Admin, sites(&["north"])),
+    ] {
+        assert_eq!(
+            ids.update_user_access(last, role, &scope, later)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert_eq!(
+        ids.set_user_disabled(last, true, later).await.unwrap(),
+        None
+    );
+    // Keeping the last one an admin of all sites is no demotion.
+    assert!(
+        ids.update_user_access(last, Role::Admin, &SiteScope::All, later)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The scoped admin is not protected by the rule.
+    assert!(
+        ids.set_user_disabled(scoped_admin.id, true, later)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        ids.update_user_access(
+            UserId(uuid::Uuid::now_v7()),
+            Role::Viewer,
+            &SiteScope::All,
+            later
+        )
+        .await
+        .unwrap(),
+        None
     );
 }

@@ -1,5 +1,6 @@
 use time::Duration;
 
+use fb_core::identity::SiteScope;
 use fb_core::plant::{MachineId, MachineStatus};
 use fb_core::ports::{Storage, StoreError};
 
@@ -49,7 +50,7 @@ pub async fn machines_are_listed_by_id(storage: &Storage) {
         store.insert_machine(&machine(id)).await.unwrap();
     }
     let ids: Vec<_> = store
-        .list_machines()
+        .list_machines(&SiteScope::All)
         .await
         .unwrap()
         .into_iter()
@@ -75,4 +76,43 @@ pub async fn machines_update_and_delete(storage: &Storage) {
     let mut ghost = machine("ghost");
     ghost.name = "never stored".into();
     assert!(!store.update_machine(&ghost).await.unwrap());
+}
+
+pub async fn machines_are_listed_by_site(storage: &Storage) {
+    let store = &storage.machines;
+    for (id, site) in [
+        ("a-2", "plant-a"),
+        ("b-1", "plant-b"),
+        ("a-1", "plant-a"),
+        ("c-1", "plant-c"),
+        ("q-1", "x') OR ('1' = '1"),
+    ] {
+        let mut m = machine(id);
+        m.location.site = site.into();
+        store.insert_machine(&m).await.unwrap();
+    }
+    let listed = |sites: SiteScope| async move {
+        store
+            .list_machines(&sites)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id.0)
+            .collect::<Vec<_>>()
+    };
+    let named = |names: &[&str]| SiteScope::named("sites", names).unwrap();
+    assert_eq!(listed(named(&["plant-a"])).await, ["a-1", "a-2"]);
+    assert_eq!(
+        listed(named(&["plant-c", "plant-a"])).await,
+        ["a-1", "a-2", "c-1"]
+    );
+    // Site names are bound, never spliced into the SQL.
+    assert_eq!(listed(named(&["x') OR ('1' = '1"])).await, ["q-1"]);
+    assert!(listed(named(&["plant-z"])).await.is_empty());
+    assert!(
+        listed(SiteScope::Sites(Default::default()))
+            .await
+            .is_empty()
+    );
+    assert_eq!(listed(SiteScope::All).await.len(), 5);
 }

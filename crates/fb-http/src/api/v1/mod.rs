@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use fb_core::identity::{self, Permission, Principal, Subject};
+use fb_core::error::FieldError;
+use fb_core::identity::{self, Permission, Principal, SiteScope, Subject};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +37,73 @@ impl From<Role> for identity::Role {
             Role::Supervisor => identity::Role::Supervisor,
             Role::Operator => identity::Role::Operator,
             Role::Viewer => identity::Role::Viewer,
+        }
+    }
+}
+
+/// The sites a user or API key reaches: `"all"` (every site, including sites added later), or
+/// a list of site names (as in a machine's `location.site`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Sites {
+    All(AllSites),
+    #[schema(example = json!(["plant-a", "plant-b"]))]
+    Named(Vec<String>),
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllSites {
+    All,
+}
+
+impl<'de> Deserialize<'de> for Sites {
+    // By hand rather than untagged, so that a wrong value gets a reason a person can act on.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Sites;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"all\" or a list of site names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Sites, E> {
+                if v == "all" {
+                    Ok(Sites::All(AllSites::All))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Sites, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(Sites::Named(names))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl Sites {
+    /// The scope, with every site name checked (problems named `field[i]`).
+    pub fn to_scope(&self, field: &str) -> Result<SiteScope, Vec<FieldError>> {
+        match self {
+            Sites::All(_) => Ok(SiteScope::All),
+            Sites::Named(names) => SiteScope::named(field, names),
+        }
+    }
+}
+
+impl From<&SiteScope> for Sites {
+    fn from(scope: &SiteScope) -> Self {
+        match scope {
+            SiteScope::All => Sites::All(AllSites::All),
+            SiteScope::Sites(names) => Sites::Named(names.iter().cloned().collect()),
         }
     }
 }
@@ -107,6 +175,7 @@ pub struct User {
     pub id: Uuid,
     pub username: String,
     pub role: Role,
+    pub sites: Sites,
     pub disabled: bool,
     pub must_change_password: bool,
     /// A second factor (TOTP) is enrolled.
@@ -123,6 +192,7 @@ impl From<identity::User> for User {
             id: u.id.0,
             username: u.username,
             role: u.role.into(),
+            sites: (&u.sites).into(),
             disabled: u.disabled,
             must_change_password: u.must_change_password,
             mfa_enabled: u.mfa_enabled,
@@ -139,9 +209,24 @@ pub struct CreateUserRequest {
     #[schema(example = "line3.operator")]
     pub username: String,
     pub role: Role,
+    /// Within the caller's own sites. Omitted: the caller's own sites.
+    #[serde(default)]
+    pub sites: Option<Sites>,
     /// At least 12 characters. Omit to have one generated and returned once.
     #[serde(default)]
     pub password: Option<String>,
+}
+
+/// A change of a user's access; omitted fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// No more privileged than the caller's own role.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Within the caller's own sites.
+    #[serde(default)]
+    pub sites: Option<Sites>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -173,6 +258,8 @@ pub struct Me {
     /// Username or API key name.
     pub name: String,
     pub role: Role,
+    /// The sites whose machines, readings and alerts the caller reaches.
+    pub sites: Sites,
     /// Every permission the caller holds now, e.g. `plant.read`.
     pub permissions: Vec<String>,
     pub must_change_password: bool,
@@ -196,6 +283,7 @@ impl Me {
             id,
             name,
             role: principal.role.into(),
+            sites: (&principal.sites).into(),
             permissions: Permission::ALL
                 .into_iter()
                 .filter(|p| principal.can(*p))
@@ -215,6 +303,7 @@ pub struct ApiKey {
     pub prefix: String,
     pub name: String,
     pub role: Role,
+    pub sites: Sites,
     pub created_by: Option<Uuid>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -233,6 +322,7 @@ impl From<identity::ApiKey> for ApiKey {
             prefix: k.prefix,
             name: k.name,
             role: k.role.into(),
+            sites: (&k.sites).into(),
             created_by: k.created_by.map(|u| u.0),
             created_at: k.created_at,
             expires_at: k.expires_at,
@@ -249,6 +339,9 @@ pub struct CreateApiKeyRequest {
     pub name: String,
     /// No more privileged than the caller's own role.
     pub role: Role,
+    /// Within the caller's own sites. Omitted: the caller's own sites.
+    #[serde(default)]
+    pub sites: Option<Sites>,
     /// Optional expiry (RFC 3339); the key stops working then.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
