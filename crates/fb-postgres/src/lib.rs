@@ -43,6 +43,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // 6 is taken by a change in flight; sqlx applies versions in order and allows gaps.
     (7, "audit", include_str!("../migrations/0007_audit.sql")),
+    // 8 is taken by a change in flight.
+    (9, "devices", include_str!("../migrations/0009_devices.sql")),
 ];
 
 #[derive(Clone)]
@@ -173,6 +175,7 @@ fb_sql::sql_machine_store!(PgStore, PgRow);
 fb_sql::sql_dead_letter_store!(PgStore, PgRow);
 fb_sql::sql_detection_store!(PgStore, PgRow);
 fb_sql::sql_audit_store!(PgStore, PgRow);
+fb_sql::sql_device_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 
@@ -184,6 +187,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         Some("api_keys_prefix_key") => "api_key_prefix",
         Some("machines_pkey") => "machine_id",
         Some("alerts_one_active") => "alert_active",
+        Some("devices_name_key") => "device_name",
         _ => "unique",
     };
     // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many

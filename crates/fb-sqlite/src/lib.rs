@@ -56,6 +56,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // 7 is taken by a change in flight; sqlx applies versions in order and allows gaps.
     (8, "audit", include_str!("../migrations/0008_audit.sql")),
+    // 9 is taken by a change in flight.
+    (
+        10,
+        "devices",
+        include_str!("../migrations/0010_devices.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -171,6 +177,7 @@ fb_sql::sql_machine_store!(SqliteStore, SqliteRow);
 fb_sql::sql_dead_letter_store!(SqliteStore, SqliteRow);
 fb_sql::sql_detection_store!(SqliteStore, SqliteRow);
 fb_sql::sql_audit_store!(SqliteStore, SqliteRow);
+fb_sql::sql_device_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 
@@ -204,6 +211,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
             "machine_id"
         } else if message.contains("alerts.machine_id") {
             "alert_active"
+        } else if message.contains("devices.name") {
+            "device_name"
         } else {
             "unique"
         }

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use crate::identity::{ApiKey, ApiKeyId, User, UserId};
 
 use super::{
-    AlertStore, AnomalyStore, AuditStore, DeadLetterStore, MachineStore, ReadingStore, ScoreStore,
+    AlertStore, AnomalyStore, AuditStore, DeadLetterStore, DeviceStore, MachineStore, ReadingStore,
+    ScoreStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -103,6 +104,7 @@ pub struct Storage {
     pub anomalies: Arc<dyn AnomalyStore>,
     pub scores: Arc<dyn ScoreStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub devices: Arc<dyn DeviceStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -119,6 +121,7 @@ impl Storage {
             + AnomalyStore
             + ScoreStore
             + AuditStore
+            + DeviceStore
             + StoreHealth
             + 'static,
     {
@@ -132,6 +135,7 @@ impl Storage {
             anomalies: backend.clone(),
             scores: backend.clone(),
             audit: backend.clone(),
+            devices: backend.clone(),
             health: backend,
         }
     }

@@ -9,6 +9,7 @@
 mod audit;
 mod dead_letters;
 mod detection;
+mod devices;
 mod identities;
 mod machines;
 mod rate_limit;
@@ -18,6 +19,7 @@ mod secrets;
 pub use audit::*;
 pub use dead_letters::*;
 pub use detection::*;
+pub use devices::*;
 pub use identities::*;
 pub use machines::*;
 pub use rate_limit::*;
@@ -67,6 +69,10 @@ macro_rules! storage_conformance {
             audit_chain_starts_at_genesis_and_round_trips,
             audit_lists_with_filters_and_pages_both_ways,
             concurrent_audit_appends_form_one_chain,
+            devices_round_trip,
+            device_names_are_unique_even_after_revocation,
+            devices_are_listed_by_name,
+            device_revocation_keeps_the_first_time_and_touch_records_connects,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
