@@ -151,6 +151,10 @@ pub async fn http_state(
             .unwrap_or(usize::MAX),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let devices = Arc::new(fb_app::devices::Service::new(
+        storage.devices.clone(),
+        clock.clone(),
+    ));
     let (i, q) = (&settings.ingest, &settings.query);
     let limits = fb_app::plant::QueryLimits {
         max_raw_range: time::Duration::hours(q.max_raw_range_hours as i64),
@@ -213,6 +217,7 @@ pub async fn http_state(
             ingest,
             alerts,
             audit: audit_service(storage),
+            devices,
         },
         storage.health.clone(),
         fb_http::metrics_handle(),

@@ -1,6 +1,6 @@
 //! Identities and authentication: login, access tokens, API keys, users (D1–D3 basics).
 
-mod api_key;
+pub(crate) mod api_key;
 mod error;
 pub mod password;
 mod token;
@@ -19,6 +19,7 @@ use fb_core::identity::{
 use fb_core::ports::{IdentityStore, Storage, StoreError};
 
 pub use error::Error;
+pub(crate) use error::describe_fields;
 pub use token::{MIN_SECRET_BYTES, Rejection};
 
 /// Name under which the generated token-signing key is kept in the `SecretStore`.
@@ -495,7 +496,7 @@ impl UserRef {
     }
 }
 
-fn require(caller: &Principal, permission: Permission) -> Result<(), Error> {
+pub(crate) fn require(caller: &Principal, permission: Permission) -> Result<(), Error> {
     if caller.can(permission) {
         Ok(())
     } else {

@@ -240,9 +240,11 @@ pub struct Readiness {
 
 mod alerts;
 mod audit;
+mod devices;
 mod machines;
 mod readings;
 pub use alerts::*;
 pub use audit::*;
+pub use devices::*;
 pub use machines::*;
 pub use readings::*;
