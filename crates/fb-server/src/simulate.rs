@@ -17,6 +17,8 @@ pub(crate) struct Args {
     pub api_key: Option<String>,
     pub seed: u64,
     pub topic_prefix: String,
+    /// (user name, password) for an mqtt:// target.
+    pub mqtt_credentials: Option<(String, String)>,
 }
 
 /// "90", "90s", "5m", "1h".
@@ -153,6 +155,9 @@ impl Sink {
                 port,
             );
             options.set_keep_alive(Duration::from_secs(30));
+            if let Some((username, password)) = &args.mqtt_credentials {
+                options.set_credentials(username.clone(), password.clone());
+            }
             let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10_000);
             let task = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
             return Ok(Sink::Mqtt {
