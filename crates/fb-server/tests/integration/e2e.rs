@@ -719,3 +719,41 @@ fn audit_log_names_the_first_admin_and_real_client_addresses() {
     assert_eq!(records[1]["source"], "127.0.0.1", "the peer's address");
     server.stop();
 }
+
+/// With Redis unreachable, rate-limit checks fail until the circuit in front of Redis opens, and
+/// the served `/metrics` says so (the real binary: a process of its own, so no other test's
+/// Redis store shares the gauge).
+#[test]
+fn metrics_show_the_redis_circuit_open_while_redis_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("redis.yaml");
+    // Nothing listens on port 1.
+    std::fs::write(
+        &config,
+        "rate_limits:\n  redis_url: \"redis://127.0.0.1:1\"\n  redis_timeout_ms: 200\n",
+    )
+    .unwrap();
+    let server = start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let token = admin_token(&server);
+    let open = "fb_outbound_circuit_state{target=\"redis\"} 2";
+    let mut metrics = String::new();
+    // Every request is checked against per_ip (and, signed in, per_principal): ten failed checks
+    // of ten open the circuit.
+    for _ in 0..20 {
+        let (status, body) = get(&format!("{}/metrics", server.base), Some(&token));
+        assert_eq!(status, 200, "requests never fail for Redis: {body}");
+        metrics = body;
+        if metrics.contains(open) {
+            break;
+        }
+    }
+    assert!(metrics.contains(open), "{metrics}");
+    assert!(
+        metrics.contains("fb_outbound_circuit_transitions_total{target=\"redis\",to=\"open\"} 1"),
+        "{metrics}"
+    );
+    server.stop();
+}
