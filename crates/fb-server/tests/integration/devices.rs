@@ -403,4 +403,35 @@ mod embedded {
         service.await.unwrap().unwrap();
         app.finish().await;
     }
+
+    /// `mqtt.embedded_allow_anonymous` is the one way to an open broker, and it says so.
+    #[tokio::test]
+    async fn anonymous_clients_connect_only_when_the_setting_allows_them() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let env: Vec<(String, String)> = vec![
+            ("FB__MQTT__EMBEDDED_BROKER".into(), "true".into()),
+            (
+                "FB__MQTT__EMBEDDED_LISTEN".into(),
+                format!("127.0.0.1:{port}"),
+            ),
+            ("FB__MQTT__EMBEDDED_ALLOW_ANONYMOUS".into(), "true".into()),
+        ];
+        let app = TestApp::with_env(env.clone()).await;
+        let settings = Settings::load(&Layers {
+            env,
+            ..Layers::default()
+        })
+        .unwrap();
+        let embedded = fb_server::wire::start_embedded_broker(&settings, &app.state.devices)
+            .unwrap()
+            .expect("the broker is enabled");
+        assert_eq!(embedded.ingest_credentials, None, "nobody is asked");
+        let client = format!("anonymous-{}", uuid::Uuid::now_v7().simple());
+        assert!(connects(port, &client, None).await);
+        app.finish().await;
+    }
 }
