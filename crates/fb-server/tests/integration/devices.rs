@@ -192,6 +192,22 @@ mod embedded {
         .expect("the broker answers or hangs up")
     }
 
+    /// The app's embedded broker, started from the settings `env` says.
+    fn start_broker(
+        app: &TestApp,
+        env: Vec<(String, String)>,
+    ) -> (Settings, fb_server::wire::EmbeddedMqtt) {
+        let settings = Settings::load(&Layers {
+            env,
+            ..Layers::default()
+        })
+        .unwrap();
+        let embedded = fb_server::wire::start_embedded_broker(&settings, &app.state.devices)
+            .unwrap()
+            .expect("the broker is enabled");
+        (settings, embedded)
+    }
+
     /// Log lines of this test's thread (the test runtime, where device checks run).
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -261,14 +277,7 @@ mod embedded {
         assert_eq!(device.status, StatusCode::CREATED, "{}", device.body);
         let password = device.body["password"].as_str().unwrap().to_owned();
 
-        let settings = Settings::load(&Layers {
-            env,
-            ..Layers::default()
-        })
-        .unwrap();
-        let embedded = fb_server::wire::start_embedded_broker(&settings, &app.state.devices)
-            .unwrap()
-            .expect("the broker is enabled");
+        let (settings, embedded) = start_broker(&app, env);
         let options = fb_server::wire::mqtt_options(&settings, Some(&embedded))
             .unwrap()
             .unwrap();
@@ -421,14 +430,7 @@ mod embedded {
             ("FB__MQTT__EMBEDDED_ALLOW_ANONYMOUS".into(), "true".into()),
         ];
         let app = TestApp::with_env(env.clone()).await;
-        let settings = Settings::load(&Layers {
-            env,
-            ..Layers::default()
-        })
-        .unwrap();
-        let embedded = fb_server::wire::start_embedded_broker(&settings, &app.state.devices)
-            .unwrap()
-            .expect("the broker is enabled");
+        let (_, embedded) = start_broker(&app, env);
         assert_eq!(embedded.ingest_credentials, None, "nobody is asked");
         let client = format!("anonymous-{}", uuid::Uuid::now_v7().simple());
         assert!(connects(port, &client, None).await);
