@@ -93,7 +93,7 @@ fn the_rules_keep_fb_outbound_a_support_library() {
             .clone()
     };
     let (ureq, app) = (dependency("ureq"), dependency(xtask::APP));
-    // Nothing uses fb-outbound yet: make the edge from another one.
+    // An edge to fb-outbound, made from fb-core's (a crate fb-sim may use) and renamed.
     let mut uses_outbound = dependency(xtask::CORE);
     uses_outbound.name = xtask::OUTBOUND.to_string();
     meta.packages[outbound].dependencies.extend([ureq, app]);

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod detection;
+pub mod devices;
 pub mod ingest;
 pub mod machine_cache;
 pub mod plant;

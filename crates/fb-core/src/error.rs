@@ -156,6 +156,12 @@ error_codes! {
     alert_not_found => NotFound;
     /// The alert cannot make this change from its current status (e.g. acknowledge a resolved alert).
     alert_transition_invalid => Conflict;
+    /// No device credential has this name or id.
+    device_not_found => NotFound;
+    /// Another device (revoked ones included) already has this name.
+    device_exists => Conflict;
+    /// The device credential is already revoked.
+    device_revoked => Conflict;
     /// The store (database) cannot be reached or timed out.
     storage_unavailable => Unavailable;
     /// The service is starting or shutting down, or a dependency is not ready.

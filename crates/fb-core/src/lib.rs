@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod audit;
 pub mod clock;
 pub mod detection;
+pub mod device;
 pub mod error;
 pub mod identity;
 pub mod plant;

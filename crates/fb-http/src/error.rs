@@ -159,6 +159,12 @@ impl From<fb_app::audit::Error> for ApiError {
     }
 }
 
+impl From<fb_app::devices::Error> for ApiError {
+    fn from(e: fb_app::devices::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
 impl From<fb_app::auth::Error> for ApiError {
     fn from(e: fb_app::auth::Error) -> Self {
         Self::from_coded(&e)

@@ -72,6 +72,9 @@ const RATE_LIMITED: &str = "RateLimited";
         routes::alerts::get,
         routes::alerts::acknowledge,
         routes::alerts::resolve,
+        routes::devices::list,
+        routes::devices::create,
+        routes::devices::revoke,
         routes::audit::list,
     ),
     tags(
@@ -82,6 +85,7 @@ const RATE_LIMITED: &str = "RateLimited";
         (name = "machines", description = "The machines registry: machines, sensors, limits"),
         (name = "readings", description = "Sensor readings in and out, and the dead letters of refused ones"),
         (name = "alerts", description = "Alerts and their lifecycle, and the anomalies detection found"),
+        (name = "devices", description = "Device credentials: the MQTT users of the embedded broker, one per device"),
         (name = "audit", description = "The audit log: who did what, when, from where, and how it ended"),
     )
 )]

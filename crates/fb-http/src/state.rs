@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use fb_app::{alerts, audit, auth, ingest, plant};
+use fb_app::{alerts, audit, auth, devices, ingest, plant};
 use fb_core::ports::StoreHealth;
 
 use crate::rate_limit::RateLimits;
@@ -28,6 +28,7 @@ pub struct Services {
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
     pub audit: Arc<audit::Service>,
+    pub devices: Arc<devices::Service>,
 }
 
 /// What handlers share. Cheap to clone.
@@ -38,6 +39,7 @@ pub struct AppState {
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
     pub audit: Arc<audit::Service>,
+    pub devices: Arc<devices::Service>,
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
@@ -59,6 +61,7 @@ impl AppState {
             ingest,
             alerts,
             audit,
+            devices,
         } = services;
         Self {
             auth,
@@ -66,6 +69,7 @@ impl AppState {
             ingest,
             alerts,
             audit,
+            devices,
             store,
             metrics,
             options,

@@ -146,6 +146,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                         Matcher::Full("fb_store_query_duration_seconds".into()),
                         &query_buckets,
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(fb_outbound::telemetry::CALL_DURATION_SECONDS.into()),
+                        fb_outbound::telemetry::CALL_DURATION_BUCKETS,
+                    )
                 });
             let recorder = match builder {
                 Ok(b) => b.build_recorder(),

@@ -167,6 +167,9 @@ enum Reach {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlPolicy {
     schemes: Vec<String>,
+    /// Ports of schemes the URL standard gives none (mqtt, redis, postgres), for URLs that name
+    /// no port.
+    default_ports: Vec<(String, u16)>,
     allow_userinfo: bool,
     ports: RangeInclusive<u16>,
     reach: Reach,
@@ -178,6 +181,7 @@ impl UrlPolicy {
     pub fn internal() -> Self {
         Self {
             schemes: vec!["http".into(), "https".into()],
+            default_ports: Vec::new(),
             allow_userinfo: false,
             ports: 1..=u16::MAX,
             reach: Reach::Internal,
@@ -197,6 +201,13 @@ impl UrlPolicy {
     /// Replaces the allowed schemes (lower case, as the parser normalises them).
     pub fn with_schemes(mut self, schemes: &[&str]) -> Self {
         self.schemes = schemes.iter().map(|s| s.to_ascii_lowercase()).collect();
+        self
+    }
+
+    /// The port of `scheme`'s URLs that name none, for schemes without a standard default
+    /// (`mqtt` 1883, `redis` 6379, `postgres` 5432). Without it such a URL must name a port.
+    pub fn with_default_port(mut self, scheme: &str, port: u16) -> Self {
+        self.default_ports.push((scheme.to_ascii_lowercase(), port));
         self
     }
 
@@ -286,7 +297,12 @@ impl UrlPolicy {
             }
             Some(StaticClass::Known(_) | StaticClass::Name) => {}
         }
-        let port = url.port_or_known_default();
+        let port = url.port_or_known_default().or_else(|| {
+            self.default_ports
+                .iter()
+                .find(|(scheme, _)| scheme == url.scheme())
+                .map(|(_, port)| *port)
+        });
         match port {
             None => errors.push(FieldError::new(field, "must name a port")),
             Some(port) if !self.ports.contains(&port) => errors.push(FieldError::new(

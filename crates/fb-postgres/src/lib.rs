@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "site_scopes",
         include_str!("../migrations/0008_site_scopes.sql"),
     ),
+    (9, "devices", include_str!("../migrations/0009_devices.sql")),
 ];
 
 #[derive(Clone)]
@@ -183,6 +184,7 @@ fb_sql::sql_dead_letter_store!(PgStore, PgRow);
 fb_sql::sql_detection_store!(PgStore, PgRow);
 fb_sql::sql_audit_store!(PgStore, PgRow);
 fb_sql::sql_session_store!(PgStore, PgRow);
+fb_sql::sql_device_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 
@@ -194,6 +196,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         Some("api_keys_prefix_key") => "api_key_prefix",
         Some("machines_pkey") => "machine_id",
         Some("alerts_one_active") => "alert_active",
+        Some("devices_name_key") => "device_name",
         _ => "unique",
     };
     // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many

@@ -7,13 +7,19 @@
 //! for all is what makes the limit one limit. Keys are `<prefix>ratelimit:<policy>:<subject>`
 //! and expire when their bucket is full again, so idle clients cost Redis nothing.
 //!
-//! Every call is bounded by `Options::timeout`. The connection is made on first use and remade
-//! after a failure, so a node starts and serves while Redis is down (the caller then limits on
-//! its own, see `fb_app::rate_limit::Limiter`).
+//! Every call goes through the resilience layer (`fb_outbound::Outbound`, target `redis`): bounded
+//! by `Options::timeout`, never retried (the caller's answer cannot wait, and it has its own
+//! buckets to fall back to), and behind a circuit breaker, so that a Redis that hangs costs one
+//! time-out per check only until the circuit opens; then checks fail at once until a probe
+//! finds Redis back. The breaker's state is `fb_outbound_circuit_state{target="redis"}` in
+//! `/metrics`. The connection is made on first use and remade after a failure, so a node starts
+//! and serves while Redis is down (the caller then limits on its own, see
+//! `fb_app::rate_limit::Limiter`).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fb_outbound::{BreakerSettings, CallError, Classify, ErrorClass, Outbound, Policy};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use fb_core::ports::{RateLimitStore, StoreError};
@@ -33,12 +39,44 @@ pub struct Options {
 /// A connection attempt may take longer than one check's time-out (it runs on its own and
 /// later checks use it), but not forever.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The name of Redis in the outbound metrics.
+pub const OUTBOUND_TARGET: &str = "redis";
+/// How long the circuit stays open before one check probes Redis again.
+const OPEN_FOR: Duration = Duration::from_secs(10);
+
+/// The breaker of rate-limit checks: every request makes one, so a window of 20 fills within a
+/// moment; half of them failing (at least 10 seen) means Redis is down or hanging.
+fn breaker_settings() -> BreakerSettings {
+    BreakerSettings::new(20, 10, 0.5).with_open_for(OPEN_FOR)
+}
 
 pub struct RedisRateLimitStore {
     connection: ConnectionManager,
     script: redis::Script,
     key_prefix: String,
     timeout: Duration,
+    outbound: Outbound,
+}
+
+/// A Redis error as the resilience layer sees it.
+#[derive(Debug)]
+struct RedisFailure(redis::RedisError);
+
+impl Classify for RedisFailure {
+    /// Redis unreachable, hung up or slow: retryable, and counted by the breaker. Anything
+    /// else (a script or type error) is Redis answering: the breaker counts it as Redis up.
+    fn class(&self) -> ErrorClass {
+        let e = &self.0;
+        if e.is_io_error()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_timeout()
+        {
+            ErrorClass::RETRYABLE
+        } else {
+            ErrorClass::Permanent
+        }
+    }
 }
 
 impl RedisRateLimitStore {
@@ -53,11 +91,14 @@ impl RedisRateLimitStore {
             .set_connection_timeout(Some(CONNECT_TIMEOUT));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::Other(Box::new(e)))?;
+        // One attempt: a rate-limit check answers now or falls back, it never waits for a retry.
+        let policy = Policy::new(options.timeout, options.timeout).with_max_attempts(1);
         Ok(Self {
             connection,
             script: redis::Script::new(include_str!("gcra.lua")),
             key_prefix: options.key_prefix.clone(),
             timeout: options.timeout,
+            outbound: Outbound::new(OUTBOUND_TARGET, policy, breaker_settings()),
         })
     }
 
@@ -66,25 +107,51 @@ impl RedisRateLimitStore {
         format!("{}ratelimit:{bucket}", self.key_prefix)
     }
 
-    /// The one Redis call of this adapter: the script, bounded by the time-out.
+    /// The state of the circuit breaker in front of Redis.
+    pub fn circuit_state(&self) -> fb_outbound::CircuitState {
+        self.outbound.circuit_state()
+    }
+
+    /// The one Redis call of this adapter: the script, through the resilience layer.
     async fn run_script(&self, key: &str, quota: &Quota) -> Result<(i64, i64, i64), StoreError> {
-        let mut connection = self.connection.clone();
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(self.key(key))
-            .arg(quota.interval_micros())
-            .arg(quota.capacity_micros());
-        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => Err(StoreError::Unavailable(Box::new(e))),
-            Err(_) => Err(StoreError::Unavailable(
+        let key = self.key(key);
+        let answer = self
+            .outbound
+            .call(|| {
+                let mut connection = self.connection.clone();
+                let mut invocation = self.script.prepare_invoke();
+                invocation
+                    .key(&key)
+                    .arg(quota.interval_micros())
+                    .arg(quota.capacity_micros());
+                async move {
+                    invocation
+                        .invoke_async::<(i64, i64, i64)>(&mut connection)
+                        .await
+                        .map_err(RedisFailure)
+                }
+            })
+            .await;
+        answer.map_err(|e| match e {
+            CallError::Failed { error, .. } => StoreError::Unavailable(Box::new(error.0)),
+            CallError::Timeout { .. } => StoreError::Unavailable(
                 format!(
                     "Redis did not answer within {} ms",
                     self.timeout.as_millis()
                 )
                 .into(),
-            )),
-        }
+            ),
+            CallError::CircuitOpen { retry_after } => StoreError::Unavailable(
+                format!(
+                    "Redis failed too often and is not asked (circuit open{})",
+                    retry_after.map_or_else(String::new, |wait| format!(
+                        "; next probe in {} ms",
+                        wait.as_millis()
+                    ))
+                )
+                .into(),
+            ),
+        })
     }
 }
 

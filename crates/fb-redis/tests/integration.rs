@@ -139,9 +139,8 @@ async fn an_unreachable_redis_is_unavailable_not_an_error_of_the_request() {
     }
 }
 
-#[tokio::test]
-async fn a_redis_that_never_answers_times_out() {
-    // A server that accepts connections and never says a word: what a hung Redis looks like.
+/// A server that accepts connections and never says a word: what a hung Redis looks like.
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let silent = tokio::spawn(async move {
@@ -150,6 +149,12 @@ async fn a_redis_that_never_answers_times_out() {
             held.push(socket);
         }
     });
+    (addr, silent)
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answers_times_out() {
+    let (addr, silent) = silent_server().await;
     let store = RedisRateLimitStore::open(&Options {
         url: format!("redis://{addr}"),
         key_prefix: fresh_prefix(),
@@ -174,4 +179,35 @@ fn a_malformed_url_is_refused_without_echoing_it() {
     let message = result.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("not valid"), "{message}");
     assert!(!message.contains("hunter2"));
+}
+
+/// A Redis that hangs costs one time-out per check only until the circuit opens: then checks
+/// are refused without asking it, until the breaker's probe.
+#[tokio::test]
+async fn a_hanging_redis_opens_the_circuit_and_is_no_longer_asked() {
+    let (addr, silent) = silent_server().await;
+    let store = RedisRateLimitStore::open(&Options {
+        url: format!("redis://{addr}"),
+        key_prefix: fresh_prefix(),
+        timeout: Duration::from_millis(20),
+    })
+    .unwrap();
+    assert_eq!(store.circuit_state(), fb_outbound::CircuitState::Closed);
+    let mut timed_out = 0;
+    while store.circuit_state() != fb_outbound::CircuitState::Open {
+        let result = store.check("ip:10.0.0.1", &per_hour(3)).await;
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        timed_out += 1;
+        assert!(timed_out <= 10, "ten failures of ten open the circuit");
+    }
+    match store.check("ip:10.0.0.1", &per_hour(3)).await {
+        Err(StoreError::Unavailable(e)) => {
+            assert!(e.to_string().contains("circuit open"), "{e}");
+        }
+        other => panic!("expected a refusal by the open circuit, got {other:?}"),
+    }
+    silent.abort();
 }

@@ -11,12 +11,13 @@ use anyhow::Context;
 use serde_json::json;
 
 use fb_app::auth::{self, ApiKeyRef, NewApiKey, NewUser, SystemPrincipal, UserRef};
+use fb_app::devices::{DeviceRef, NewDevice, Service as DeviceService};
 use fb_core::audit::{AuditEntry, AuditHead, Outcome};
 use fb_core::identity::{Principal, Role, SiteScope};
 use fb_core::ports::Storage;
 use fb_core::{Coded, ErrorKind};
 
-use crate::cli::{ApiKeyCommand, AuditCommand, AuthCommand, UserCommand};
+use crate::cli::{ApiKeyCommand, AuditCommand, AuthCommand, DeviceCommand, UserCommand};
 use crate::settings::Settings;
 use crate::wire;
 
@@ -315,6 +316,101 @@ pub(crate) async fn api_key(
     result
 }
 
+pub(crate) async fn device(
+    settings: &Settings,
+    command: DeviceCommand,
+    op_id: &str,
+) -> anyhow::Result<()> {
+    let storage = wire::open_storage(settings).await?;
+    let service = DeviceService::new(storage.devices.clone(), Arc::new(fb_core::SystemClock));
+    let audit = CommandAudit::new(&storage, op_id);
+    let system = Principal::system();
+    let result = match command {
+        DeviceCommand::Add {
+            name,
+            machine,
+            site,
+        } => {
+            let new = NewDevice {
+                name: name.clone(),
+                machine: machine.clone(),
+                site,
+            };
+            let created = service.create(&system, new).await;
+            let mut details = Vec::new();
+            if let Some(machine) = machine {
+                details.push(("machine", machine));
+            }
+            if let Ok((device, _)) = &created {
+                details.push(("device_id", device.id.to_string()));
+            }
+            audit
+                .record(
+                    "device.create",
+                    Some(format!("device:{name}")),
+                    &created,
+                    &details,
+                )
+                .await;
+            let (device, password) = created.map_err(describe)?;
+            println_out(&format!(
+                "created device {} (id {})",
+                device.name, device.id
+            ));
+            println_out(&format!("MQTT user name: {}", device.name));
+            println_out(&format!("MQTT password (shown once): {password}"));
+            Ok(())
+        }
+        DeviceCommand::List => {
+            let devices = service.list(&system).await.map_err(describe)?;
+            println_out(&format!(
+                "{:<36}  {:<24}  {:<8}  {:<24}  {}",
+                "ID", "NAME", "STATE", "MACHINE", "LAST CONNECTED"
+            ));
+            for d in devices {
+                let state = if d.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                let connected = d
+                    .last_connected_at
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| "never".to_owned());
+                println_out(&format!(
+                    "{:<36}  {:<24}  {state:<8}  {:<24}  {connected}",
+                    d.id,
+                    d.name,
+                    d.machine.as_deref().unwrap_or("-"),
+                ));
+            }
+            Ok(())
+        }
+        DeviceCommand::Revoke { device } => {
+            let revoked = service.revoke(&system, &DeviceRef::parse(&device)).await;
+            audit
+                .record(
+                    "device.revoke",
+                    Some(format!("device:{device}")),
+                    &revoked,
+                    &[],
+                )
+                .await;
+            let device = revoked.map_err(describe)?;
+            println_out(&format!(
+                "device {} revoked; a running server's embedded broker refuses it at its next connect",
+                device.name
+            ));
+            Ok(())
+        }
+    };
+    storage.health.close().await;
+    result
+}
+
 /// `audit verify` found problems: exit code 3.
 #[derive(Debug)]
 pub(crate) struct AuditDamaged {
@@ -444,11 +540,11 @@ impl CommandAudit {
         }
     }
 
-    async fn record<T>(
+    async fn record<T, E: Coded>(
         &self,
         action: &str,
         target: Option<String>,
-        result: &Result<T, auth::Error>,
+        result: &Result<T, E>,
         details: &[(&str, String)],
     ) {
         let mut details: BTreeMap<String, String> = details
@@ -482,7 +578,7 @@ impl CommandAudit {
 }
 
 /// Turns an area error into a message with its code and field details.
-fn describe(e: auth::Error) -> anyhow::Error {
+fn describe<E: Coded>(e: E) -> anyhow::Error {
     let mut text = format!("{} [{}]", e, e.code().as_str());
     for field in e.field_errors() {
         text.push_str(&format!("\n  {}: {}", field.field, field.reason));

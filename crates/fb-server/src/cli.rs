@@ -54,6 +54,9 @@ pub enum Command {
     /// Manage the token signing key.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Manage device credentials: the MQTT logins of the embedded broker, one per device.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Check the audit log's hash chain, or print its head to keep elsewhere.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -89,6 +92,17 @@ pub struct SimulateArgs {
     /// Topic prefix for an mqtt:// target.
     #[arg(long, default_value = "factorybrain")]
     pub topic_prefix: String,
+    /// MQTT user name for an mqtt:// target: a device name (`factorybrain device add`).
+    #[arg(long, env = "FB_MQTT_USERNAME", requires = "mqtt_password")]
+    pub mqtt_username: Option<String>,
+    /// MQTT password for an mqtt:// target (the device's, as printed once by `device add`).
+    #[arg(
+        long,
+        env = "FB_MQTT_PASSWORD",
+        hide_env_values = true,
+        requires = "mqtt_username"
+    )]
+    pub mqtt_password: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,6 +234,26 @@ pub enum ApiKeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Create a device credential; its MQTT password is printed once. The name is the device's
+    /// MQTT user name: name it after its machine to use the Mosquitto ACL pattern in the README.
+    Add {
+        /// 1 to 64 letters, digits, '.', '_' or '-'; never reused, even after revocation.
+        name: String,
+        /// The machine id the device sends for (informational).
+        #[arg(long)]
+        machine: Option<String>,
+        /// The site the device sits at (informational).
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// List device credentials (never their passwords).
+    List,
+    /// Revoke a device credential by name or id: the broker refuses it from then on.
+    Revoke { device: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check every record against its hash, each against the one before it, and the end against
     /// the stored head and any anchors. Exit code 0 when intact, 3 with every problem listed, one
@@ -323,6 +357,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Command::User(command) => admin::user(&settings, command, &op_id).await,
                 Command::Apikey(command) => admin::api_key(&settings, command, &op_id).await,
                 Command::Auth(command) => admin::auth(&settings, command, &op_id).await,
+                Command::Device(command) => admin::device(&settings, command, &op_id).await,
                 Command::Audit(command) => admin::audit(&settings, command).await,
                 Command::Config(_) | Command::Version | Command::Simulate(_) | Command::Eval(_) => {
                     Ok(())
@@ -389,6 +424,7 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
         api_key: args.api_key.clone(),
         seed: args.seed,
         topic_prefix: args.topic_prefix.clone(),
+        mqtt_credentials: args.mqtt_username.clone().zip(args.mqtt_password.clone()),
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -17,6 +17,8 @@ pub(crate) struct Args {
     pub api_key: Option<String>,
     pub seed: u64,
     pub topic_prefix: String,
+    /// (user name, password) for an mqtt:// target.
+    pub mqtt_credentials: Option<(String, String)>,
 }
 
 /// "90", "90s", "5m", "1h".
@@ -34,6 +36,9 @@ pub(crate) fn parse_duration(raw: &str) -> Result<Duration, String> {
     };
     Ok(Duration::from_secs(secs))
 }
+
+/// How long the MQTT sink waits for the broker to accept its connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -153,7 +158,33 @@ impl Sink {
                 port,
             );
             options.set_keep_alive(Duration::from_secs(30));
+            if let Some((username, password)) = &args.mqtt_credentials {
+                options.set_credentials(username.clone(), password.clone());
+            }
             let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10_000);
+            // Wait for the broker's answer, so that refused credentials stop the run with a
+            // message instead of publishing into a connection that is not there.
+            tokio::time::timeout(CONNECT_TIMEOUT, async {
+                loop {
+                    match eventloop.poll().await {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
+                            anyhow::ensure!(
+                                ack.code == rumqttc::ConnectReturnCode::Success,
+                                "the broker refused the connection ({:?}); check --mqtt-username and --mqtt-password",
+                                ack.code
+                            );
+                            return Ok(());
+                        }
+                        Ok(_) => {}
+                        Err(e) => anyhow::bail!(
+                            "cannot connect to the broker at {host}:{port} ({e}); a broker that \
+                             needs a login hangs up without one: see --mqtt-username and --mqtt-password"
+                        ),
+                    }
+                }
+            })
+            .await
+            .context("the broker did not answer within 10 s")??;
             let task = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
             return Ok(Sink::Mqtt {
                 client,

@@ -161,6 +161,10 @@ pub async fn http_state(
             .unwrap_or(usize::MAX),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let devices = Arc::new(fb_app::devices::Service::new(
+        storage.devices.clone(),
+        clock.clone(),
+    ));
     let (i, q) = (&settings.ingest, &settings.query);
     let limits = fb_app::plant::QueryLimits {
         max_raw_range: time::Duration::hours(q.max_raw_range_hours as i64),
@@ -224,6 +228,7 @@ pub async fn http_state(
             ingest,
             alerts,
             audit: audit_service(storage),
+            devices,
         },
         storage.health.clone(),
         fb_http::metrics_handle(),
@@ -358,21 +363,31 @@ pub struct EmbeddedMqtt {
     pub ingest_credentials: Option<(String, String)>,
 }
 
-/// Starts the built-in MQTT broker when `mqtt.embedded_broker` is on.
+/// MQTT ingest's user on the built-in broker; device names cannot start with `factorybrain-`.
 #[cfg(feature = "embedded-broker")]
-pub fn start_embedded_broker(settings: &Settings) -> anyhow::Result<Option<EmbeddedMqtt>> {
+const INGEST_USER: &str = "factorybrain-ingest";
+
+/// Starts the built-in MQTT broker when `mqtt.embedded_broker` is on. Devices log in with their
+/// device credentials (checked by `devices` on this runtime), MQTT ingest with a user generated
+/// now; a device revoked through `devices` loses its connection at once. With
+/// `mqtt.embedded_allow_anonymous` nobody is asked for credentials.
+#[cfg(feature = "embedded-broker")]
+pub fn start_embedded_broker(
+    settings: &Settings,
+    devices: &Arc<fb_app::devices::Service>,
+) -> anyhow::Result<Option<EmbeddedMqtt>> {
     let m = &settings.mqtt;
     if !m.embedded_broker {
         return Ok(None);
     }
     let listen: std::net::SocketAddr = m.embedded_listen.parse().context("mqtt.embedded_listen")?;
-    let mut credentials = Vec::new();
-    let mut ingest_credentials = None;
-    if !m.embedded_username.is_empty() {
-        credentials.push((
-            m.embedded_username.clone(),
-            m.embedded_password.expose().to_owned(),
-        ));
+    let (authenticate, ingest_credentials) = if m.embedded_allow_anonymous {
+        tracing::warn!(
+            "The embedded MQTT broker accepts anonymous clients (mqtt.embedded_allow_anonymous): \
+             anyone who reaches it can publish readings."
+        );
+        (None, None)
+    } else {
         let password: String = {
             use rand::Rng;
             rand::rng()
@@ -381,16 +396,33 @@ pub fn start_embedded_broker(settings: &Settings) -> anyhow::Result<Option<Embed
                 .map(char::from)
                 .collect()
         };
-        credentials.push(("factorybrain-ingest".to_owned(), password.clone()));
-        ingest_credentials = Some(("factorybrain-ingest".to_owned(), password));
-    }
-    let broker = fb_broker::start(&fb_broker::Options {
+        (
+            Some(device_check(devices.clone())),
+            Some((INGEST_USER.to_owned(), password)),
+        )
+    };
+    let broker = Arc::new(fb_broker::start(&fb_broker::Options {
         listen,
-        credentials,
+        authenticate,
+        local_users: ingest_credentials.iter().cloned().collect(),
         max_connections: 10_000,
         max_payload_bytes: 1 << 20,
         max_inflight: 1000,
-    })?;
+    })?);
+    if ingest_credentials.is_some() {
+        let mut revoked = devices.subscribe_revocations();
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            loop {
+                match revoked.recv().await {
+                    Ok(device) => broker.disconnect_user(&device),
+                    // Missed revocations are still refused at the device's next connect.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
     let mut addr = broker.addr;
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -401,9 +433,40 @@ pub fn start_embedded_broker(settings: &Settings) -> anyhow::Result<Option<Embed
     }))
 }
 
+/// The broker's question "may this device connect?", answered by the devices use case on the
+/// server's runtime: the broker's threads run runtimes of their own, and the store's
+/// connections belong to this one. A store failure refuses the device (and is logged).
+#[cfg(feature = "embedded-broker")]
+fn device_check(devices: Arc<fb_app::devices::Service>) -> fb_broker::Authenticate {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |client_id: String, name: String, password: String| {
+        let devices = devices.clone();
+        let check = runtime.spawn(async move {
+            match devices.authenticate(&name, &password).await {
+                Ok(device) => {
+                    tracing::info!(device = %device.name, client_id = %client_id, "Device connected to the embedded broker.");
+                    true
+                }
+                Err(fb_app::devices::Error::InvalidCredentials) => {
+                    tracing::info!(device = %name, client_id = %client_id, "Device refused by the embedded broker.");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(device = %name, error = %e, "Could not check a device's credentials; refused.");
+                    false
+                }
+            }
+        });
+        Box::pin(async move { check.await.unwrap_or(false) })
+    })
+}
+
 /// Settings refuse `mqtt.embedded_broker` in a build without the broker.
 #[cfg(not(feature = "embedded-broker"))]
-pub fn start_embedded_broker(_: &Settings) -> anyhow::Result<Option<EmbeddedMqtt>> {
+pub fn start_embedded_broker(
+    _: &Settings,
+    _: &Arc<fb_app::devices::Service>,
+) -> anyhow::Result<Option<EmbeddedMqtt>> {
     Ok(None)
 }
 

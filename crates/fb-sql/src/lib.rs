@@ -9,6 +9,7 @@
 pub mod audit;
 mod dead_letters;
 pub mod detection;
+mod devices;
 mod identities;
 mod machines;
 pub mod readings;
@@ -36,6 +37,7 @@ pub mod __private {
 pub use audit::AUDIT_COLUMNS;
 pub use dead_letters::DEAD_LETTER_COLUMNS;
 pub use detection::{ALERT_COLUMNS, ANOMALY_COLUMNS};
+pub use devices::DEVICE_COLUMNS;
 pub use identities::{API_KEY_COLUMNS, NOT_THE_LAST_FULL_ADMIN, USER_COLUMNS, full_admins_clause};
 pub use machines::{MACHINE_COLUMNS, sensors_from_json, sensors_to_json};
 pub use series::SeriesCache;

@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "site_scopes",
         include_str!("../migrations/0009_site_scopes.sql"),
     ),
+    (
+        10,
+        "devices",
+        include_str!("../migrations/0010_devices.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -181,6 +186,7 @@ fb_sql::sql_dead_letter_store!(SqliteStore, SqliteRow);
 fb_sql::sql_detection_store!(SqliteStore, SqliteRow);
 fb_sql::sql_audit_store!(SqliteStore, SqliteRow);
 fb_sql::sql_session_store!(SqliteStore, SqliteRow);
+fb_sql::sql_device_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 
@@ -214,6 +220,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
             "machine_id"
         } else if message.contains("alerts.machine_id") {
             "alert_active"
+        } else if message.contains("devices.name") {
+            "device_name"
         } else {
             "unique"
         }

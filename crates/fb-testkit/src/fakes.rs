@@ -11,13 +11,14 @@ use time::OffsetDateTime;
 use fb_core::alerts::{Alert, AlertId};
 use fb_core::audit::{AuditEntry, AuditHead, AuditRecord, ScannedRecord};
 use fb_core::detection::Anomaly;
+use fb_core::device::{Device, DeviceId};
 use fb_core::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 use fb_core::plant::{Machine, MachineId, Reading, ReadingBatch, ScoreBatch, SensorKey, to_micros};
 use fb_core::ports::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, AppendOutcome, AuditFilter, AuditStore,
-    BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, IdentityStore, MachineStore,
-    RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome, ScoreStore,
-    ScoredPoint, SecretStore, StoreError, StoreHealth,
+    BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, DeviceStore, IdentityStore,
+    MachineStore, RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,
+    ScoreStore, ScoredPoint, SecretStore, StoreError, StoreHealth,
 };
 use fb_core::ports::{MfaStore, SessionStore};
 use fb_core::session::{EndReason, RefreshToken, Rotation, Session, SessionId, Totp};
@@ -46,6 +47,8 @@ struct State {
     totp: BTreeMap<UserId, Totp>,
     /// (user, code hash) → used at.
     recovery_codes: BTreeMap<(UserId, Vec<u8>), Option<OffsetDateTime>>,
+    devices: BTreeMap<DeviceId, Device>,
+    device_touches: usize,
 }
 
 /// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).
@@ -67,6 +70,11 @@ impl MemoryStore {
     /// How many times `touch_api_key` was called: lets tests check write throttling.
     pub fn touch_count(&self) -> usize {
         self.with(|s| s.touches)
+    }
+
+    /// How many times `touch_device` was called: lets tests check write throttling.
+    pub fn device_touch_count(&self) -> usize {
+        self.with(|s| s.device_touches)
     }
 }
 
@@ -926,6 +934,57 @@ impl AuditStore for MemoryStore {
 
     async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError> {
         Ok(Some(self.with(|s| s.audit_head)))
+    }
+}
+
+#[async_trait]
+impl DeviceStore for MemoryStore {
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+        self.with(|s| {
+            if s.devices.values().any(|d| d.name == device.name) {
+                return Err(StoreError::Conflict {
+                    constraint: "device_name",
+                });
+            }
+            s.devices.insert(device.id, device.clone());
+            Ok(())
+        })
+    }
+
+    async fn device_by_name(&self, name: &str) -> Result<Option<Device>, StoreError> {
+        Ok(self.with(|s| s.devices.values().find(|d| d.name == name).cloned()))
+    }
+
+    async fn device_by_id(&self, id: DeviceId) -> Result<Option<Device>, StoreError> {
+        Ok(self.with(|s| s.devices.get(&id).cloned()))
+    }
+
+    async fn list_devices(&self) -> Result<Vec<Device>, StoreError> {
+        let mut devices: Vec<Device> = self.with(|s| s.devices.values().cloned().collect());
+        devices.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(devices)
+    }
+
+    async fn revoke_device(
+        &self,
+        id: DeviceId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Device>, StoreError> {
+        Ok(self.with(|s| {
+            let device = s.devices.get_mut(&id)?;
+            device.revoked_at.get_or_insert(at);
+            Some(device.clone())
+        }))
+    }
+
+    async fn touch_device(&self, id: DeviceId, at: OffsetDateTime) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.device_touches += 1;
+            if let Some(device) = s.devices.get_mut(&id) {
+                device.last_connected_at = Some(at);
+            }
+        });
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@ use uuid::Uuid;
 use fb_core::alerts::{Alert, AlertId, AlertKind, AlertStatus};
 use fb_core::audit::{AuditEntry, Outcome};
 use fb_core::detection::{Evidence, Severity};
+use fb_core::device::{Device, DeviceId};
 use fb_core::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 use fb_core::plant::{
     Location, Machine, MachineClass, MachineId, MachineStatus, SensorKey, SensorKind, SensorSpec,
@@ -43,6 +44,21 @@ pub fn api_key(prefix: &str, role: Role, created_by: Option<UserId>) -> ApiKey {
         created_at: instant(),
         expires_at: None,
         last_used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// A device of `machine` at site `plant-a`, with a fixed secret hash.
+pub fn device(name: &str, machine: Option<&str>, created_by: Option<UserId>) -> Device {
+    Device {
+        id: DeviceId(Uuid::now_v7()),
+        name: name.to_owned(),
+        machine: machine.map(str::to_owned),
+        site: Some("plant-a".to_owned()),
+        secret_hash: vec![0xcd; 32],
+        created_by,
+        created_at: instant(),
+        last_connected_at: None,
         revoked_at: None,
     }
 }

@@ -23,18 +23,22 @@ pub(crate) struct Generated {
 }
 
 pub(crate) fn generate() -> Generated {
-    let mut rng = rand::rng();
     let mut prefix = [0u8; PREFIX_BYTES];
-    rng.fill_bytes(&mut prefix);
-    let mut secret = [0u8; SECRET_BYTES];
-    rng.fill_bytes(&mut secret);
+    rand::rng().fill_bytes(&mut prefix);
     let prefix: String = prefix.iter().map(|b| format!("{b:02x}")).collect();
-    let secret = URL_SAFE_NO_PAD.encode(secret);
+    let secret = random_secret();
     Generated {
         secret_hash: hash_secret(&secret),
         token: format!("{SCHEME}{prefix}_{secret}"),
         prefix,
     }
+}
+
+/// 256 random bits as base64url (43 characters): API key and device secrets.
+pub(crate) fn random_secret() -> String {
+    let mut secret = [0u8; SECRET_BYTES];
+    rand::rng().fill_bytes(&mut secret);
+    URL_SAFE_NO_PAD.encode(secret)
 }
 
 /// Splits a presented key into (prefix, secret); `None` if it is not shaped like one of ours.

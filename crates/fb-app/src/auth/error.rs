@@ -98,7 +98,8 @@ impl Coded for Error {
     }
 }
 
-fn describe_fields(fields: &[FieldError]) -> String {
+/// `field 'x'` or `fields 'x', 'y'`, for the messages of validation errors.
+pub(crate) fn describe_fields(fields: &[FieldError]) -> String {
     let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
     match names.as_slice() {
         [] => "input".to_owned(),

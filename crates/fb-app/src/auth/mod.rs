@@ -1,7 +1,7 @@
 //! Identities and authentication: login, sessions with rotating refresh tokens, the second
 //! factor, access tokens, API keys, users (D1–D3).
 
-mod api_key;
+pub(crate) mod api_key;
 mod error;
 mod mfa;
 pub mod password;
@@ -28,6 +28,7 @@ pub use mfa::{MfaProof, MfaStatus, TotpEnrolment};
 pub use sessions::{ClientInfo, LoginOutcome, MfaChallenge, SessionTokens};
 
 use crate::scope::require_grantable;
+pub(crate) use error::describe_fields;
 pub use token::{MIN_SECRET_BYTES, Rejection};
 
 /// Name under which the generated token-signing key is kept in the `SecretStore`.
@@ -698,7 +699,7 @@ impl UserRef {
     }
 }
 
-fn require(caller: &Principal, permission: Permission) -> Result<(), Error> {
+pub(crate) fn require(caller: &Principal, permission: Permission) -> Result<(), Error> {
     if caller.can(permission) {
         Ok(())
     } else if caller.mfa_enrolment_pending && caller.role.allows(permission) {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod detection;
+mod device;
 mod plant;
 mod rate_limit;
 mod session;
@@ -12,6 +13,7 @@ pub use audit::{AuditFilter, AuditStore};
 pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };
+pub use device::DeviceStore;
 pub use plant::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,
     RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
-    AlertStore, AnomalyStore, AuditStore, DeadLetterStore, MachineStore, MfaStore, ReadingStore,
-    ScoreStore, SessionStore,
+    AlertStore, AnomalyStore, AuditStore, DeadLetterStore, DeviceStore, MachineStore, MfaStore,
+    ReadingStore, ScoreStore, SessionStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -130,6 +130,7 @@ pub struct Storage {
     pub audit: Arc<dyn AuditStore>,
     pub sessions: Arc<dyn SessionStore>,
     pub mfa: Arc<dyn MfaStore>,
+    pub devices: Arc<dyn DeviceStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -148,6 +149,7 @@ impl Storage {
             + AuditStore
             + SessionStore
             + MfaStore
+            + DeviceStore
             + StoreHealth
             + 'static,
     {
@@ -163,6 +165,7 @@ impl Storage {
             audit: backend.clone(),
             sessions: backend.clone(),
             mfa: backend.clone(),
+            devices: backend.clone(),
             health: backend,
         }
     }

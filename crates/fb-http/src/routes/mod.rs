@@ -4,6 +4,7 @@ pub(crate) mod alerts;
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod devices;
 pub(crate) mod machines;
 pub(crate) mod meta;
 pub(crate) mod readings;
@@ -397,6 +398,27 @@ pub fn table() -> Vec<Route> {
             Requires(P::AlertsManage),
             "alert.resolve",
             post(alerts::resolve),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/devices",
+            Requires(P::PlantManage),
+            "device.list",
+            get(devices::list),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/devices",
+            Requires(P::PlantManage),
+            "device.create",
+            post(devices::create),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/devices/{device}/revoke",
+            Requires(P::PlantManage),
+            "device.revoke",
+            post(devices::revoke),
         ),
         route(
             Method::GET,

@@ -212,9 +212,22 @@ fn a_policy_can_widen_schemes_and_credentials_and_narrow_ports() {
 
     let reasons = outcome(&mqtt, "mqtts://10.1.2.3:883").unwrap_err();
     assert_eq!(reasons, ["port 883 is outside 1024..=65535"]);
-    // A scheme without a default port must name one.
+    // A scheme without a default port must name one, unless the policy gives it one.
     let reasons = outcome(&mqtt, "mqtts://10.1.2.3").unwrap_err();
     assert_eq!(reasons, ["must name a port"]);
+    let defaulted = mqtt.with_default_port("mqtts", 8883);
+    assert_eq!(
+        defaulted
+            .check("broker", "mqtts://10.1.2.3")
+            .unwrap()
+            .port(),
+        8883
+    );
+    assert_eq!(
+        outcome(&defaulted.with_ports(9000..=9999), "mqtts://10.1.2.3").unwrap_err(),
+        ["port 8883 is outside 9000..=9999"],
+        "the default port is checked like a written one"
+    );
 }
 
 #[test]

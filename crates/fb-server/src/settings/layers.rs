@@ -31,6 +31,29 @@ impl std::fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {}
 
+/// Keys earlier versions had, with what replaces them: named instead of "unknown key", so that
+/// an upgrade that stops at them says what to do.
+const REMOVED: &[(&str, &str)] = &[
+    (
+        "mqtt.embedded_username",
+        "was removed: the shared device login is replaced by a credential per device \
+         (`factorybrain device add NAME` or POST /api/v1/devices); delete this key",
+    ),
+    (
+        "mqtt.embedded_password",
+        "was removed: the shared device login is replaced by a credential per device \
+         (`factorybrain device add NAME` or POST /api/v1/devices); delete this key",
+    ),
+];
+
+/// What replaced a key earlier versions had, if `path` is one.
+fn removed(path: &str) -> Option<&'static str> {
+    REMOVED
+        .iter()
+        .find(|(key, _)| *key == path)
+        .map(|(_, replacement)| *replacement)
+}
+
 /// Every problem found, reported together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingsErrors(pub Vec<SettingsError>);
@@ -108,7 +131,7 @@ impl Layers {
                 }
                 None => errors.push(SettingsError::new(
                     &format!("{name} ({dotted})"),
-                    "unknown setting in the environment",
+                    removed(&dotted).unwrap_or("unknown setting in the environment"),
                 )),
             }
         }
@@ -169,7 +192,10 @@ fn merge(
         match known.get(&key) {
             None => errors.push(SettingsError::new(
                 &path,
-                format!("unknown key; expected one of {}", keys(known)),
+                removed(&path).map_or_else(
+                    || format!("unknown key; expected one of {}", keys(known)),
+                    str::to_owned,
+                ),
             )),
             Some(default @ Value::Object(_)) => {
                 if let Some(slot) = target.get_mut(&key) {
@@ -235,7 +261,6 @@ const SECRET_PATHS: &[&str] = &[
     "auth.jwt_secret",
     "auth.jwt_previous_secret",
     "mqtt.password",
-    "mqtt.embedded_password",
     "rate_limits.redis_url",
 ];
 

@@ -9,6 +9,7 @@
 mod layers;
 mod rate_limits;
 mod secret;
+mod urls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,8 +65,7 @@ pub struct MqttSettings {
     pub batch_linger_ms: u64,
     pub embedded_broker: bool,
     pub embedded_listen: String,
-    pub embedded_username: String,
-    pub embedded_password: Secret,
+    pub embedded_allow_anonymous: bool,
 }
 
 /// A broker address taken apart.
@@ -77,32 +77,13 @@ pub struct BrokerAddress {
 }
 
 impl MqttSettings {
-    pub fn broker(&self) -> Result<BrokerAddress, SettingsError> {
-        let bad = || {
-            SettingsError::new(
-                "mqtt.url",
-                "must look like mqtt://host:port or mqtts://host:port",
-            )
-        };
-        let (tls, rest) = if let Some(rest) = self.url.strip_prefix("mqtts://") {
-            (true, rest)
-        } else if let Some(rest) = self.url.strip_prefix("mqtt://") {
-            (false, rest)
-        } else {
-            return Err(bad());
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-            None => (rest, if tls { 8883 } else { 1883 }),
-        };
-        if host.is_empty() {
-            return Err(bad());
-        }
+    /// The broker of `mqtt.url`, checked by the SSRF guard.
+    pub fn broker(&self) -> Result<BrokerAddress, SettingsErrors> {
+        let url = urls::mqtt(&self.url).map_err(SettingsErrors)?;
         Ok(BrokerAddress {
-            host: host.to_owned(),
-            port,
-            tls,
+            host: url.host().to_owned(),
+            port: url.port(),
+            tls: url.as_url().scheme() == "mqtts",
         })
     }
 }
@@ -416,15 +397,17 @@ impl Settings {
             "must be between 1 and 36500",
         );
         let m = &self.mqtt;
-        match m.broker() {
-            Ok(b) if b.tls && m.tls_ca_file.trim().is_empty() => check(
-                false,
-                "mqtt.tls_ca_file",
-                "is required for mqtts:// brokers",
-            ),
-            Ok(_) => {}
-            Err(e) => check(false, &e.path, &e.message),
-        }
+        let broker_problems = match m.broker() {
+            Ok(b) => {
+                check(
+                    !b.tls || !m.tls_ca_file.trim().is_empty(),
+                    "mqtt.tls_ca_file",
+                    "is required for mqtts:// brokers",
+                );
+                Vec::new()
+            }
+            Err(problems) => problems.0,
+        };
         check(
             !m.client_id.is_empty() && m.client_id.len() <= 128,
             "mqtt.client_id",
@@ -455,12 +438,13 @@ impl Settings {
             "mqtt.embedded_listen",
             "must be an address like 127.0.0.1:1883",
         );
-        check(
-            m.embedded_username.is_empty() == m.embedded_password.expose().is_empty(),
-            "mqtt.embedded_password",
-            "give both embedded_username and embedded_password, or neither",
-        );
+        errors.extend(broker_problems);
         let d = &self.detection;
+        let mut check = |ok: bool, path: &str, message: &str| {
+            if !ok {
+                errors.push(SettingsError::new(path, message));
+            }
+        };
         check(
             (10..=100_000).contains(&d.warmup_points),
             "detection.warmup_points",
@@ -554,6 +538,9 @@ impl Settings {
         }
         match self.storage_target() {
             Err(e) => errors.push(e),
+            Ok(StorageTarget::Postgres(url)) if cfg!(feature = "postgres") => {
+                errors.extend(urls::postgres(&url));
+            }
             Ok(StorageTarget::Postgres(_)) if !cfg!(feature = "postgres") => {
                 errors.push(SettingsError::new(
                     "storage.url",

@@ -81,12 +81,6 @@ impl RateLimitSettings {
         );
         let url = self.redis_url.expose().trim();
         check(
-            url.is_empty() || url.starts_with("redis://") || url.starts_with("redis+unix://"),
-            "rate_limits.redis_url",
-            "must be empty (each node limits on its own) or redis://host:port \
-             (TLS to Redis, rediss://, is not supported by this build)",
-        );
-        check(
             url.is_empty() || cfg!(feature = "redis"),
             "rate_limits.redis_url",
             "this build has no Redis support (built without the 'redis' feature)",
@@ -102,6 +96,7 @@ impl RateLimitSettings {
             "rate_limits.redis_timeout_ms",
             "must be between 1 and 10000",
         );
+        errors.extend(super::urls::redis(url));
     }
 }
 
@@ -192,13 +187,13 @@ mod tests {
                 "rate_limits.per_principal.period_secs",
                 "rate_limits.login_per_ip.burst",
                 "rate_limits.local_max_keys",
-                "rate_limits.redis_url",
                 "rate_limits.redis_prefix",
                 "rate_limits.redis_timeout_ms",
+                "rate_limits.redis_url",
             ]
         );
         assert!(!errors.to_string().contains("hunter2"));
-        assert!(errors.0[3].message.contains("rediss://"));
+        assert!(errors.0[5].message.contains("scheme 'rediss'"));
     }
 
     #[test]

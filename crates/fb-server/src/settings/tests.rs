@@ -300,7 +300,7 @@ fn retention_cutoffs_follow_the_settings() {
 }
 
 #[test]
-fn the_embedded_broker_needs_its_feature_and_paired_credentials() {
+fn the_embedded_broker_needs_its_feature_and_refuses_anonymous_devices_by_default() {
     let env = |pairs: &[(&str, &str)]| Layers {
         env: pairs
             .iter()
@@ -310,17 +310,36 @@ fn the_embedded_broker_needs_its_feature_and_paired_credentials() {
     };
     let on = Settings::load(&env(&[("FB__MQTT__EMBEDDED_BROKER", "true")]));
     if cfg!(feature = "embedded-broker") {
-        assert!(on.is_ok(), "{on:?}");
+        assert!(
+            !on.unwrap().mqtt.embedded_allow_anonymous,
+            "no default secrets, no open door"
+        );
     } else {
         assert_eq!(paths(&on.unwrap_err()), ["mqtt.embedded_broker"]);
     }
-    let half = Settings::load(&env(&[
-        ("FB__MQTT__EMBEDDED_USERNAME", "devices"),
-        ("FB__MQTT__EMBEDDED_LISTEN", "nowhere"),
-    ]))
+    let bad = Settings::load(&env(&[("FB__MQTT__EMBEDDED_LISTEN", "nowhere")])).unwrap_err();
+    assert_eq!(paths(&bad), ["mqtt.embedded_listen"]);
+}
+
+#[test]
+fn the_removed_shared_device_login_says_what_replaced_it() {
+    let f = file("mqtt:\n  embedded_username: devices\n  embedded_password: s3cret-devices\n");
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        env: vec![("FB__MQTT__EMBEDDED_PASSWORD".into(), "s3cret-env".into())],
+        ..layers()
+    })
     .unwrap_err();
     assert_eq!(
-        paths(&half),
-        ["mqtt.embedded_listen", "mqtt.embedded_password"]
+        paths(&errors),
+        [
+            "mqtt.embedded_password",
+            "mqtt.embedded_username",
+            "FB__MQTT__EMBEDDED_PASSWORD (mqtt.embedded_password)",
+        ]
     );
+    for e in &errors.0 {
+        assert!(e.message.contains("factorybrain device add"), "{e}");
+    }
+    assert!(!errors.to_string().contains("s3cret"));
 }

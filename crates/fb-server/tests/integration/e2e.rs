@@ -382,6 +382,9 @@ fn help_is_available_for_every_command() {
         vec!["config", "example", "--help"],
         vec!["user", "add", "--help"],
         vec!["apikey", "create", "--help"],
+        vec!["device", "add", "--help"],
+        vec!["device", "revoke", "--help"],
+        vec!["simulate", "--help"],
         vec!["audit", "verify", "--help"],
         vec!["audit", "head", "--help"],
         vec!["version", "--help"],
@@ -711,4 +714,125 @@ fn audit_log_names_the_first_admin_and_real_client_addresses() {
     assert_eq!(records[1]["outcome"], "success");
     assert_eq!(records[1]["source"], "127.0.0.1", "the peer's address");
     server.stop();
+}
+
+/// With Redis unreachable, rate-limit checks fail until the circuit in front of Redis opens, and
+/// the served `/metrics` says so (the real binary: a process of its own, so no other test's
+/// Redis store shares the gauge).
+#[test]
+fn metrics_show_the_redis_circuit_open_while_redis_is_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("redis.yaml");
+    // Nothing listens on port 1.
+    std::fs::write(
+        &config,
+        "rate_limits:\n  redis_url: \"redis://127.0.0.1:1\"\n  redis_timeout_ms: 200\n",
+    )
+    .unwrap();
+    let server = start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let token = admin_token(&server);
+    let open = "fb_outbound_circuit_state{target=\"redis\"} 2";
+    let mut metrics = String::new();
+    // Every request is checked against per_ip (and, signed in, per_principal): ten failed checks
+    // of ten open the circuit.
+    for _ in 0..20 {
+        let (status, body) = get(&format!("{}/metrics", server.base), Some(&token));
+        assert_eq!(status, 200, "requests never fail for Redis: {body}");
+        metrics = body;
+        if metrics.contains(open) {
+            break;
+        }
+    }
+    assert!(metrics.contains(open), "{metrics}");
+    assert!(
+        metrics.contains("fb_outbound_circuit_transitions_total{target=\"redis\",to=\"open\"} 1"),
+        "{metrics}"
+    );
+    server.stop();
+}
+
+/// `simulate --target mqtt://…` logs in to the built-in broker with a device credential; with a
+/// wrong one it stops and says why.
+#[cfg(feature = "embedded-broker")]
+#[test]
+fn simulate_publishes_to_the_embedded_broker_as_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("broker.yaml");
+    std::fs::write(
+        &config,
+        format!("mqtt:\n  embedded_broker: true\n  embedded_listen: \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let server = start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let token = admin_token(&server);
+    let mut created = agent()
+        .post(&format!("{}/api/v1/devices", server.base))
+        .header("authorization", &format!("Bearer {token}"))
+        .send_json(json!({"name": "sim-gateway"}))
+        .unwrap();
+    let password = created.body_mut().read_json::<Value>().unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let target = format!("mqtt://127.0.0.1:{port}");
+    let simulate = |password: &str| {
+        Command::new(BIN)
+            .args(["simulate", "--machines", "1", "--duration", "1s"])
+            .args(["--target", &target, "--mqtt-username", "sim-gateway"])
+            .env("FB_MQTT_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+
+    let refused = simulate("fbd_wrong");
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("--mqtt-password"), "{message}");
+    assert!(!message.contains("fbd_wrong"), "{message}");
+
+    let sent = simulate(&password);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    // The simulated machine is not registered, so what arrived is kept as dead letters, with
+    // the topic it came in by.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(
+            &format!("{}/api/v1/dead-letters?code=unknown_machine", server.base),
+            Some(&token),
+        );
+        assert_eq!(status, 200, "{body}");
+        if body.contains("mqtt:factorybrain/demo-plant/") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing arrived over MQTT: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = server.stop();
+    let logs = output.stdout.join("\n");
+    assert!(
+        logs.contains("Device refused by the embedded broker"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(&password[4..]),
+        "the device's secret was logged"
+    );
 }

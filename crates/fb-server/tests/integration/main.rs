@@ -10,6 +10,7 @@ mod api;
 mod audit;
 mod crash;
 mod detection;
+mod devices;
 mod docs;
 mod e2e;
 mod machines;

@@ -9,6 +9,7 @@
 mod audit;
 mod dead_letters;
 mod detection;
+mod devices;
 mod identities;
 mod machines;
 mod rate_limit;
@@ -19,6 +20,7 @@ mod sessions;
 pub use audit::*;
 pub use dead_letters::*;
 pub use detection::*;
+pub use devices::*;
 pub use identities::*;
 pub use machines::*;
 pub use rate_limit::*;
@@ -81,6 +83,10 @@ macro_rules! storage_conformance {
             totp_enrols_enables_and_never_accepts_a_step_twice,
             a_users_api_keys_are_revoked_together,
             secrets_are_read_and_replaced_together,
+            devices_round_trip,
+            device_names_are_unique_even_after_revocation,
+            devices_are_listed_by_name,
+            device_revocation_keeps_the_first_time_and_touch_records_connects,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

@@ -375,11 +375,13 @@ pub struct Readiness {
 
 mod alerts;
 mod audit;
+mod devices;
 mod machines;
 mod readings;
 mod sessions;
 pub use alerts::*;
 pub use audit::*;
+pub use devices::*;
 pub use machines::*;
 pub use readings::*;
 pub use sessions::*;
