@@ -33,8 +33,12 @@ impl Clock for SimClock {
 const STEP: i64 = 10;
 
 async fn lifecycle_on(app: TestApp) {
-    // Three hours ago, so that ingest takes the readings as recent history.
-    let t0 = OffsetDateTime::now_utc() - Duration::hours(3);
+    // Yesterday at 08:00 UTC: recent history for ingest, and the whole 90 minutes inside the
+    // simulated day shift. A run across a shift change (06:00, 14:00, 22:00) sees every
+    // machine's load jump, which is a real change of operating point, not the faults planned
+    // here; starting at "now minus three hours" made the test fail when run at those times.
+    let yesterday = OffsetDateTime::now_utc() - Duration::days(1);
+    let t0 = yesterday.replace_time(time::Time::from_hms(8, 0, 0).unwrap());
     let clock = Arc::new(SimClock(Mutex::new(t0)));
     let machines = plant_machines(3, t0);
     for (m, _) in &machines {
