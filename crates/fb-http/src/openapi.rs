@@ -59,6 +59,7 @@ const RATE_LIMITED: &str = "RateLimited";
         routes::alerts::acknowledge,
         routes::alerts::resolve,
         routes::audit::list,
+        routes::events::stream,
     ),
     tags(
         (name = "health", description = "Liveness, readiness, metrics, this document"),
@@ -69,6 +70,7 @@ const RATE_LIMITED: &str = "RateLimited";
         (name = "readings", description = "Sensor readings in and out, and the dead letters of refused ones"),
         (name = "alerts", description = "Alerts and their lifecycle, and the anomalies detection found"),
         (name = "audit", description = "The audit log: who did what, when, from where, and how it ended"),
+        (name = "events", description = "The live event stream (WebSocket): alerts, machine health, subscribed readings"),
     )
 )]
 struct ApiDoc;
@@ -102,10 +104,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
             continue; // A route without an annotated handler; the drift test reports it.
         };
         if !rate_limit::UNLIMITED_PATHS.contains(&route.path) {
-            operation.responses.responses.insert(
-                "429".to_owned(),
-                Ref::new(format!("#/components/responses/{RATE_LIMITED}")).into(),
-            );
+            // A route that refuses with 429 for a reason of its own describes both.
+            operation
+                .responses
+                .responses
+                .entry("429".to_owned())
+                .or_insert_with(|| {
+                    Ref::new(format!("#/components/responses/{RATE_LIMITED}")).into()
+                });
         }
         match route.access {
             Access::Public => operation.security = Some(Vec::new()),

@@ -12,6 +12,8 @@ mod crash;
 mod detection;
 mod docs;
 mod e2e;
+mod events;
+mod hardening;
 mod machines;
 mod mqtt;
 mod ratelimit;

@@ -22,6 +22,7 @@ pub const JWT_SECRET: &str = "integration-test-signing-secret-0123456789";
 
 pub struct TestApp {
     pub router: Router,
+    pub settings: Settings,
     pub state: fb_http::AppState,
     pub auth: Arc<auth::Service>,
     pub storage: Storage,
@@ -86,6 +87,7 @@ impl TestApp {
             .unwrap();
         Self {
             router: fb_http::router(state.clone()),
+            settings,
             state,
             auth,
             storage,

@@ -240,9 +240,11 @@ pub struct Readiness {
 
 mod alerts;
 mod audit;
+mod events;
 mod machines;
 mod readings;
 pub use alerts::*;
 pub use audit::*;
+pub use events::*;
 pub use machines::*;
 pub use readings::*;
