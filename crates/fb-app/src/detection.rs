@@ -77,6 +77,38 @@ pub struct Sources {
     pub refused: broadcast::Receiver<Arc<Vec<Refused>>>,
 }
 
+/// Every machine's health as detection recomputed it (every `health_every`), rounded to a
+/// tenth as on the machine record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthUpdate {
+    pub at: OffsetDateTime,
+    pub machines: Vec<(MachineId, f64)>,
+}
+
+/// Where detection announces health for live consumers (the event stream). A listener more
+/// than a few updates behind misses the oldest; the machines keep the stored value.
+#[derive(Debug, Clone)]
+pub struct HealthFeed(broadcast::Sender<Arc<HealthUpdate>>);
+
+impl Default for HealthFeed {
+    fn default() -> Self {
+        Self(broadcast::channel(16).0)
+    }
+}
+
+impl HealthFeed {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<HealthUpdate>> {
+        self.0.subscribe()
+    }
+
+    fn publish(&self, update: HealthUpdate) {
+        // Nobody listening is the common case, not an error.
+        if self.0.receiver_count() > 0 {
+            let _ = self.0.send(Arc::new(update));
+        }
+    }
+}
+
 /// Readings the novelty detector gets to between two looks at what else arrived (about a
 /// millisecond of work).
 const NOVELTY_CHUNK: usize = 64;
@@ -174,6 +206,7 @@ pub struct Service {
     generations: u64,
     /// Set while [`Service::run`] runs: results go to its writer task.
     writer: Option<tokio::sync::mpsc::Sender<Write>>,
+    health_feed: HealthFeed,
 }
 
 impl Service {
@@ -201,7 +234,14 @@ impl Service {
             backlog: std::collections::VecDeque::new(),
             generations: 0,
             writer: None,
+            health_feed: HealthFeed::default(),
         })
+    }
+
+    /// Announces every health update on `feed` too.
+    pub fn publish_health_to(mut self, feed: HealthFeed) -> Self {
+        self.health_feed = feed;
+        self
     }
 
     /// Stores scores, anomalies or health: at once, or through the writer task while [`run`] runs, so
@@ -472,10 +512,12 @@ impl Service {
         let now = self.clock.now();
         let mut observations = Vec::new();
         let mut changed = Vec::new();
+        let mut all = Vec::with_capacity(self.tracked.len());
         for (id, tracked) in &mut self.tracked {
             let signals = tracked.detector.health();
             let health = (health_score(&signals) * 10.0).round() / 10.0;
             metrics::gauge!("fb_machine_health", "machine" => id.0.clone()).set(health);
+            all.push((id.clone(), health));
             // Stored when it moved by a point or more, or a minute after a smaller move: the
             // gauge is exact every few seconds, the machine record need not be, and one write
             // per machine every few seconds would compete with ingest for the store.
@@ -507,6 +549,13 @@ impl Service {
         }
         if !changed.is_empty() {
             self.write(Write::Health(changed, now)).await?;
+        }
+        if !all.is_empty() {
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            self.health_feed.publish(HealthUpdate {
+                at: now,
+                machines: all,
+            });
         }
         self.alerts.observe(observations).await?;
         Ok(())

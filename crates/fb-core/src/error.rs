@@ -60,6 +60,8 @@ macro_rules! error_codes {
 error_codes! {
     /// The request body is not valid JSON or does not match the expected shape.
     invalid_json => InvalidInput;
+    /// The JSON body nests arrays and objects deeper than `server.max_json_depth`; it was refused before parsing.
+    json_too_deep => InvalidInput;
     /// One or more fields are invalid; `details` lists each field and the reason.
     invalid_field => InvalidInput;
     /// A path or query parameter is malformed.
@@ -82,6 +84,8 @@ error_codes! {
     invalid_api_key => Unauthenticated;
     /// The caller is authenticated but its role lacks the permission the route declares.
     permission_denied => Forbidden;
+    /// The request's Origin (a web page on another site) is neither the server's own nor listed in `server.allowed_origins`.
+    origin_not_allowed => Forbidden;
     /// The action needs a user session; API keys cannot perform it.
     user_session_required => Forbidden;
     /// No user has this id or username.
@@ -118,6 +122,10 @@ error_codes! {
     session_not_found => NotFound;
     /// Too many requests from this client address, user or API key, or too many login attempts; retry after the time in Retry-After (the RateLimit and RateLimit-Policy headers name the limit).
     rate_limited => RateLimited;
+    /// This user or API key, or the whole server, has as many event streams open as `events.max_connections_per_principal` or `events.max_connections` allow; close one first.
+    too_many_connections => RateLimited;
+    /// The route is a WebSocket endpoint: send a WebSocket handshake (GET with Upgrade: websocket).
+    websocket_required => InvalidInput;
     /// No machine has this id (and auto-registration is off).
     unknown_machine => InvalidInput;
     /// The machine has no sensor with this key (and auto-registration is off).

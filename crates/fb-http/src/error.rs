@@ -77,13 +77,16 @@ impl ApiError {
 
     /// A malformed query or path parameter, named in `details`.
     pub(crate) fn invalid_parameter(field: &str, reason: &str) -> Self {
-        Self::new(Code::invalid_parameter, format!("{field}: {reason}"))
-            .with_details(vec![FieldError::new(field, reason)])
+        Self::about_field(Code::invalid_parameter, field, reason)
     }
 
-    /// An invalid body field, named in `details`.
+    /// An invalid field of a request, named in `details`.
     pub(crate) fn invalid_field(field: &str, reason: &str) -> Self {
-        Self::new(Code::invalid_field, format!("{field}: {reason}"))
+        Self::about_field(Code::invalid_field, field, reason)
+    }
+
+    fn about_field(code: Code, field: &str, reason: &str) -> Self {
+        Self::new(code, format!("{field}: {reason}"))
             .with_details(vec![FieldError::new(field, reason)])
     }
 
@@ -98,6 +101,10 @@ impl ApiError {
 
     pub fn details(&self) -> &[FieldError] {
         &self.details
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// Internal detail for the log (never sent to the client).

@@ -12,36 +12,29 @@ use fb_core::error::FieldError;
 use fb_core::identity::Principal;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON body with our error format. Problems name the field in `details`, e.g.
 /// `{"field": "role", "reason": "unknown variant ..., expected one of admin, ..."}`, and never
-/// echo a submitted value (it might be a password).
+/// echo a submitted value (it might be a password). Bodies nested deeper than
+/// `server.max_json_depth` are refused before parsing.
 pub(crate) struct AppJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for AppJson<T>
+impl<T> FromRequest<AppState> for AppJson<T>
 where
     T: DeserializeOwned,
-    S: Send + Sync,
 {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(request.headers()) {
             return Err(ApiError::new(
                 Code::unsupported_media_type,
                 "expected a request body with Content-Type: application/json",
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(Code::payload_too_large, "the request body is too large")
-                } else {
-                    ApiError::new(Code::invalid_json, "the request body could not be read")
-                }
-            })?;
-        parse_json(&bytes).map(AppJson)
+        let bytes = read_body(request, state).await?;
+        parse_json_within(&bytes, state.options.max_json_depth).map(AppJson)
     }
 }
 
@@ -49,24 +42,15 @@ where
 /// actions whose fields are all optional.
 pub(crate) struct OptionalJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for OptionalJson<T>
+impl<T> FromRequest<AppState> for OptionalJson<T>
 where
     T: DeserializeOwned + Default,
-    S: Send + Sync,
 {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = request.headers().clone();
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(Code::payload_too_large, "the request body is too large")
-                } else {
-                    ApiError::new(Code::invalid_json, "the request body could not be read")
-                }
-            })?;
+        let bytes = read_body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
@@ -76,8 +60,21 @@ where
                 "expected a request body with Content-Type: application/json",
             ));
         }
-        parse_json(&bytes).map(OptionalJson)
+        parse_json_within(&bytes, state.options.max_json_depth).map(OptionalJson)
     }
+}
+
+/// The whole body, within `server.max_body_bytes`.
+async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(Code::payload_too_large, "the request body is too large")
+            } else {
+                ApiError::new(Code::invalid_json, "the request body could not be read")
+            }
+        })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -90,6 +87,63 @@ fn is_json(headers: &HeaderMap) -> bool {
             m.eq_ignore_ascii_case("application/json")
                 || (m.starts_with("application/") && m.ends_with("+json"))
         })
+}
+
+/// Whether a JSON text nests arrays and objects deeper than `max`: the most `[` and `{` open
+/// at once, counted outside strings. A scan of the bytes with no allocation, so that a deeply
+/// nested body is refused before a parser recurses into it; malformed text is left for the
+/// parser to report.
+pub(crate) fn nests_deeper_than(json: &[u8], max: usize) -> bool {
+    // The depth is at most the number of openers: one vectorised search settles most texts
+    // (every reading of a readings payload, most request bodies).
+    if memchr::memchr2_iter(b'[', b'{', json).nth(max).is_none() {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&byte) = json.get(at) {
+        at += 1;
+        match byte {
+            // Skip the string: to the next quote that is not escaped (an unterminated one
+            // ends the text).
+            b'"' => loop {
+                let rest = json.get(at..).unwrap_or_default();
+                let Some(found) = memchr::memchr2(b'"', b'\\', rest) else {
+                    return false;
+                };
+                let escape = rest[found] == b'\\';
+                at += found + 1 + usize::from(escape);
+                if !escape {
+                    break;
+                }
+            },
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// [`parse_json`] after refusing text nested deeper than `max_depth` (`json_too_deep`).
+pub(crate) fn parse_json_within<T: DeserializeOwned>(
+    bytes: &[u8],
+    max_depth: usize,
+) -> Result<T, ApiError> {
+    if nests_deeper_than(bytes, max_depth) {
+        let reason = format!("nests arrays and objects deeper than {max_depth} levels");
+        return Err(ApiError::new(
+            Code::json_too_deep,
+            format!("the JSON body {reason} (server.max_json_depth)"),
+        )
+        .with_details(vec![FieldError::new("body", reason)]));
+    }
+    parse_json(bytes)
 }
 
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -304,5 +358,36 @@ mod tests {
         assert!(e.details().is_empty());
         let trailing = parse_json::<Body>(br#"{"name":"a","count":1} x"#).unwrap_err();
         assert_eq!(trailing.code(), Code::invalid_json);
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(nested(32).as_bytes(), 32));
+        assert!(nests_deeper_than(nested(33).as_bytes(), 32));
+        // Siblings do not add up: depth is what is open at once.
+        assert!(!nests_deeper_than(
+            br#"{"a":[1,[2]],"b":[3,[4]],"c":{"d":{}}}"#,
+            3
+        ));
+        assert!(nests_deeper_than(
+            br#"{"a":[1,[2]],"b":[3,[4]],"c":{"d":{}}}"#,
+            2
+        ));
+        // Brackets in strings, escaped quotes included, are text.
+        let text = br#"{"name":"[[[[{{{{ \"[[[[ \\"}"#;
+        assert!(!nests_deeper_than(text, 1));
+        assert!(!nests_deeper_than(b"", 0));
+    }
+
+    #[test]
+    fn too_deep_bodies_are_refused_naming_the_body_before_parsing() {
+        let deep = format!(r#"{{"name":"a","count":1,"inner":{}}}"#, "[".repeat(40));
+        let e = parse_json_within::<Body>(deep.as_bytes(), 32).unwrap_err();
+        assert_eq!(e.code(), Code::json_too_deep);
+        assert_eq!(e.details()[0].field, "body");
+        assert!(e.details()[0].reason.contains("32"), "{:?}", e.details());
+        let ok = parse_json_within::<Body>(br#"{"name":"a","count":1,"inner":{"level":2}}"#, 2);
+        assert!(ok.is_ok());
     }
 }

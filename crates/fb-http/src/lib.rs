@@ -12,19 +12,26 @@
 pub mod api;
 mod audit;
 mod error;
+mod events;
 mod extract;
 mod formats;
 mod openapi;
 mod rate_limit;
 pub mod routes;
+mod security;
 mod state;
 mod telemetry;
 
 pub use error::{ApiError, error_reference_markdown, status_for};
+pub use events::EventLimits;
 pub use formats::payload_parsers;
 pub use openapi::document as openapi_document;
 pub use rate_limit::{Cidr, ClientAddress, RateLimitPolicies, RateLimits, TrustedProxies};
 pub use routes::{Access, Audited, Route};
+pub use security::{
+    API_CONTENT_SECURITY_POLICY, AllowedOrigins, DASHBOARD_CONTENT_SECURITY_POLICY,
+    normalize_origin,
+};
 pub use state::{AppState, Options, Services};
 pub use telemetry::{OP_ID_HEADER, metrics_handle};
 

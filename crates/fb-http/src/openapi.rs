@@ -76,6 +76,7 @@ const RATE_LIMITED: &str = "RateLimited";
         routes::devices::create,
         routes::devices::revoke,
         routes::audit::list,
+        routes::events::stream,
     ),
     tags(
         (name = "health", description = "Liveness, readiness, metrics, this document"),
@@ -87,6 +88,7 @@ const RATE_LIMITED: &str = "RateLimited";
         (name = "alerts", description = "Alerts and their lifecycle, and the anomalies detection found"),
         (name = "devices", description = "Device credentials: the MQTT users of the embedded broker, one per device"),
         (name = "audit", description = "The audit log: who did what, when, from where, and how it ended"),
+        (name = "events", description = "The live event stream (WebSocket): alerts, machine health, subscribed readings"),
     )
 )]
 struct ApiDoc;
@@ -120,10 +122,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
             continue; // A route without an annotated handler; the drift test reports it.
         };
         if !rate_limit::UNLIMITED_PATHS.contains(&route.path) {
-            operation.responses.responses.insert(
-                "429".to_owned(),
-                Ref::new(format!("#/components/responses/{RATE_LIMITED}")).into(),
-            );
+            // A route that refuses with 429 for a reason of its own describes both.
+            operation
+                .responses
+                .responses
+                .entry("429".to_owned())
+                .or_insert_with(|| {
+                    Ref::new(format!("#/components/responses/{RATE_LIMITED}")).into()
+                });
         }
         match route.access {
             Access::Public => operation.security = Some(Vec::new()),

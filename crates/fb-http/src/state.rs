@@ -4,12 +4,15 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use fb_app::detection::HealthFeed;
 use fb_app::{alerts, audit, auth, devices, ingest, plant};
 use fb_core::ports::StoreHealth;
 
+use crate::events::{EventLimits, EventStreams};
 use crate::rate_limit::RateLimits;
+use crate::security::AllowedOrigins;
 
-/// Limits applied to every request.
+/// Limits applied to every request, and what browsers are told.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub max_body_bytes: usize,
@@ -18,6 +21,26 @@ pub struct Options {
     pub ingest_max_bytes: usize,
     /// Largest readings payload after decompression.
     pub ingest_max_decoded_bytes: usize,
+    /// Deepest nesting of arrays and objects in a JSON body, readings payload or event-stream
+    /// request.
+    pub max_json_depth: usize,
+    /// Origins, besides the server's own, whose pages may open the event stream.
+    pub allowed_origins: AllowedOrigins,
+    /// `Strict-Transport-Security: max-age` in seconds; 0 sends none. Set when the server is
+    /// reached over HTTPS (it then also counts as its own origin's scheme).
+    pub hsts_max_age_secs: u64,
+    pub events: EventLimits,
+}
+
+impl Options {
+    /// The scheme clients reach the server by, as far as the settings tell.
+    pub(crate) fn own_scheme(&self) -> &'static str {
+        if self.hsts_max_age_secs > 0 {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// The use cases the API calls.
@@ -45,6 +68,9 @@ pub struct AppState {
     pub options: Options,
     /// No limits until [`AppState::with_rate_limits`]; the server always sets them.
     pub rate_limits: Arc<RateLimits>,
+    /// Where detection announces machine health for the event stream.
+    pub health_feed: HealthFeed,
+    pub(crate) events: Arc<EventStreams>,
     draining: Arc<AtomicBool>,
 }
 
@@ -72,8 +98,10 @@ impl AppState {
             devices,
             store,
             metrics,
+            events: Arc::new(EventStreams::new(options.events.clone())),
             options,
             rate_limits: Arc::new(RateLimits::none()),
+            health_feed: HealthFeed::default(),
             draining: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -85,9 +113,11 @@ impl AppState {
     }
 
     /// Marks the node as shutting down: `/readyz` answers 503 from now on so that load balancers
-    /// stop sending new work while in-flight requests drain.
+    /// stop sending new work while in-flight requests drain, and event streams are closed (1001)
+    /// so that their clients reconnect to a node that stays.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.events.close_all();
     }
 
     pub fn is_draining(&self) -> bool {

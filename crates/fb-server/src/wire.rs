@@ -159,6 +159,10 @@ pub async fn http_state(
         ingest_max_bytes: usize::try_from(settings.ingest.max_payload_bytes).unwrap_or(usize::MAX),
         ingest_max_decoded_bytes: usize::try_from(settings.ingest.max_decoded_bytes)
             .unwrap_or(usize::MAX),
+        max_json_depth: max_json_depth(settings),
+        allowed_origins: settings.server.allowed_origins(),
+        hsts_max_age_secs: settings.server.hsts_max_age_secs,
+        events: settings.events.limits(),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let devices = Arc::new(fb_app::devices::Service::new(
@@ -212,7 +216,7 @@ pub async fn http_state(
     ));
     // Dead letters are replayed with the parser of the door they came in by; MQTT letters stay
     // replayable when MQTT ingest is off.
-    for (media, parser) in fb_http::payload_parsers() {
+    for (media, parser) in fb_http::payload_parsers(max_json_depth(settings)) {
         ingest.register_parser(media, parser);
     }
     ingest.register_parser(
@@ -235,6 +239,10 @@ pub async fn http_state(
         options,
     )
     .with_rate_limits(rate_limits(settings)?))
+}
+
+fn max_json_depth(settings: &Settings) -> usize {
+    usize::try_from(settings.server.max_json_depth).unwrap_or(usize::MAX)
 }
 
 /// The rate limits: buckets in Redis when `rate_limits.redis_url` is set, with this node's own
@@ -340,7 +348,8 @@ pub fn spawn_detection(
         Arc::new(SystemClock),
         detection_options(settings),
     )
-    .context("detection settings")?;
+    .context("detection settings")?
+    .publish_health_to(state.health_feed.clone());
     Ok(tokio::spawn(service.run(sources, stop)))
 }
 

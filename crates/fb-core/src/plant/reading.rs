@@ -68,6 +68,10 @@ pub enum Rejection {
         got: String,
     },
     MalformedJson(String),
+    /// Arrays and objects nested deeper than the limit; refused before parsing.
+    JsonTooDeep {
+        limit: usize,
+    },
     MalformedCsv(String),
     PayloadTooLarge {
         limit: usize,
@@ -91,6 +95,7 @@ impl Rejection {
             Rejection::TimestampTooOld { .. } => Code::timestamp_too_old,
             Rejection::UnitMismatch { .. } => Code::unit_mismatch,
             Rejection::MalformedJson(_) => Code::invalid_json,
+            Rejection::JsonTooDeep { .. } => Code::json_too_deep,
             Rejection::MalformedCsv(_) => Code::invalid_csv,
             Rejection::PayloadTooLarge { .. } => Code::payload_too_large,
             Rejection::InvalidEncoding(_) => Code::invalid_encoding,
@@ -148,6 +153,9 @@ impl std::fmt::Display for Rejection {
                 )
             }
             Rejection::MalformedJson(e) => write!(f, "malformed JSON: {e}"),
+            Rejection::JsonTooDeep { limit } => {
+                write!(f, "JSON nested deeper than {limit} levels")
+            }
             Rejection::MalformedCsv(e) => write!(f, "malformed CSV: {e}"),
             Rejection::PayloadTooLarge { limit } => {
                 write!(f, "payload larger than {limit} (bytes, or items per batch)")

@@ -101,11 +101,7 @@ impl RateLimits {
 
     /// The principal's policy, after authentication.
     pub(crate) async fn check_principal(&self, principal: &Principal) -> Result<Applied, Response> {
-        let subject = match &principal.subject {
-            Subject::User { id, .. } => format!("user:{id}"),
-            Subject::ApiKey { id, .. } => format!("api_key:{id}"),
-            Subject::System => "system".to_owned(),
-        };
+        let subject = principal_key(principal);
         self.check(&[("per_principal", self.policies.per_principal, &subject)])
             .await
     }
@@ -134,6 +130,15 @@ impl RateLimits {
             .map(|(name, quota, subject)| (*name, *quota, subject.as_str()))
             .collect();
         self.check(&subjects).await
+    }
+}
+
+/// What a principal's limits are counted under: its id, which a rename does not change.
+pub(crate) fn principal_key(principal: &Principal) -> String {
+    match &principal.subject {
+        Subject::User { id, .. } => format!("user:{id}"),
+        Subject::ApiKey { id, .. } => format!("api_key:{id}"),
+        Subject::System => "system".to_owned(),
     }
 }
 

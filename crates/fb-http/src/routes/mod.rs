@@ -5,6 +5,7 @@ pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod devices;
+pub(crate) mod events;
 pub(crate) mod machines;
 pub(crate) mod meta;
 pub(crate) mod readings;
@@ -13,7 +14,7 @@ pub(crate) mod users;
 use axum::Router;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{DefaultBodyLimit, RawPathParams, Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -21,9 +22,11 @@ use axum::routing::MethodRouter;
 use fb_core::Code;
 use fb_core::identity::Permission;
 
+use crate::api::v1::BEARER_PROTOCOL_PREFIX;
 use crate::audit::Pending;
 use crate::error::ApiError;
 use crate::rate_limit;
+use crate::security;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -427,6 +430,13 @@ pub fn table() -> Vec<Route> {
             "audit.list",
             get(audit::list),
         ),
+        route(
+            Method::GET,
+            "/api/v1/events",
+            Requires(P::PlantRead),
+            "event.stream",
+            get(events::stream),
+        ),
     ]
 }
 
@@ -466,6 +476,10 @@ pub(crate) fn build(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             telemetry::observe,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
         ))
         .with_state(state)
 }
@@ -518,7 +532,7 @@ async fn authorize(
     request: &mut Request,
     pending: &mut Pending,
 ) -> Result<rate_limit::Applied, Response> {
-    let Some(credential) = bearer(request) else {
+    let Some(credential) = credential(request.headers()) else {
         return Err(ApiError::new(
             Code::missing_credentials,
             "send an access token or API key as 'Authorization: Bearer <credential>'",
@@ -559,15 +573,35 @@ async fn authorize(
     Ok(limits)
 }
 
-fn bearer(request: &Request) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+/// The credential a request carries: `Authorization: Bearer <credential>`, or, on a WebSocket
+/// handshake only, the subprotocol `fb.bearer.<credential>` (browsers cannot set headers on a
+/// WebSocket; Kubernetes does the same). Never the query string: URLs end up in logs.
+pub(crate) fn credential(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| subprotocol_credential(headers))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credential) = value.split_once(' ')?;
     let credential = credential.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
+fn subprotocol_credential(headers: &HeaderMap) -> Option<&str> {
+    let handshake = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    if !handshake {
+        return None;
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix(BEARER_PROTOCOL_PREFIX))
+        .filter(|credential| !credential.is_empty())
 }
 
 async fn not_found() -> ApiError {

@@ -32,7 +32,7 @@ const OVERSIZE_SAMPLE: usize = 64 * 1024;
     request_body(content = String, description = "JSON array or CSV", content_type = "application/json"),
     responses(
         (status = 200, description = "Counts of accepted, duplicate and rejected readings", body = IngestReport),
-        (status = 400, description = "Malformed JSON or CSV, or undecodable body (kept as a dead letter)", body = ErrorBody),
+        (status = 400, description = "Malformed JSON or CSV, JSON nested deeper than server.max_json_depth, or undecodable body (kept as a dead letter)", body = ErrorBody),
         (status = 413, description = "Payload too large (a sample is kept as a dead letter)", body = ErrorBody),
         (status = 415, description = "Neither JSON nor CSV", body = ErrorBody),
         (status = 503, description = "Ingest is full; retry after Retry-After", body = ErrorBody),
@@ -84,7 +84,8 @@ pub(crate) async fn ingest(
     // Parsing a large batch takes milliseconds of CPU: off the async workers.
     let parsed = {
         let decoded = decoded.clone();
-        tokio::task::spawn_blocking(move || formats::parse(format, &decoded))
+        let max_depth = state.options.max_json_depth;
+        tokio::task::spawn_blocking(move || formats::parse(format, &decoded, max_depth))
             .await
             .map_err(|_| ApiError::new(Code::internal, "the parser stopped"))?
     };

@@ -6,6 +6,7 @@
 //! exists is a key of the defaults; anything else is an unknown key. All problems are collected
 //! and reported together, each with its path.
 
+mod events;
 mod layers;
 mod rate_limits;
 mod secret;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use events::EventSettings;
 pub use layers::{Layers, SettingsError, SettingsErrors};
 pub use rate_limits::{QuotaSetting, RateLimitSettings};
 pub use secret::Secret;
@@ -36,6 +38,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub retention: RetentionSettings,
     pub query: QuerySettings,
+    pub events: EventSettings,
     pub log: LogSettings,
 }
 
@@ -135,12 +138,21 @@ pub struct ServerSettings {
     pub drain_delay_secs: u64,
     pub shutdown_grace_secs: u64,
     pub trusted_proxies: Vec<String>,
+    pub max_json_depth: u64,
+    pub allowed_origins: Vec<String>,
+    pub hsts_max_age_secs: u64,
 }
 
 impl ServerSettings {
     /// The proxies whose X-Forwarded-For is believed; the entries are checked by `validate`.
     pub fn trusted_proxies(&self) -> fb_http::TrustedProxies {
         rate_limits::trusted_proxies(&self.trusted_proxies).0
+    }
+
+    /// The origins whose pages may open the event stream; the entries are checked by
+    /// `validate`.
+    pub fn allowed_origins(&self) -> fb_http::AllowedOrigins {
+        fb_http::AllowedOrigins::parse(&self.allowed_origins).unwrap_or_default()
     }
 }
 
@@ -277,6 +289,16 @@ impl Settings {
             "server.data_dir",
             "must not be empty",
         );
+        check(
+            (1..=128).contains(&s.max_json_depth),
+            "server.max_json_depth",
+            "must be between 1 and 128",
+        );
+        check(
+            s.hsts_max_age_secs <= 63_072_000,
+            "server.hsts_max_age_secs",
+            "must be at most 63072000 (two years)",
+        );
         let st = &self.storage;
         check(
             (1..=256).contains(&st.max_connections),
@@ -359,7 +381,13 @@ impl Settings {
             errors.push(SettingsError::new(&e.field, e.reason));
         }
         errors.extend(rate_limits::trusted_proxies(&s.trusted_proxies).1);
+        if let Err(problems) = fb_http::AllowedOrigins::parse(&s.allowed_origins) {
+            for problem in problems {
+                errors.push(SettingsError::new("server.allowed_origins", problem));
+            }
+        }
         self.rate_limits.validate(&mut errors);
+        self.events.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {

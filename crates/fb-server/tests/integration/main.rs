@@ -13,6 +13,8 @@ mod detection;
 mod devices;
 mod docs;
 mod e2e;
+mod events;
+mod hardening;
 mod machines;
 mod mqtt;
 mod ratelimit;

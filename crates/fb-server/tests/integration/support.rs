@@ -26,6 +26,7 @@ pub struct TestApp {
     /// Second factors enrolled through `enrolled_login`: username → (secret, last step used).
     authenticators: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
     pub router: Router,
+    pub settings: Settings,
     pub state: fb_http::AppState,
     pub auth: Arc<auth::Service>,
     pub storage: Storage,
@@ -92,6 +93,7 @@ impl TestApp {
             admin: tokio::sync::OnceCell::new(),
             authenticators: Default::default(),
             router: fb_http::router(state.clone()),
+            settings,
             state,
             auth,
             storage,

@@ -376,12 +376,14 @@ pub struct Readiness {
 mod alerts;
 mod audit;
 mod devices;
+mod events;
 mod machines;
 mod readings;
 mod sessions;
 pub use alerts::*;
 pub use audit::*;
 pub use devices::*;
+pub use events::*;
 pub use machines::*;
 pub use readings::*;
 pub use sessions::*;
