@@ -39,10 +39,16 @@ pub struct Options {
     pub detection: DetectionConfig,
     /// Health under this opens a low-health warning; it clears 5 points above.
     pub low_health: f64,
+    /// A failure probability (the machine's, as prediction stores it) above this opens a
+    /// failure-risk warning; it clears 0.1 below.
+    pub failure_risk: f64,
     /// How often silences are checked and alerts resolve or escalate.
     pub tick: Duration,
     /// How often health scores are recomputed and stored.
     pub health_every: Duration,
+    /// How often a tracked machine's record is read again (its sensors, limits and failure
+    /// probability, which other nodes and prediction change).
+    pub spec_recheck: Duration,
 }
 
 impl Default for Options {
@@ -50,8 +56,10 @@ impl Default for Options {
         Self {
             detection: DetectionConfig::default(),
             low_health: 70.0,
+            failure_risk: 0.7,
             tick: Duration::from_secs(1),
             health_every: Duration::from_secs(5),
+            spec_recheck: SPEC_RECHECK,
         }
     }
 }
@@ -61,7 +69,10 @@ const HEALTH_STORE_STEP: f64 = 1.0;
 const HEALTH_STORE_EVERY: time::Duration = time::Duration::minutes(1);
 /// Health must rise this far above the threshold before a low-health alert clears.
 const HEALTH_HYSTERESIS: f64 = 5.0;
-/// Machines whose detection state is rebuilt at most this often when their spec changes.
+/// A failure probability must fall this far under the threshold before its alert clears.
+const FAILURE_RISK_HYSTERESIS: f64 = 0.1;
+/// Machines whose record is read again at most this often by default (see
+/// `Options::spec_recheck`).
 const SPEC_RECHECK: Duration = Duration::from_secs(30);
 
 enum Event {
@@ -190,6 +201,9 @@ struct Tracked {
     /// The health last stored on the machine, and when.
     health: Option<(f64, OffsetDateTime)>,
     low_health: bool,
+    /// The machine's failure probability as last read with its spec (prediction writes it).
+    failure_probability: Option<f64>,
+    failure_risk: bool,
 }
 
 pub struct Service {
@@ -546,6 +560,15 @@ impl Service {
                     at: now,
                 });
             }
+            if let Some(observation) = failure_risk_observation(
+                id,
+                tracked.failure_probability,
+                self.options.failure_risk,
+                &mut tracked.failure_risk,
+                now,
+            ) {
+                observations.push(observation);
+            }
         }
         if !changed.is_empty() {
             self.write(Write::Health(changed, now)).await?;
@@ -632,11 +655,11 @@ impl Service {
     /// changed (sensors or limits edited). `None` for a machine the store does not know.
     async fn detector(&mut self, id: &MachineId) -> Result<Option<(&MachineDetector, u64)>, Error> {
         let due = match self.tracked.get(id) {
-            Some(t) => t.checked_at.elapsed() >= SPEC_RECHECK,
+            Some(t) => t.checked_at.elapsed() >= self.options.spec_recheck,
             None => self
                 .unknown
                 .get(id)
-                .is_none_or(|at| at.elapsed() >= SPEC_RECHECK),
+                .is_none_or(|at| at.elapsed() >= self.options.spec_recheck),
         };
         if due {
             match self.sinks.machines.machine(id).await? {
@@ -657,11 +680,14 @@ impl Service {
                                 spec,
                                 checked_at: std::time::Instant::now(),
                                 health: previous.as_ref().and_then(|p| p.health),
-                                low_health: previous.is_some_and(|p| p.low_health),
+                                low_health: previous.as_ref().is_some_and(|p| p.low_health),
+                                failure_probability: machine.failure_probability,
+                                failure_risk: previous.is_some_and(|p| p.failure_risk),
                             },
                         );
                     } else if let Some(t) = self.tracked.get_mut(id) {
                         t.checked_at = std::time::Instant::now();
+                        t.failure_probability = machine.failure_probability;
                     }
                 }
                 None => {
@@ -717,6 +743,51 @@ fn title(f: &Finding, sensor: Option<&str>) -> String {
     }
 }
 
+/// The failure-risk rule: a warning while the machine's failure probability is above the
+/// threshold, cleared once it falls `FAILURE_RISK_HYSTERESIS` under it (or is gone), so that a
+/// probability hovering at the threshold keeps one alert.
+fn failure_risk_observation(
+    id: &MachineId,
+    probability: Option<f64>,
+    threshold: f64,
+    open: &mut bool,
+    at: OffsetDateTime,
+) -> Option<Observation> {
+    use fb_core::detection::Evidence;
+    match probability {
+        Some(p) if p > threshold => {
+            *open = true;
+            Some(Observation::Holds(Condition {
+                machine: id.clone(),
+                kind: AlertKind::FailureRisk,
+                severity: Severity::Warning,
+                at,
+                title: format!(
+                    "Failure probability {:.0} % over {:.0} %",
+                    p * 100.0,
+                    threshold * 100.0
+                ),
+                evidence: vec![
+                    Evidence::number("failure_probability", p),
+                    Evidence::number("threshold", threshold),
+                ],
+                // A model's estimate, not a reading: it holds until it drops, no need to
+                // confirm it over several observations.
+                confirmed: true,
+            }))
+        }
+        p if *open && p.is_none_or(|p| p <= threshold - FAILURE_RISK_HYSTERESIS) => {
+            *open = false;
+            Some(Observation::Clear {
+                machine: id.clone(),
+                kind: AlertKind::FailureRisk,
+                at,
+            })
+        }
+        _ => None,
+    }
+}
+
 fn low_health_condition(
     id: &MachineId,
     health: f64,
@@ -751,4 +822,101 @@ pub enum Error {
     Alerts(#[from] alerts::Error),
     #[error("detection settings: {0}")]
     Config(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use fb_core::alerts::{AlertKind, AlertStatus};
+    use fb_core::identity::SiteScope;
+    use fb_core::plant::{MachineId, ReadingBatch};
+    use fb_core::ports::{AlertFilter, Storage};
+    use fb_testkit::FakeClock;
+    use fb_testkit::fakes::MemoryStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failure_probability_over_the_threshold_raises_one_warning_until_it_falls() {
+        let store = Arc::new(MemoryStore::new());
+        let storage = Storage::from_backend(store);
+        let clock = Arc::new(FakeClock::new());
+        let mut machine = fb_testkit::fixtures::machine("press-01");
+        machine.failure_probability = Some(0.2);
+        storage.machines.insert_machine(&machine).await.unwrap();
+        let alerts = Arc::new(
+            alerts::Service::start(
+                storage.alerts.clone(),
+                crate::scope::MachineVisibility::new(storage.machines.clone()),
+                clock.clone(),
+                fb_core::alerts::AlertPolicy::default(),
+            )
+            .await
+            .unwrap(),
+        );
+        let mut detection = Service::new(
+            storage.machines.clone(),
+            storage.scores.clone(),
+            storage.anomalies.clone(),
+            alerts.clone(),
+            clock.clone(),
+            Options {
+                spec_recheck: Duration::ZERO,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let reading = |v: f64| {
+            ReadingBatch::from_readings(&[fb_core::plant::Reading {
+                machine: MachineId("press-01".into()),
+                sensor: fb_core::plant::SensorKey("temperature".into()),
+                ts: clock.now_for_tests(),
+                value: v,
+            }])
+        };
+        let failure_risk = || async {
+            storage
+                .alerts
+                .list_alerts(&AlertFilter {
+                    kind: Some(AlertKind::FailureRisk),
+                    ..AlertFilter::new(SiteScope::All, 10)
+                })
+                .await
+                .unwrap()
+        };
+        let step = |p: f64| {
+            let mut m = machine.clone();
+            m.failure_probability = Some(p);
+            m
+        };
+        for (probability, open) in [(0.2, false), (0.75, true), (0.65, true), (0.72, true)] {
+            storage
+                .machines
+                .update_machine(&step(probability))
+                .await
+                .unwrap();
+            clock.advance(time::Duration::seconds(5));
+            detection.process(&Arc::new(reading(50.0))).await.unwrap();
+            detection.update_health().await.unwrap();
+            let active: Vec<_> = failure_risk()
+                .await
+                .into_iter()
+                .filter(|a| a.status != AlertStatus::Resolved)
+                .collect();
+            assert_eq!(active.len(), usize::from(open), "at p = {probability}");
+        }
+        // Hovering around the threshold kept one alert.
+        assert_eq!(failure_risk().await.len(), 1);
+        // Well under the threshold the condition clears; the alert resolves after clear_after.
+        storage.machines.update_machine(&step(0.5)).await.unwrap();
+        clock.advance(time::Duration::seconds(5));
+        detection.process(&Arc::new(reading(50.0))).await.unwrap();
+        detection.update_health().await.unwrap();
+        clock.advance(time::Duration::minutes(10));
+        detection.tick().await.unwrap();
+        let all = failure_risk().await;
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].status, AlertStatus::Resolved);
+    }
 }

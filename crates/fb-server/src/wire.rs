@@ -308,6 +308,7 @@ pub fn detection_options(settings: &Settings) -> fb_app::detection::Options {
             vibration_zones: d.vibration_zones,
         },
         low_health: d.low_health,
+        failure_risk: d.failure_risk,
         ..fb_app::detection::Options::default()
     }
 }

@@ -98,6 +98,7 @@ pub struct DetectionSettings {
     pub warmup_points: u64,
     pub no_data_secs: u64,
     pub low_health: f64,
+    pub failure_risk: f64,
     pub stuck_min_run: u32,
     pub novelty: bool,
     pub vibration_zones: fb_detect::rules::limits::VibrationZones,
@@ -487,6 +488,11 @@ impl Settings {
             (0.0..=100.0).contains(&d.low_health),
             "detection.low_health",
             "must be between 0 and 100",
+        );
+        check(
+            (0.05..=1.0).contains(&d.failure_risk),
+            "detection.failure_risk",
+            "must be between 0.05 and 1",
         );
         check(
             (2..=100_000).contains(&d.stuck_min_run),
