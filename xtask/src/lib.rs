@@ -209,6 +209,75 @@ pub fn hidden_tests() -> anyhow::Result<Vec<String>> {
     Ok(found)
 }
 
+/// Store methods of the shared SQL macros (`crates/fb-sql/src`) that write without first taking
+/// a write turn (`self.write_turn()`): on SQLite such a write meets the readings writer in the
+/// busy handler instead of waiting its turn, which costs milliseconds or fails outright under
+/// load (see `crates/fb-sqlite/src/turns.rs`). A method writes on its own when it executes a
+/// statement on the pool or opens a transaction; reads use `fetch_*`, and helpers that execute
+/// on a transaction they are handed run inside their caller's turn. `ping` is the one statement
+/// that writes nothing.
+pub fn writes_without_a_turn() -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    visit(
+        &workspace_root().join("crates/fb-sql/src"),
+        &mut |path, text| {
+            for (name, line, body) in async_fns(text) {
+                let writes =
+                    body.contains(".execute(&self.pool)") || body.contains("self.pool.begin()");
+                if writes && !body.contains("write_turn()") && name != "ping" {
+                    found.push(format!("{}:{line} `{name}`", path.display()));
+                }
+            }
+        },
+    )?;
+    Ok(found)
+}
+
+/// The `async fn`s of a source text with the line they start on and their body, found by
+/// brace matching (good enough for the store macros, whose bodies hold no braces in strings
+/// that do not balance).
+fn async_fns(text: &str) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(at) = rest.find("async fn ") {
+        let start = offset + at;
+        let after = &text[start + "async fn ".len()..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let line = text[..start].matches('\n').count() + 1;
+        // The body starts at the first `{` after the signature's `)`.
+        let Some(open) = text[start..]
+            .find(") ->")
+            .or_else(|| text[start..].find(")"))
+            .and_then(|close| text[start + close..].find('{').map(|b| start + close + b))
+        else {
+            break;
+        };
+        let mut depth = 0usize;
+        let mut end = open;
+        for (i, c) in text[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push((name, line, text[open..=end].to_owned()));
+        offset = end + 1;
+        rest = &text[offset..];
+    }
+    out
+}
+
 fn visit(dir: &std::path::Path, f: &mut dyn FnMut(&std::path::Path, &str)) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();

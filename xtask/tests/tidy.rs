@@ -134,3 +134,12 @@ fn no_test_is_hidden_with_ignore() {
         "fix the test or the behaviour instead: {hidden:?}"
     );
 }
+
+#[test]
+fn every_sql_write_takes_its_turn() {
+    let found = xtask::writes_without_a_turn().unwrap();
+    assert!(
+        found.is_empty(),
+        "these store methods write without `let _turn = self.write_turn().await;`: {found:?}"
+    );
+}

@@ -122,6 +122,7 @@ macro_rules! sql_audit_store {
                 use $crate::__private::fb_core::audit::AuditRecord;
                 use $crate::__private::fb_core::ports::StoreError;
                 use $crate::__private::sqlx::Row as _;
+                let _turn = self.write_turn().await;
                 let mut tx = Self::timed("audit.begin", self.pool.begin()).await?;
                 let lock = $crate::__private::sqlx::query(
                     "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash",
