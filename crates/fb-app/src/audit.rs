@@ -23,6 +23,8 @@ pub enum Error {
     #[error("this role lacks the permission {0}")]
     PermissionDenied(Permission),
     #[error(transparent)]
+    OutOfScope(#[from] crate::scope::OutOfScope),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -30,8 +32,16 @@ impl Coded for Error {
     fn code(&self) -> Code {
         match self {
             Error::PermissionDenied(_) => Code::permission_denied,
+            Error::OutOfScope(e) => e.code(),
             Error::Store(StoreError::Unavailable(_)) => Code::storage_unavailable,
             Error::Store(_) => Code::internal,
+        }
+    }
+
+    fn field_errors(&self) -> &[fb_core::error::FieldError] {
+        match self {
+            Error::OutOfScope(e) => e.field_errors(),
+            _ => &[],
         }
     }
 }
@@ -133,12 +143,14 @@ impl Service {
     }
 }
 
+/// The audit log names machines, users and addresses of every site, so only a caller of all
+/// sites reads it.
 fn require(caller: &Principal) -> Result<(), Error> {
-    if caller.can(Permission::AuditRead) {
-        Ok(())
-    } else {
-        Err(Error::PermissionDenied(Permission::AuditRead))
+    if !caller.can(Permission::AuditRead) {
+        return Err(Error::PermissionDenied(Permission::AuditRead));
     }
+    crate::scope::require_all_sites(caller, "the audit log")?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -209,16 +209,31 @@ impl Service {
 
     /// The broker's check of a connecting device. Unknown device, wrong password and revoked
     /// device all give [`Error::InvalidCredentials`], after the same work.
-    pub async fn authenticate(&self, name: &str, password: &str) -> Result<Device, Error> {
+    ///
+    /// A device connects under its own client id: its name, or its name then `:` and anything
+    /// (several connections of one device; `:` cannot occur in a name, and the embedded
+    /// broker refuses `/` in client ids). MQTT lets a new connection with a client id take
+    /// over the one that had it, so a device free to pick any id could push the server's own
+    /// ingest session, or another device, off the broker.
+    pub async fn authenticate(
+        &self,
+        client_id: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<Device, Error> {
         if name.len() > device::NAME_MAX || password.len() > PASSWORD_MAX {
             return Err(Error::InvalidCredentials);
         }
+        let own_id = client_id == name
+            || client_id
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(':'));
         let found = self.devices.device_by_name(name).await?;
         // Hash and compare even for an unknown device, so that the answer takes as long.
         let unknown = [0u8; 32];
         let hash = found.as_ref().map_or(&unknown[..], |d| &d.secret_hash);
         let matches = secret_matches(password, hash);
-        let Some(device) = found.filter(|d| matches && d.is_active()) else {
+        let Some(device) = found.filter(|d| matches && d.is_active() && own_id) else {
             return Err(Error::InvalidCredentials);
         };
         let now = self.clock.now();

@@ -5,6 +5,11 @@
 //! it and drop the entry, so a change made through this node is seen by the next batch; entries
 //! also expire after `ttl`, so a change made by another node (or the command line) is seen
 //! within that time.
+//!
+//! Memory is bounded: callers choose the ids they ask for (a viewer's GET, a gateway's batch of
+//! made-up machine names), so at most `KNOWN_MAX` machines and `UNKNOWN_MAX` misses are kept;
+//! when a map is full, expired entries go first, then arbitrary ones (a cache, not a record).
+//! A lookup past the bound still answers, from the store.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,11 +21,72 @@ use fb_core::identity::SiteScope;
 use fb_core::plant::{Machine, MachineId};
 use fb_core::ports::{MachineStore, StoreError};
 
+/// Machines kept at most: far above any plant's machine count, far below what exhausts memory.
+const KNOWN_MAX: usize = 100_000;
+/// Unknown ids remembered at most (so that a gateway repeating one pays one query per `ttl`).
+const UNKNOWN_MAX: usize = 10_000;
+
 pub struct CachedMachineStore {
     inner: Arc<dyn MachineStore>,
     ttl: Duration,
     /// id → (when it was read, what the store had: `None` remembers an unknown id).
-    entries: Mutex<FxHashMap<MachineId, (Instant, Option<Machine>)>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: FxHashMap<MachineId, (Instant, Option<Machine>)>,
+    unknown: usize,
+}
+
+impl Entries {
+    fn get(&self, id: &MachineId, ttl: Duration) -> Option<Option<Machine>> {
+        self.map
+            .get(id)
+            .filter(|(read_at, _)| read_at.elapsed() < ttl)
+            .map(|(_, found)| found.clone())
+    }
+
+    fn remove(&mut self, id: &MachineId) {
+        if let Some((_, None)) = self.map.remove(id) {
+            self.unknown -= 1;
+        }
+    }
+
+    fn insert(&mut self, id: MachineId, found: Option<Machine>, ttl: Duration) {
+        self.remove(&id);
+        let (known, unknown) = (self.map.len() - self.unknown, self.unknown);
+        let full = match found {
+            Some(_) => known >= KNOWN_MAX,
+            None => unknown >= UNKNOWN_MAX,
+        };
+        if full {
+            self.map.retain(|_, (read_at, _)| read_at.elapsed() < ttl);
+            self.unknown = self.map.values().filter(|(_, m)| m.is_none()).count();
+            let still_full = match found {
+                Some(_) => self.map.len() - self.unknown >= KNOWN_MAX,
+                None => self.unknown >= UNKNOWN_MAX,
+            };
+            if still_full {
+                let victim = self
+                    .map
+                    .iter()
+                    .find(|(_, (_, m))| m.is_some() == found.is_some())
+                    .map(|(k, _)| k.clone());
+                if let Some(victim) = victim {
+                    self.remove(&victim);
+                }
+            }
+        }
+        if found.is_none() {
+            self.unknown += 1;
+        }
+        self.map.insert(id, (Instant::now(), found));
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
 }
 
 impl CachedMachineStore {
@@ -38,6 +104,15 @@ impl CachedMachineStore {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
     }
+
+    /// Entries held now (known machines and remembered misses).
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[async_trait]
@@ -49,20 +124,23 @@ impl MachineStore for CachedMachineStore {
     }
 
     async fn machine(&self, id: &MachineId) -> Result<Option<Machine>, StoreError> {
-        if let Some((read_at, found)) = self
+        // An id that cannot exist is not looked up, nor remembered.
+        if !MachineId::is_valid(&id.0) {
+            return Ok(None);
+        }
+        let cached = self
             .entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            && read_at.elapsed() < self.ttl
-        {
-            return Ok(found.clone());
+            .get(id, self.ttl);
+        if let Some(found) = cached {
+            return Ok(found);
         }
         let found = self.inner.machine(id).await?;
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), (Instant::now(), found.clone()));
+            .insert(id.clone(), found.clone(), self.ttl);
         Ok(found)
     }
 
@@ -95,6 +173,7 @@ impl MachineStore for CachedMachineStore {
             .entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .map
             .get_mut(id)
         {
             machine.health_score = Some(health);
@@ -136,5 +215,38 @@ mod tests {
         assert_eq!(cached.machine(&machine.id).await.unwrap(), None);
         store.insert_machine(&machine).await.unwrap();
         assert_eq!(cached.machine(&machine.id).await.unwrap(), Some(machine));
+    }
+
+    #[tokio::test]
+    async fn misses_are_bounded_and_invalid_ids_never_cached() {
+        let store = Arc::new(MemoryStore::default());
+        let cached = CachedMachineStore::new(store.clone(), Duration::from_secs(3600));
+        store
+            .insert_machine(&fixtures::machine("real"))
+            .await
+            .unwrap();
+        assert!(
+            cached
+                .machine(&MachineId("real".into()))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        for i in 0..UNKNOWN_MAX + 500 {
+            let id = MachineId(format!("made-up-{i}"));
+            assert_eq!(cached.machine(&id).await.unwrap(), None);
+        }
+        assert!(cached.len() <= UNKNOWN_MAX + 1, "{}", cached.len());
+        // A flood of misses never pushes the known machine out.
+        assert!(
+            cached
+                .machine(&MachineId("real".into()))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let huge = MachineId("x".repeat(10_000));
+        assert_eq!(cached.machine(&huge).await.unwrap(), None);
+        assert!(!cached.entries.lock().unwrap().map.contains_key(&huge));
     }
 }

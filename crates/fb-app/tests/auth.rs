@@ -771,3 +771,79 @@ async fn access_changes_follow_the_granting_rules() {
         .unwrap();
     assert_eq!(widened.sites, SiteScope::All);
 }
+
+#[tokio::test]
+async fn keys_made_by_keys_belong_to_the_person_and_go_with_their_access() {
+    let f = fixture().await;
+    user(&f, "kim", Role::Admin).await;
+    user(&f, "other-admin", Role::Admin).await;
+    let kim = f
+        .service
+        .list_users(&Principal::system())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "kim")
+        .unwrap();
+    let as_kim = Principal {
+        role: Role::Admin,
+        sites: SiteScope::All,
+        subject: Subject::User {
+            id: kim.id,
+            username: "kim".into(),
+            session: None,
+        },
+        mfa_enrolment_pending: false,
+    };
+    let key = |name: &str, role: Role| NewApiKey {
+        name: name.into(),
+        role,
+        sites: None,
+        expires_at: None,
+    };
+    let (first, first_secret) = f
+        .service
+        .create_api_key(&as_kim, key("provisioner", Role::Admin))
+        .await
+        .unwrap();
+    let as_first = f.service.authenticate(&first_secret).await.unwrap();
+    let (second, second_secret) = f
+        .service
+        .create_api_key(&as_first, key("made-by-a-key", Role::Operator))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.created_by,
+        Some(kim.id),
+        "a key made by a key is the person's"
+    );
+    assert_eq!(first.created_by, Some(kim.id));
+
+    // Demoted to operator: the admin key goes, the operator key stays.
+    f.service
+        .update_user_access(
+            &Principal::system(),
+            &UserRef::Username("kim".into()),
+            AccessChange {
+                role: Some(Role::Operator),
+                ..AccessChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.service.authenticate(&first_secret).await,
+        Err(Error::InvalidApiKey)
+    ));
+    assert!(f.service.authenticate(&second_secret).await.is_ok());
+
+    // Disabled: every key of the person goes, including the one a key made.
+    f.service
+        .set_user_disabled(&Principal::system(), &UserRef::Username("kim".into()), true)
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.service.authenticate(&second_secret).await,
+        Err(Error::InvalidApiKey)
+    ));
+}

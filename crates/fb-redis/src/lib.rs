@@ -26,14 +26,24 @@ use fb_core::ports::{RateLimitStore, StoreError};
 use fb_core::rate_limit::{self, Decision, Quota};
 
 /// How to reach Redis.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[user:password@]host:port[/db]`: may hold a password, so `Debug` leaves it out.
     pub url: String,
     /// Put before every key, so that several deployments (or tests) can share one Redis.
     pub key_prefix: String,
     /// Longest wait for one check before it counts as failed.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("url", &"[redacted]")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// A connection attempt may take longer than one check's time-out (it runs on its own and

@@ -36,7 +36,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     .await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let embedded = wire::start_embedded_broker(&settings, &state.devices)?;
+    let embedded = wire::start_embedded_broker(&settings, &state.devices, &state.audit)?;
     let mqtt_task = match wire::mqtt_options(&settings, embedded.as_ref())? {
         Some(options) => {
             tracing::info!(broker = %format!("{}:{}", options.host, options.port), client_id = %options.client_id, "MQTT ingest starting.");

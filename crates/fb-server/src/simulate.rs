@@ -152,11 +152,14 @@ impl Sink {
                 .trim_end_matches('/')
                 .rsplit_once(':')
                 .map_or((rest, 1883), |(h, p)| (h, p.parse().unwrap_or(1883)));
-            let mut options = rumqttc::MqttOptions::new(
-                format!("fb-simulate-{}", uuid::Uuid::now_v7().simple()),
-                host,
-                port,
-            );
+            // A device may only use its own client ids (its name, or its name, `:` and more).
+            let client_id = match &args.mqtt_credentials {
+                Some((username, _)) => {
+                    format!("{username}:simulate-{}", uuid::Uuid::now_v7().simple())
+                }
+                None => format!("fb-simulate-{}", uuid::Uuid::now_v7().simple()),
+            };
+            let mut options = rumqttc::MqttOptions::new(client_id, host, port);
             options.set_keep_alive(Duration::from_secs(30));
             if let Some((username, password)) = &args.mqtt_credentials {
                 options.set_credentials(username.clone(), password.clone());

@@ -385,6 +385,7 @@ const INGEST_USER: &str = "factorybrain-ingest";
 pub fn start_embedded_broker(
     settings: &Settings,
     devices: &Arc<fb_app::devices::Service>,
+    audit: &Arc<fb_app::audit::Service>,
 ) -> anyhow::Result<Option<EmbeddedMqtt>> {
     let m = &settings.mqtt;
     if !m.embedded_broker {
@@ -407,7 +408,7 @@ pub fn start_embedded_broker(
                 .collect()
         };
         (
-            Some(device_check(devices.clone())),
+            Some(device_check(devices.clone(), audit.clone())),
             Some((INGEST_USER.to_owned(), password)),
         )
     };
@@ -447,25 +448,46 @@ pub fn start_embedded_broker(
 /// server's runtime: the broker's threads run runtimes of their own, and the store's
 /// connections belong to this one. A store failure refuses the device (and is logged).
 #[cfg(feature = "embedded-broker")]
-fn device_check(devices: Arc<fb_app::devices::Service>) -> fb_broker::Authenticate {
+fn device_check(
+    devices: Arc<fb_app::devices::Service>,
+    audit: Arc<fb_app::audit::Service>,
+) -> fb_broker::Authenticate {
     let runtime = tokio::runtime::Handle::current();
     Arc::new(move |client_id: String, name: String, password: String| {
-        let devices = devices.clone();
+        let (devices, audit) = (devices.clone(), audit.clone());
         let check = runtime.spawn(async move {
-            match devices.authenticate(&name, &password).await {
+            let (allowed, outcome) = match devices.authenticate(&client_id, &name, &password).await
+            {
                 Ok(device) => {
                     tracing::info!(device = %device.name, client_id = %client_id, "Device connected to the embedded broker.");
-                    true
+                    (true, fb_core::audit::Outcome::Success)
                 }
                 Err(fb_app::devices::Error::InvalidCredentials) => {
                     tracing::info!(device = %name, client_id = %client_id, "Device refused by the embedded broker.");
-                    false
+                    (false, fb_core::audit::Outcome::Denied)
                 }
                 Err(e) => {
                     tracing::warn!(device = %name, error = %e, "Could not check a device's credentials; refused.");
-                    false
+                    (false, fb_core::audit::Outcome::Failure)
                 }
-            }
+            };
+            // A device's login is a login attempt like a person's: it goes into the audit log.
+            audit
+                .record(fb_core::audit::AuditEntry {
+                    at: time::OffsetDateTime::now_utc(),
+                    actor: format!("device:{name}"),
+                    action: "device.connect".to_owned(),
+                    target: Some(format!("device:{name}")),
+                    outcome,
+                    op_id: uuid::Uuid::now_v7().to_string(),
+                    source: "mqtt".to_owned(),
+                    details: std::collections::BTreeMap::from([(
+                        "client_id".to_owned(),
+                        client_id,
+                    )]),
+                })
+                .await;
+            allowed
         });
         Box::pin(async move { check.await.unwrap_or(false) })
     })
@@ -476,6 +498,7 @@ fn device_check(devices: Arc<fb_app::devices::Service>) -> fb_broker::Authentica
 pub fn start_embedded_broker(
     _: &Settings,
     _: &Arc<fb_app::devices::Service>,
+    _: &Arc<fb_app::audit::Service>,
 ) -> anyhow::Result<Option<EmbeddedMqtt>> {
     Ok(None)
 }

@@ -503,8 +503,34 @@ impl Service {
         else {
             return Err(self.why_refused(target.id).await?);
         };
-        tracing::info!(user_id = %updated.id, role = %updated.role, sites = %updated.sites, "User access changed.");
+        // Keys the user made stay within what the user may hand out now: a demoted admin's
+        // admin key, or a key beyond the user's narrowed sites, is revoked with the change.
+        let now = self.clock.now();
+        let mut revoked = 0;
+        for key in self.identities.list_api_keys().await? {
+            let beyond = !updated.role.can_grant(key.role) || !updated.sites.covers(&key.sites);
+            if key.created_by == Some(updated.id) && key.revoked_at.is_none() && beyond {
+                self.identities.revoke_api_key(key.id, now).await?;
+                revoked += 1;
+            }
+        }
+        tracing::info!(user_id = %updated.id, role = %updated.role, sites = %updated.sites, revoked_api_keys = revoked, "User access changed.");
         Ok(updated)
+    }
+
+    /// The user a credential acts for: the caller itself, or the user who created the calling
+    /// API key (so that keys made by keys still belong to a person, and go when that person's
+    /// keys go).
+    async fn acting_user(&self, caller: &Principal) -> Result<Option<UserId>, Error> {
+        match &caller.subject {
+            Subject::User { id, .. } => Ok(Some(*id)),
+            Subject::ApiKey { id, .. } => Ok(self
+                .identities
+                .api_key_by_id(*id)
+                .await?
+                .and_then(|k| k.created_by)),
+            Subject::System => Ok(None),
+        }
     }
 
     /// Disables or re-enables a user. A disabled user cannot log in, and its tokens stop working
@@ -609,6 +635,7 @@ impl Service {
         if !problems.is_empty() {
             return Err(Error::Validation(problems));
         }
+        let created_by = self.acting_user(caller).await?;
         // A 48-bit prefix collides about once in 10^7 keys; one retry makes it practically never.
         for _ in 0..2 {
             let generated = api_key::generate();
@@ -619,7 +646,7 @@ impl Service {
                 name: new.name.trim().to_owned(),
                 role: new.role,
                 sites: sites.clone(),
-                created_by: caller.user_id(),
+                created_by,
                 created_at: now,
                 expires_at: new.expires_at,
                 last_used_at: None,

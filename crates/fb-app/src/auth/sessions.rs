@@ -141,6 +141,16 @@ impl Service {
         };
         let (refresh_token, first) = self.new_refresh_token(&session, now);
         self.sessions.insert_session(&session, &first).await?;
+        // The credentials were checked before the session was stored: if the password changed
+        // (or the user was disabled) in between, that change ended the user's sessions before
+        // this one existed, so this one must go too.
+        let current = self.identities.user_by_id(user.id).await?;
+        if current.is_none_or(|u| u.disabled || u.password_changed_at != user.password_changed_at) {
+            self.sessions
+                .end_session(session.id, EndReason::PasswordChanged, now)
+                .await?;
+            return Err(Error::InvalidCredentials);
+        }
         let access = self.issue_access(&session, now)?;
         Ok(SessionTokens {
             session: session.id,
@@ -273,10 +283,9 @@ impl Service {
         let now = self.clock.now();
         let owned = self
             .sessions
-            .list_sessions(user, true, now)
+            .session_with_user(session)
             .await?
-            .iter()
-            .any(|s| s.id == session);
+            .is_some_and(|(s, _)| s.user == user);
         if !owned {
             return Err(Error::SessionNotFound);
         }
@@ -316,6 +325,14 @@ impl Service {
             .await?;
         tracing::info!(user_id = %target.id, ended, "User's sessions ended.");
         Ok((target, ended))
+    }
+
+    /// The user a login's MFA challenge was issued to, if the token is a genuine, unexpired
+    /// challenge: what the edge counts code guesses against, before any code is checked.
+    pub fn challenge_subject(&self, challenge: &str) -> Option<UserId> {
+        self.keys()
+            .verify_challenge(challenge, self.clock.now())
+            .ok()
     }
 
     /// Checks a login's MFA challenge token; returns the user it was issued to.

@@ -64,7 +64,11 @@ async fn a_created_device_connects_with_its_password_which_is_stored_only_as_a_h
     );
     assert!(!format!("{stored:?}").contains(&password[4..]));
 
-    let connected = f.service.authenticate("press-01", &password).await.unwrap();
+    let connected = f
+        .service
+        .authenticate("press-01", "press-01", &password)
+        .await
+        .unwrap();
     assert_eq!(connected.id, device.id);
     let (_, other) = f
         .service
@@ -89,15 +93,38 @@ async fn wrong_passwords_unknown_and_revoked_devices_are_refused_alike() {
         ("pump-4", password.as_str()),
         ("PUMP-3", password.as_str()),
     ] {
-        let refused = f.service.authenticate(name, presented).await.unwrap_err();
+        let refused = f
+            .service
+            .authenticate(name, name, presented)
+            .await
+            .unwrap_err();
         assert!(
             matches!(refused, Error::InvalidCredentials),
             "{name}: {refused:?}"
         );
     }
+    // Its own client ids only: another id could take over a connection that is not its own.
+    for client_id in ["factorybrain", "pump-4", "pump-3x", "pump"] {
+        assert!(
+            matches!(
+                f.service.authenticate(client_id, "pump-3", &password).await,
+                Err(Error::InvalidCredentials)
+            ),
+            "{client_id}"
+        );
+    }
+    for client_id in ["pump-3", "pump-3:line-2"] {
+        assert!(
+            f.service
+                .authenticate(client_id, "pump-3", &password)
+                .await
+                .is_ok(),
+            "{client_id}"
+        );
+    }
     let long = "x".repeat(PASSWORD_MAX + 1);
     assert!(matches!(
-        f.service.authenticate("pump-3", &long).await,
+        f.service.authenticate("pump-3", "pump-3", &long).await,
         Err(Error::InvalidCredentials)
     ));
 
@@ -110,7 +137,7 @@ async fn wrong_passwords_unknown_and_revoked_devices_are_refused_alike() {
     assert_eq!(revoked.revoked_at, Some(f.clock.now()));
     assert_eq!(revocations.try_recv().unwrap(), "pump-3");
     assert!(matches!(
-        f.service.authenticate("pump-3", &password).await,
+        f.service.authenticate("pump-3", "pump-3", &password).await,
         Err(Error::InvalidCredentials)
     ));
     assert!(matches!(
@@ -186,11 +213,18 @@ async fn a_device_reconnecting_in_a_loop_is_recorded_once_a_minute() {
         .await
         .unwrap();
     for _ in 0..5 {
-        f.service.authenticate("cnc-9", &password).await.unwrap();
+        f.service
+            .authenticate("cnc-9", "cnc-9", &password)
+            .await
+            .unwrap();
     }
     assert_eq!(f.store.device_touch_count(), 1);
     f.clock.advance(time::Duration::seconds(61));
-    let device = f.service.authenticate("cnc-9", &password).await.unwrap();
+    let device = f
+        .service
+        .authenticate("cnc-9", "cnc-9", &password)
+        .await
+        .unwrap();
     assert_eq!(f.store.device_touch_count(), 2);
     assert!(device.last_connected_at.is_some());
     let stored = f.store.device_by_name("cnc-9").await.unwrap().unwrap();

@@ -122,10 +122,60 @@ pub fn from_micros(micros: i64) -> Option<OffsetDateTime> {
 }
 
 fn bounded(text: &str) -> String {
-    text.chars()
+    redact_credentials(text)
+        .chars()
         .take(FIELD_MAX_CHARS)
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
         .collect()
+}
+
+/// The product's own credentials, recognised by their prefixes: API keys, refresh tokens and
+/// device passwords. An admin who pastes a whole key where its prefix belongs (`apikey revoke
+/// fbk_…_secret`) must not leave the secret in a log that can never be edited.
+const CREDENTIAL_PREFIXES: [&str; 3] = ["fbk_", "fbr_", "fbd_"];
+const REDACTED: &str = "[redacted]";
+
+/// `text` with every credential-shaped word (one of [`CREDENTIAL_PREFIXES`] followed by a
+/// secret part) and every JWT-shaped word (`eyJ….….…`) replaced by `[redacted]`.
+/// Idempotent, so records read back normalise to themselves.
+fn redact_credentials(text: &str) -> std::borrow::Cow<'_, str> {
+    let secret_like = |word: &str| {
+        let credential = CREDENTIAL_PREFIXES.iter().any(|p| {
+            word.strip_prefix(p).is_some_and(|rest| match *p {
+                // `fbk_<public prefix>` names a key; `fbk_<prefix>_<secret>` is one.
+                "fbk_" => rest
+                    .split_once('_')
+                    .is_some_and(|(_, secret)| secret.len() >= 8),
+                _ => rest.len() >= 8,
+            })
+        });
+        let jwt = word.starts_with("eyJ") && word.matches('.').count() == 2 && word.len() > 20;
+        credential || jwt
+    };
+    let boundary = |c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !text.split(boundary).any(secret_like) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if secret_like(word) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if boundary(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A SHA-256 chain hash.
@@ -303,6 +353,43 @@ pub const ANONYMOUS: &str = "anonymous";
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_never_reach_a_record() {
+        let entry = AuditEntry {
+            at: OffsetDateTime::UNIX_EPOCH,
+            actor: "cli:ops".into(),
+            action: "api_key.revoke".into(),
+            target: Some(
+                "api_key:fbk_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+            ),
+            outcome: Outcome::Success,
+            op_id: "op".into(),
+            source: "local".into(),
+            details: BTreeMap::from([
+                (
+                    "refresh".to_owned(),
+                    "token fbr_abcdefghijklmnopqrstuvwxyz0123456789 used".to_owned(),
+                ),
+                (
+                    "jwt".to_owned(),
+                    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl".to_owned(),
+                ),
+                ("prefix".to_owned(), "fbk_0123456789ab".to_owned()),
+            ]),
+        }
+        .normalized();
+        assert_eq!(entry.target.as_deref(), Some("api_key:[redacted]"));
+        assert_eq!(entry.details["refresh"], "token [redacted] used");
+        assert_eq!(entry.details["jwt"], "[redacted]");
+        // A short prefix names a key without revealing it: kept.
+        assert_eq!(entry.details["prefix"], "fbk_0123456789ab");
+        assert_eq!(
+            entry.clone().normalized(),
+            entry,
+            "normalising twice changes nothing"
+        );
+    }
+
     use super::*;
 
     pub(super) fn entry(action: &str) -> AuditEntry {

@@ -42,6 +42,43 @@ enum Ending {
     Binary,
     /// The credential stopped being valid (expired, revoked, user disabled).
     Unauthenticated(String),
+    /// More client messages than `CLIENT_MESSAGES_BURST` at once or `CLIENT_MESSAGES_PER_SEC`
+    /// sustained: each may cost up to a hundred machine lookups, outside the per-principal
+    /// request limit.
+    TooManyMessages,
+}
+
+/// Client messages a stream may send at once, and sustained per second. A dashboard
+/// subscribes a handful of times per page; a flood is not a client of ours.
+const CLIENT_MESSAGES_BURST: f64 = 20.0;
+const CLIENT_MESSAGES_PER_SEC: f64 = 2.0;
+
+/// A token bucket for one stream's client messages (one stream, one task: no sharing).
+struct MessageBudget {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl MessageBudget {
+    fn new() -> Self {
+        Self {
+            tokens: CLIENT_MESSAGES_BURST,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * CLIENT_MESSAGES_PER_SEC;
+        self.tokens = (self.tokens + refill).min(CLIENT_MESSAGES_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Ending {
@@ -66,6 +103,13 @@ impl Ending {
             ),
             Ending::Binary => (1003, "send JSON text messages".to_owned()),
             Ending::Unauthenticated(code) => (1008, format!("credential no longer valid: {code}")),
+            Ending::TooManyMessages => (
+                1008,
+                format!(
+                    "too many messages: at most {CLIENT_MESSAGES_BURST} at once and \
+                     {CLIENT_MESSAGES_PER_SEC} a second"
+                ),
+            ),
         };
         Some(CloseFrame {
             code,
@@ -82,6 +126,7 @@ impl Ending {
             Ending::TooLarge => Some("message_too_large"),
             Ending::Binary => Some("binary_message"),
             Ending::Unauthenticated(_) => Some("unauthenticated"),
+            Ending::TooManyMessages => Some("too_many_messages"),
         }
     }
 }
@@ -115,6 +160,7 @@ pub(crate) struct Session {
     /// Stored readings, while at least one machine is subscribed.
     readings: Option<broadcast::Receiver<Arc<ReadingBatch>>>,
     machines: BTreeSet<MachineId>,
+    budget: MessageBudget,
 }
 
 impl Session {
@@ -129,6 +175,7 @@ impl Session {
             alerts: state.alerts.subscribe(),
             health: state.health_feed.subscribe(),
             readings: None,
+            budget: MessageBudget::new(),
             machines: BTreeSet::new(),
             state,
             principal,
@@ -242,6 +289,7 @@ impl Session {
             Some(Ok(Message::Binary(_))) => Err(Ending::Binary),
             // Pings are answered by the socket itself; both only show the client is there.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+            Some(Ok(Message::Text(_))) if !self.budget.take() => Err(Ending::TooManyMessages),
             Some(Ok(Message::Text(text))) => {
                 let depth = self.state.options.max_json_depth;
                 let reply = match parse_json_within::<StreamRequest>(text.as_bytes(), depth) {
@@ -464,4 +512,21 @@ fn is_too_large(error: &axum::Error) -> bool {
     std::error::Error::source(error)
         .and_then(|source| source.downcast_ref::<tungstenite::Error>())
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_gets_a_burst_of_messages_then_a_trickle() {
+        let mut budget = MessageBudget::new();
+        for i in 0..CLIENT_MESSAGES_BURST as usize {
+            assert!(budget.take(), "message {i} of the burst");
+        }
+        assert!(!budget.take(), "past the burst");
+        budget.at -= std::time::Duration::from_secs(1);
+        assert!(budget.take() && budget.take(), "two a second come back");
+        assert!(!budget.take());
+    }
 }

@@ -122,10 +122,13 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return ClientAddress::Known(peer);
         }
+        // Split the raw bytes, so that one unreadable element (a client can write anything to
+        // the left of what our proxies append) spoils only itself, not the whole line.
         let entries: Vec<&str> = headers
             .get_all(X_FORWARDED_FOR)
             .iter()
-            .flat_map(|value| value.to_str().unwrap_or("").split(','))
+            .flat_map(|value| value.as_bytes().split(|b| *b == b','))
+            .map(|part| std::str::from_utf8(part).unwrap_or(""))
             .collect();
         let mut client = peer;
         for entry in entries.iter().rev() {
@@ -201,6 +204,20 @@ mod tests {
         ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_client_written_unreadable_element_does_not_hide_the_client_address() {
+        // nginx appends the real address to what the client sent, on one line.
+        let mut headers = HeaderMap::new();
+        headers.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"1.2.3.4\xff, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(
+            proxies(&["10.0.0.0/8"]).client(Some(ip("10.0.0.2")), &headers),
+            known("198.51.100.7")
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use fb_app::rate_limit::{Limiter, MemoryRateLimitStore, Policy};
 use fb_core::Code;
 use fb_core::SystemClock;
-use fb_core::identity::{Principal, Subject};
+use fb_core::identity::{Principal, Subject, UserId};
 use fb_core::rate_limit::{Decision, Quota, whole_seconds_up};
 
 use crate::error::ApiError;
@@ -50,6 +50,10 @@ pub struct RateLimitPolicies {
     pub login_per_ip_and_user: Option<Quota>,
     /// Login attempts for one username from anywhere.
     pub login_per_user: Option<Quota>,
+    /// One-time or recovery codes checked for one user, from anywhere.
+    pub second_factor_per_user: Option<Quota>,
+    /// Password checks of one logged-in user (password change, turning MFA off).
+    pub reauth_per_user: Option<Quota>,
 }
 
 /// The limiter, its policies and who may tell us a client's address.
@@ -106,6 +110,25 @@ impl RateLimits {
             .await
     }
 
+    /// Checks of a one-time code (or recovery code) for `user`: counted per user, not per
+    /// address, so that guesses spread over many addresses share one small budget.
+    pub(crate) async fn check_second_factor(&self, user: UserId) -> Result<Applied, Response> {
+        let subject = format!("user:{user}");
+        self.check(&[(
+            "second_factor_per_user",
+            self.policies.second_factor_per_user,
+            &subject,
+        )])
+        .await
+    }
+
+    /// Password checks of a logged-in user.
+    pub(crate) async fn check_reauth(&self, user: UserId) -> Result<Applied, Response> {
+        let subject = format!("user:{user}");
+        self.check(&[("reauth_per_user", self.policies.reauth_per_user, &subject)])
+            .await
+    }
+
     /// The login policies. A username that cannot exist (see `validate_username`) can never log
     /// in, so it is not tracked per name: only the address pays for it, and made-up names cannot
     /// fill the buckets.
@@ -148,6 +171,12 @@ pub(crate) fn principal_key(principal: &Principal) -> String {
 pub(crate) struct Applied(Vec<(Policy, Decision)>);
 
 impl Applied {
+    /// These decisions and `more`'s, announced together.
+    pub(crate) fn and(mut self, more: Applied) -> Applied {
+        self.0.extend(more.0);
+        self
+    }
+
     /// Adds the RateLimit and RateLimit-Policy members of these policies to `response`.
     pub(crate) fn annotate(&self, mut response: Response) -> Response {
         let headers = response.headers_mut();

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use fb_app::auth::{ClientInfo, LoginOutcome, MfaProof, SessionTokens};
-use fb_core::identity::User;
+use fb_core::identity::{Principal, User};
 use fb_core::session::SessionId;
 
 use crate::api::v1::{
@@ -18,7 +18,7 @@ use crate::api::v1::{
 use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppJson, AppPath, Caller};
-use crate::rate_limit::ClientAddress;
+use crate::rate_limit::{Applied, ClientAddress};
 use crate::state::AppState;
 
 /// What the connection says about the client, kept with a new session.
@@ -72,7 +72,13 @@ pub(crate) async fn login(
 ) -> (AuditFacts, Response) {
     // The audit record names the account tried (never the password), and on success its id.
     let username = body.username.trim();
-    let facts = AuditFacts::target(format!("user:{username}")).detail("username", username);
+    // Only a name that could be a username is recorded: a password typed into the username
+    // field must not stay in a log that can never be edited.
+    let shown = match fb_core::identity::validate_username("username", username) {
+        Ok(()) => username,
+        Err(_) => "[invalid]",
+    };
+    let facts = AuditFacts::target(format!("user:{shown}")).detail("username", shown);
     // Checked before the password hash is computed: that is the work a guesser wants done.
     let limits = match state.rate_limits.check_login(client, username).await {
         Ok(applied) => applied,
@@ -143,6 +149,20 @@ pub(crate) async fn verify_mfa(
         MfaProof::Code(_) => "totp",
         MfaProof::RecoveryCode(_) => "recovery_code",
     };
+    // Guesses are counted per user too: spread over many addresses, they share one budget.
+    let mut facts = facts.detail("method", method);
+    let limits = match state.auth.challenge_subject(&body.mfa_token) {
+        Some(user) => {
+            facts = AuditFacts::target(format!("user:{user}"))
+                .detail("user_id", user.to_string())
+                .detail("method", method);
+            match state.rate_limits.check_second_factor(user).await {
+                Ok(more) => limits.and(more),
+                Err(refusal) => return (facts, limits.annotate(refusal)),
+            }
+        }
+        None => limits,
+    };
     let outcome = state
         .auth
         .verify_mfa(&body.mfa_token, &proof, &client_info(&headers, client))
@@ -158,10 +178,7 @@ pub(crate) async fn verify_mfa(
                 Json(token_response(&user, tokens, false)).into_response(),
             )
         }
-        Err(e) => (
-            facts.detail("method", method),
-            ApiError::from(e).into_response(),
-        ),
+        Err(e) => (facts, ApiError::from(e).into_response()),
     };
     (facts, limits.annotate(answer))
 }
@@ -285,9 +302,16 @@ pub(crate) async fn confirm_totp(
     State(state): State<AppState>,
     Caller(caller): Caller,
     AppJson(body): AppJson<MfaCodeRequest>,
-) -> Result<Json<RecoveryCodesResponse>, ApiError> {
-    let recovery_codes = state.auth.confirm_totp(&caller, &body.code).await?;
-    Ok(Json(RecoveryCodesResponse { recovery_codes }))
+) -> Response {
+    let limits = match second_factor_limits(&state, &caller).await {
+        Ok(limits) => limits,
+        Err(refusal) => return refusal,
+    };
+    let answer = match state.auth.confirm_totp(&caller, &body.code).await {
+        Ok(recovery_codes) => Json(RecoveryCodesResponse { recovery_codes }).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    limits.annotate(answer)
 }
 
 /// Turns the caller's second factor off (password and a current code); not for roles that
@@ -303,12 +327,24 @@ pub(crate) async fn disable_totp(
     State(state): State<AppState>,
     Caller(caller): Caller,
     AppJson(body): AppJson<DisableMfaRequest>,
-) -> Result<StatusCode, ApiError> {
-    state
+) -> Response {
+    let limits = match second_factor_limits(&state, &caller).await {
+        Ok(limits) => limits,
+        Err(refusal) => return refusal,
+    };
+    let limits = match reauth_limits(&state, &caller).await {
+        Ok(more) => limits.and(more),
+        Err(refusal) => return limits.annotate(refusal),
+    };
+    let answer = match state
         .auth
         .disable_totp(&caller, &body.current_password, &body.code)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    limits.annotate(answer)
 }
 
 /// Replaces the caller's recovery codes (the old ones stop working), with a current code.
@@ -322,12 +358,37 @@ pub(crate) async fn new_recovery_codes(
     State(state): State<AppState>,
     Caller(caller): Caller,
     AppJson(body): AppJson<MfaCodeRequest>,
-) -> Result<Json<RecoveryCodesResponse>, ApiError> {
-    let recovery_codes = state
+) -> Response {
+    let limits = match second_factor_limits(&state, &caller).await {
+        Ok(limits) => limits,
+        Err(refusal) => return refusal,
+    };
+    let answer = match state
         .auth
         .regenerate_recovery_codes(&caller, &body.code)
-        .await?;
-    Ok(Json(RecoveryCodesResponse { recovery_codes }))
+        .await
+    {
+        Ok(recovery_codes) => Json(RecoveryCodesResponse { recovery_codes }).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    limits.annotate(answer)
+}
+
+/// The per-user budget of one-time code checks of a logged-in caller (API keys have no second
+/// factor: their calls are refused by the service, and cost nothing here).
+async fn second_factor_limits(state: &AppState, caller: &Principal) -> Result<Applied, Response> {
+    match caller.user_id() {
+        Some(user) => state.rate_limits.check_second_factor(user).await,
+        None => Ok(Applied::default()),
+    }
+}
+
+/// The per-user budget of password checks of a logged-in caller.
+async fn reauth_limits(state: &AppState, caller: &Principal) -> Result<Applied, Response> {
+    match caller.user_id() {
+        Some(user) => state.rate_limits.check_reauth(user).await,
+        None => Ok(Applied::default()),
+    }
 }
 
 /// The authenticated caller: user or API key, role and permissions.
@@ -361,10 +422,18 @@ pub(crate) async fn change_password(
     State(state): State<AppState>,
     Caller(caller): Caller,
     AppJson(body): AppJson<ChangePasswordRequest>,
-) -> Result<StatusCode, ApiError> {
-    state
+) -> Response {
+    let limits = match reauth_limits(&state, &caller).await {
+        Ok(limits) => limits,
+        Err(refusal) => return refusal,
+    };
+    let answer = match state
         .auth
         .change_password(&caller, &body.current_password, &body.new_password)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    limits.annotate(answer)
 }

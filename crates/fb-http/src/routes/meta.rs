@@ -11,6 +11,7 @@ use fb_core::Code;
 
 use crate::api::v1::{Health, Readiness};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Caller;
 use crate::state::AppState;
 
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,15 +52,20 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readine
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    // The metrics name every site's machines (health, anomalies…): a scraper of all sites only.
+    fb_app::scope::require_all_sites(&caller, "metrics").map_err(|e| ApiError::from_coded(&e))?;
     state.metrics.run_upkeep();
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }
 
 /// This document.

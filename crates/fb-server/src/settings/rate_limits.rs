@@ -16,6 +16,8 @@ pub struct RateLimitSettings {
     pub login_per_ip: QuotaSetting,
     pub login_per_ip_and_user: QuotaSetting,
     pub login_per_user: QuotaSetting,
+    pub second_factor_per_user: QuotaSetting,
+    pub reauth_per_user: QuotaSetting,
     pub local_max_keys: u64,
     pub redis_url: Secret,
     pub redis_prefix: String,
@@ -47,6 +49,8 @@ impl RateLimitSettings {
             login_per_ip: self.login_per_ip.quota(),
             login_per_ip_and_user: self.login_per_ip_and_user.quota(),
             login_per_user: self.login_per_user.quota(),
+            second_factor_per_user: self.second_factor_per_user.quota(),
+            reauth_per_user: self.reauth_per_user.quota(),
         }
     }
 
@@ -62,6 +66,8 @@ impl RateLimitSettings {
             ("login_per_ip", &self.login_per_ip),
             ("login_per_ip_and_user", &self.login_per_ip_and_user),
             ("login_per_user", &self.login_per_user),
+            ("second_factor_per_user", &self.second_factor_per_user),
+            ("reauth_per_user", &self.reauth_per_user),
         ] {
             check(
                 quota.burst <= 1_000_000,

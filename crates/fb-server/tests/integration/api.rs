@@ -721,3 +721,78 @@ async fn invented_http_methods_do_not_become_metric_labels() {
     assert!(text.contains("method=\"OTHER\""), "{text}");
     app.finish().await;
 }
+
+/// A six-digit code must not be guessable by spreading tries over many addresses: wrong codes
+/// count against the user, wherever they come from.
+#[tokio::test]
+async fn second_factor_guesses_are_counted_per_user_across_addresses() {
+    let app = TestApp::new().await;
+    app.admin_token().await; // enrols the admin's second factor
+    let challenge = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "admin", "password": app.admin_password}),
+        )
+        .await;
+    let token = challenge.body["mfa_token"].as_str().unwrap().to_owned();
+    let mut refused_at = None;
+    for i in 0..10u8 {
+        let peer: std::net::SocketAddr = format!("198.51.100.{}:4000", i + 1).parse().unwrap();
+        let r = app
+            .call_from(
+                peer,
+                Method::POST,
+                "/api/v1/auth/mfa/verify",
+                None,
+                Some(json!({"mfa_token": token, "code": "000000"})),
+            )
+            .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.code(), "rate_limited");
+            assert!(
+                r.headers["ratelimit-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("second_factor_per_user")
+            );
+            refused_at = Some(i);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    // Five code checks in all: enrolment confirmed one, four guesses spent the rest.
+    assert_eq!(refused_at, Some(4), "the user's budget is spent");
+    app.finish().await;
+}
+
+/// The audit log and the metrics name every site's machines and users: a caller limited to
+/// some sites reads neither.
+#[tokio::test]
+async fn callers_of_some_sites_read_neither_the_audit_log_nor_metrics() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    let created = app
+        .post(
+            "/api/v1/users",
+            Some(&admin),
+            json!({"username": "site-admin", "role": "admin", "sites": ["plant-a"],
+                   "password": "site-admin-password-123"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let scoped = app
+        .enrolled_login("site-admin", "site-admin-password-123")
+        .await;
+    for path in ["/api/v1/audit", "/metrics"] {
+        let r = app.get(path, Some(&scoped)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.body);
+        assert_eq!(r.code(), "site_out_of_scope", "{path}");
+        assert_eq!(
+            app.get(path, Some(&admin)).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    app.finish().await;
+}

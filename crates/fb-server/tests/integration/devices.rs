@@ -130,7 +130,7 @@ fn the_command_line_adds_lists_and_revokes_devices() {
         .find_map(|l| l.strip_prefix("MQTT password (shown once): "))
         .unwrap()
         .to_owned();
-    let connected = runtime.block_on(app.state.devices.authenticate("cnc-9", &password));
+    let connected = runtime.block_on(app.state.devices.authenticate("cnc-9", "cnc-9", &password));
     assert!(connected.is_ok(), "the printed password is the device's");
 
     let list = app.cli(&["device", "list"], &[]);
@@ -140,7 +140,7 @@ fn the_command_line_adds_lists_and_revokes_devices() {
 
     let revoked = app.cli(&["device", "revoke", "cnc-9"], &[]);
     assert!(revoked.status.success());
-    let refused = runtime.block_on(app.state.devices.authenticate("cnc-9", &password));
+    let refused = runtime.block_on(app.state.devices.authenticate("cnc-9", "cnc-9", &password));
     assert!(matches!(
         refused,
         Err(fb_app::devices::Error::InvalidCredentials)
@@ -202,9 +202,10 @@ mod embedded {
             ..Layers::default()
         })
         .unwrap();
-        let embedded = fb_server::wire::start_embedded_broker(&settings, &app.state.devices)
-            .unwrap()
-            .expect("the broker is enabled");
+        let embedded =
+            fb_server::wire::start_embedded_broker(&settings, &app.state.devices, &app.state.audit)
+                .unwrap()
+                .expect("the broker is enabled");
         (settings, embedded)
     }
 
@@ -285,11 +286,21 @@ mod embedded {
         let service = tokio::spawn(fb_mqtt::run(options, app.state.ingest.clone(), stop_rx));
 
         assert!(
-            !connects(port, &format!("a-{run_id}"), Some(("pump-7", "fbd_guess"))).await,
+            !connects(
+                port,
+                &format!("pump-7:a-{run_id}"),
+                Some(("pump-7", "fbd_guess"))
+            )
+            .await,
             "a wrong password must not connect"
         );
         assert!(
-            !connects(port, &format!("b-{run_id}"), Some(("pump-8", &password))).await,
+            !connects(
+                port,
+                &format!("pump-8:b-{run_id}"),
+                Some(("pump-8", &password))
+            )
+            .await,
             "an unknown device must not connect"
         );
         assert!(
@@ -297,8 +308,18 @@ mod embedded {
             "an anonymous client must not connect"
         );
 
+        assert!(
+            !connects(
+                port,
+                &format!("fb-ingest-{run_id}"),
+                Some(("pump-7", &password))
+            )
+            .await,
+            "a device must not take another client's id (here ingest's own)"
+        );
+
         // The device, connected, publishing; its connection's events come out of the pump.
-        let mut options = MqttOptions::new(format!("pump-7-{run_id}"), "127.0.0.1", port);
+        let mut options = MqttOptions::new(format!("pump-7:{run_id}"), "127.0.0.1", port);
         options.set_credentials("pump-7", password.as_str());
         let (publisher, mut eventloop) = AsyncClient::new(options, 10);
         let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -374,7 +395,12 @@ mod embedded {
         .expect("the revoked device's connection is dropped");
         assert!(dropped);
         assert!(
-            !connects(port, &format!("d-{run_id}"), Some(("pump-7", &password))).await,
+            !connects(
+                port,
+                &format!("pump-7:d-{run_id}"),
+                Some(("pump-7", &password))
+            )
+            .await,
             "a revoked device must not connect"
         );
         pump.abort();
