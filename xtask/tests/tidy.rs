@@ -31,6 +31,7 @@ fn the_rules_know_every_workspace_crate() {
         xtask::SQL_SUPPORT,
         xtask::SIMULATOR,
         xtask::DETECT,
+        xtask::PREDICT,
         xtask::EVAL,
         xtask::BENCH,
         xtask::OUTBOUND,
