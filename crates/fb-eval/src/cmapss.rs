@@ -60,7 +60,11 @@ pub fn read_subset(dir: &Path, subset: &str) -> Result<Subset, EvalError> {
     if test_rul.len() != test.units.len() {
         return Err(EvalError::format(
             &rul_path,
-            format!("{} values for {} test units", test_rul.len(), test.units.len()),
+            format!(
+                "{} values for {} test units",
+                test_rul.len(),
+                test.units.len()
+            ),
         ));
     }
     Ok(Subset {

@@ -125,7 +125,10 @@ impl History {
             }
         }
         if self.schema.sensors.is_empty() {
-            out.push(FieldError::new("schema.sensors", "at least one sensor is needed"));
+            out.push(FieldError::new(
+                "schema.sensors",
+                "at least one sensor is needed",
+            ));
         }
         let mut ids = std::collections::BTreeSet::new();
         if self.units.is_empty() {
@@ -183,7 +186,10 @@ impl History {
             hash.update(unit.failed_at.unwrap_or(f64::NAN).to_bits().to_le_bytes());
             hash.update((unit.observations.len() as u64).to_le_bytes());
             for o in &unit.observations {
-                for v in std::iter::once(&o.time).chain(&o.settings).chain(&o.sensors) {
+                for v in std::iter::once(&o.time)
+                    .chain(&o.settings)
+                    .chain(&o.sensors)
+                {
                     hash.update(v.to_bits().to_le_bytes());
                 }
             }
@@ -212,10 +218,16 @@ pub fn reading_problem(schema: &Schema, o: Reading<'_>, previous: f64) -> Option
         return Some("time must be a finite number after the previous observation's".into());
     }
     if let Some(k) = o.settings.iter().position(|v| !v.is_finite()) {
-        return Some(format!("setting {} is not a finite number", schema.settings[k]));
+        return Some(format!(
+            "setting {} is not a finite number",
+            schema.settings[k]
+        ));
     }
     if let Some(k) = o.sensors.iter().position(|v| !v.is_finite()) {
-        return Some(format!("sensor {} is not a finite number", schema.sensors[k]));
+        return Some(format!(
+            "sensor {} is not a finite number",
+            schema.sensors[k]
+        ));
     }
     None
 }
@@ -275,7 +287,11 @@ mod tests {
         let fields: Vec<String> = history.problems().into_iter().map(|p| p.field).collect();
         assert_eq!(
             fields,
-            ["units[1].id", "units[1].observations[1]", "units[1].failed_at"]
+            [
+                "units[1].id",
+                "units[1].observations[1]",
+                "units[1].failed_at"
+            ]
         );
         let mut other = history.clone();
         other.units[0].observations[1].sensors[0] = 2.000_000_001;

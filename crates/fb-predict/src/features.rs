@@ -25,17 +25,31 @@ use crate::regime::{RegimeModel, Scalers};
 #[serde(tag = "stat", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SensorFeature {
     Last,
-    Mean { window: usize },
-    Std { window: usize },
-    Min { window: usize },
-    Max { window: usize },
+    Mean {
+        window: usize,
+    },
+    Std {
+        window: usize,
+    },
+    Min {
+        window: usize,
+    },
+    Max {
+        window: usize,
+    },
     /// Least-squares slope per reading over the window.
-    Slope { window: usize },
+    Slope {
+        window: usize,
+    },
     /// Exponentially weighted moving average over the unit's whole history.
-    Ewma { alpha: f64 },
+    Ewma {
+        alpha: f64,
+    },
     /// Mean of the last `window` readings minus the mean of the unit's first readings (as many
     /// as the longest drift window; all of them while there are fewer).
-    DriftFromStart { window: usize },
+    DriftFromStart {
+        window: usize,
+    },
 }
 
 impl SensorFeature {
@@ -130,7 +144,10 @@ impl FeatureSpec {
         use fb_core::FieldError;
         let mut out = Vec::new();
         if self.sensor_features.is_empty() {
-            out.push(FieldError::new("features.sensor_features", "at least one is needed"));
+            out.push(FieldError::new(
+                "features.sensor_features",
+                "at least one is needed",
+            ));
         }
         for (i, f) in self.sensor_features.iter().enumerate() {
             let bad = match *f {
@@ -198,7 +215,12 @@ impl FeaturePipeline {
             .collect();
         let mut names: Vec<String> = kept
             .iter()
-            .flat_map(|&s| spec.sensor_features.iter().map(|f| f.name(&inputs[s])).collect::<Vec<_>>())
+            .flat_map(|&s| {
+                spec.sensor_features
+                    .iter()
+                    .map(|f| f.name(&inputs[s]))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         if spec.age {
             names.push("age".into());
@@ -339,7 +361,12 @@ impl FeatureState {
         }
         self.last_time = o.time;
         let regime = pipeline.regimes.assign(o.settings);
-        extend_inputs(&pipeline.spec, &pipeline.schema, o.sensors, &mut self.extended);
+        extend_inputs(
+            &pipeline.spec,
+            &pipeline.schema,
+            o.sensors,
+            &mut self.extended,
+        );
         let slot = (self.count % self.window as u64) as usize;
         let alphas = ewma_alphas(&pipeline.spec).count();
         for (k, &s) in pipeline.kept.iter().enumerate() {
@@ -384,8 +411,13 @@ impl FeatureState {
                     SensorFeature::Last => values[available - 1],
                     SensorFeature::Mean { window } => mean(tail(window)),
                     SensorFeature::Std { window } => std_dev(tail(window)),
-                    SensorFeature::Min { window } => tail(window).iter().copied().fold(f64::INFINITY, f64::min),
-                    SensorFeature::Max { window } => tail(window).iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    SensorFeature::Min { window } => {
+                        tail(window).iter().copied().fold(f64::INFINITY, f64::min)
+                    }
+                    SensorFeature::Max { window } => tail(window)
+                        .iter()
+                        .copied()
+                        .fold(f64::NEG_INFINITY, f64::max),
                     SensorFeature::Slope { window } => slope(tail(window)),
                     SensorFeature::Ewma { .. } => {
                         alpha_index += 1;

@@ -11,6 +11,33 @@
 //! * [`stream`]: [`MachinePredictor`], the per-machine live state.
 //! * [`live`]: mapping a machine's sensors onto a model's inputs.
 //! * [`metrics`]: RMSE, the PHM08 score, precision/recall/F1, Platt calibration.
+//!
+//! # Why gradient-boosted trees, written here
+//!
+//! The issue asks for a strong method that trains on 2 cores in minutes. On tabular windows of
+//! sensor statistics, boosted trees are the strongest such method: C-MAPSS FD001 with this
+//! crate's features gives a test RMSE of 12.0 (11.8 on FD003) against 12.6 for the deep CNN of
+//! Li et al. 2018, training in about two minutes for the whole search (eight parameter sets ×
+//! five folds) and 20 seconds for one set on one core; a 1-D CNN or LSTM of the published size
+//! needs a GPU-class budget for that accuracy, and a Rust deep-learning crate would add a
+//! heavy, non-deterministic dependency for no gain in accuracy. One engine serves regression
+//! (RUL) and classification (failure within a horizon, logistic loss, then Platt calibration).
+//!
+//! The crates considered (crates.io, December 2026): `perpetual` (3.0 only as a release
+//! candidate; its selling point is no tuning, but it brings rayon threads, a wide dependency
+//! tree and its own model format, and gives no control of the determinism the tests rely on),
+//! `forust-ml` (0.8, an XGBoost-like booster; same dependency and format concerns, little
+//! maintenance), `gbdt` (0.1.3, unmaintained, exact splits only, no leaf-wise growth or early
+//! stopping), `linfa` and `smartcore` (general toolkits whose tree ensembles are random forests
+//! or exact-split trees without boosting shrinkage and histogram speed). Writing the engine
+//! here costs about 700 lines: binning, histograms with the subtraction trick, leaf-wise
+//! growth, Newton leaf values, and it stays inside fb-core's dependency allow-list (plus
+//! `serde_json` for the model format), deterministic to the bit, with a format we version.
+//!
+//! # Measured (see the README's "Failure prediction and RUL")
+//!
+//! `factorybrain eval cmapss --subset FD001` and `eval ai4i` reproduce the figures; the
+//! tests in `crates/fb-eval/tests/predict.rs` hold the goals.
 
 pub mod data;
 pub mod features;

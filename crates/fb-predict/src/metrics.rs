@@ -210,7 +210,10 @@ mod tests {
         let p = [0.9, 0.8, 0.7, 0.2, 0.1];
         let y = [true, false, true, false, false];
         let at = binary_scores(&p, &y, 0.75);
-        assert_eq!((at.true_positives, at.false_positives, at.false_negatives), (1, 1, 1));
+        assert_eq!(
+            (at.true_positives, at.false_positives, at.false_negatives),
+            (1, 1, 1)
+        );
         assert!((at.f1 - 0.5).abs() < 1e-12);
         let best = best_f1_threshold(&p, &y);
         assert_eq!(best.threshold, 0.7);
@@ -228,6 +231,9 @@ mod tests {
             y.push(rng.next_f64() < crate::gbdt::sigmoid(0.5 * score - 1.0));
         }
         let platt = Platt::fit(&s, &y);
-        assert!((platt.a - 0.5).abs() < 0.05 && (platt.b + 1.0).abs() < 0.1, "{platt:?}");
+        assert!(
+            (platt.a - 0.5).abs() < 0.05 && (platt.b + 1.0).abs() < 0.1,
+            "{platt:?}"
+        );
     }
 }

@@ -42,7 +42,7 @@ pub struct RegimeModel {
     pub centres: Vec<Vec<f64>>,
 }
 
-const RESTARTS: u64 = 3;
+const RESTARTS: u64 = 8;
 const MAX_POINTS: usize = 5000;
 const MAX_ITERATIONS: usize = 100;
 /// A cluster holding fewer rows than this share is an outlier group, not a regime.
@@ -94,9 +94,13 @@ impl RegimeModel {
         };
         // A stable order (by the first coordinates) so that regime numbers do not depend on
         // which restart won.
-        model
-            .centres
-            .sort_by(|a, b| a.iter().zip(b).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal));
+        model.centres.sort_by(|a, b| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         model
     }
 
@@ -353,10 +357,19 @@ mod tests {
 
         let mut rng = SplitMix64::new(3);
         let noise: Vec<Vec<f64>> = (0..3000)
-            .map(|_| vec![rng.next_f64() * 0.004 - 0.002, rng.next_f64() * 0.0006, 100.0])
+            .map(|_| {
+                vec![
+                    rng.next_f64() * 0.004 - 0.002,
+                    rng.next_f64() * 0.0006,
+                    100.0,
+                ]
+            })
             .collect();
         let refs: Vec<&[f64]> = noise.iter().map(Vec::as_slice).collect();
-        assert_eq!(RegimeModel::fit(&refs, &RegimeSpec::default(), 7).regimes(), 1);
+        assert_eq!(
+            RegimeModel::fit(&refs, &RegimeSpec::default(), 7).regimes(),
+            1
+        );
     }
 
     #[test]

@@ -109,7 +109,10 @@ fn learns_rul_across_six_operating_conditions() {
     let blind = train::train(&train, &unnormalised, &mut |_| {}).unwrap();
     assert_eq!(blind.meta.report.regimes, 1);
     let blind_rmse = rmse_on(&blind, &test);
-    assert!(blind_rmse > rmse * 1.3, "normalised {rmse} vs not {blind_rmse}");
+    assert!(
+        blind_rmse > rmse * 1.3,
+        "normalised {rmse} vs not {blind_rmse}"
+    );
 }
 
 #[test]
@@ -139,7 +142,10 @@ fn folds_never_split_a_unit() {
         assert!(train_units.is_disjoint(&valid_units));
         assert!(!valid_units.is_empty());
     }
-    assert_ne!(folds, assign_folds(&data.unit_of_row, history.units.len(), 5, 12));
+    assert_ne!(
+        folds,
+        assign_folds(&data.unit_of_row, history.units.len(), 5, 12)
+    );
 }
 
 #[test]
@@ -161,8 +167,14 @@ fn a_loaded_model_predicts_identically_and_bad_files_are_refused() {
 
     let refused = |text: &str| matches!(Model::from_json(text), Err(PredictError::Format(_)));
     assert!(refused("{}"));
-    assert!(refused(&json.replace("factorybrain.predict.model", "other")));
-    assert!(refused(&json.replacen("\"format_version\":1", "\"format_version\":2", 1)));
+    assert!(refused(
+        &json.replace("factorybrain.predict.model", "other")
+    ));
+    assert!(refused(&json.replacen(
+        "\"format_version\":1",
+        "\"format_version\":2",
+        1
+    )));
     // A tree pointing at a feature the model does not have.
     let mut broken = model.clone();
     broken.ensemble[0].trees[0].nodes[0].0 = 10_000;
@@ -171,12 +183,7 @@ fn a_loaded_model_predicts_identically_and_bad_files_are_refused() {
 
 /// The features written out directly from their definitions over the whole history so far:
 /// an implementation independent of the ring buffer and running sums of [`FeatureState`].
-fn reference_features(
-    model: &Model,
-    normalised: &[Vec<f64>],
-    ages: &[f64],
-    at: usize,
-) -> Vec<f64> {
+fn reference_features(model: &Model, normalised: &[Vec<f64>], ages: &[f64], at: usize) -> Vec<f64> {
     let spec = &model.pipeline.spec;
     let mut out = Vec::new();
     for series in normalised {
@@ -187,8 +194,12 @@ fn reference_features(
                 SensorFeature::Last => seen[at],
                 SensorFeature::Mean { window } => crate::features::mean(tail(window)),
                 SensorFeature::Std { window } => crate::features::std_dev(tail(window)),
-                SensorFeature::Min { window } => tail(window).iter().copied().fold(f64::MAX, f64::min),
-                SensorFeature::Max { window } => tail(window).iter().copied().fold(f64::MIN, f64::max),
+                SensorFeature::Min { window } => {
+                    tail(window).iter().copied().fold(f64::MAX, f64::min)
+                }
+                SensorFeature::Max { window } => {
+                    tail(window).iter().copied().fold(f64::MIN, f64::max)
+                }
                 SensorFeature::Slope { window } => crate::features::slope(tail(window)),
                 SensorFeature::Ewma { alpha } => {
                     // Closed form: weights α(1−α)^k, the first value carrying the remainder.
@@ -254,16 +265,32 @@ fn the_live_predictor_matches_batch_features_and_predictions() {
     }
     // Memory does not grow with the history.
     let bytes = live.state_bytes();
-    live.observe(Reading { time: 10_000.0, settings: &[0.0, 100.0], sensors: &[600.0, 40.0, 20.0] })
-        .unwrap();
+    live.observe(Reading {
+        time: 10_000.0,
+        settings: &[0.0, 100.0],
+        sensors: &[600.0, 40.0, 20.0],
+    })
+    .unwrap();
     live.predict();
     assert_eq!(live.state_bytes(), bytes);
     // A reading back in time or of the wrong shape is refused and changes nothing.
     let before = live.current();
     for bad in [
-        Reading { time: 5.0, settings: &[0.0, 100.0], sensors: &[600.0, 40.0, 20.0] },
-        Reading { time: 10_001.0, settings: &[0.0], sensors: &[600.0, 40.0, 20.0] },
-        Reading { time: 10_001.0, settings: &[0.0, 100.0], sensors: &[600.0, f64::NAN, 20.0] },
+        Reading {
+            time: 5.0,
+            settings: &[0.0, 100.0],
+            sensors: &[600.0, 40.0, 20.0],
+        },
+        Reading {
+            time: 10_001.0,
+            settings: &[0.0],
+            sensors: &[600.0, 40.0, 20.0],
+        },
+        Reading {
+            time: 10_001.0,
+            settings: &[0.0, 100.0],
+            sensors: &[600.0, f64::NAN, 20.0],
+        },
     ] {
         assert!(matches!(live.observe(bad), Err(PredictError::Reading(_))));
     }

@@ -97,7 +97,10 @@ impl TrainConfig {
             out.push(FieldError::new("regimes.max_regimes", "must be 1..=50"));
         }
         if !(self.regimes.min_separation > 0.0 && self.regimes.min_separation.is_finite()) {
-            out.push(FieldError::new("regimes.min_separation", "must be a positive number"));
+            out.push(FieldError::new(
+                "regimes.min_separation",
+                "must be a positive number",
+            ));
         }
         out
     }
@@ -196,13 +199,19 @@ impl Dataset {
 }
 
 /// Fits the regimes, scalers and kept sensors on the history.
-pub fn fit_pipeline(history: &History, config: &TrainConfig) -> Result<FeaturePipeline, PredictError> {
+pub fn fit_pipeline(
+    history: &History,
+    config: &TrainConfig,
+) -> Result<FeaturePipeline, PredictError> {
     let problems = config.problems(history);
     if !problems.is_empty() {
         return Err(PredictError::Invalid(problems));
     }
     let observations = history.units.iter().flat_map(|u| &u.observations);
-    let settings: Vec<&[f64]> = observations.clone().map(|o| o.settings.as_slice()).collect();
+    let settings: Vec<&[f64]> = observations
+        .clone()
+        .map(|o| o.settings.as_slice())
+        .collect();
     let regimes = RegimeModel::fit(&settings, &config.regimes, config.seed);
     let mut extended_rows = Vec::with_capacity(settings.len());
     let mut buffer = Vec::new();
@@ -258,7 +267,12 @@ pub(crate) fn dataset(history: &History, pipeline: &FeaturePipeline, target: &Ta
 
 /// Deals the units that have labelled rows into `folds` folds after a seeded shuffle:
 /// `fold_of_unit[u]` (None for units without labelled rows).
-pub fn assign_folds(unit_of_row: &[usize], units: usize, folds: usize, seed: u64) -> Vec<Option<usize>> {
+pub fn assign_folds(
+    unit_of_row: &[usize],
+    units: usize,
+    folds: usize,
+    seed: u64,
+) -> Vec<Option<usize>> {
     let mut present = vec![false; units];
     for &u in unit_of_row {
         present[u] = true;
@@ -328,7 +342,12 @@ pub fn train(
             "a failure model needs observations both within and outside the horizon",
         )]));
     }
-    let fold_of_unit = assign_folds(&data.unit_of_row, history.units.len(), config.search.folds, config.seed);
+    let fold_of_unit = assign_folds(
+        &data.unit_of_row,
+        history.units.len(),
+        config.search.folds,
+        config.seed,
+    );
     let units_with_rows = fold_of_unit.iter().flatten().count();
     let folds = config.search.folds.min(units_with_rows);
     if folds < 2 {
@@ -338,9 +357,7 @@ pub fn train(
         )]));
     }
     let fold_rows: Vec<(Vec<usize>, Vec<usize>)> = (0..folds)
-        .map(|f| {
-            (0..data.rows()).partition(|&r| fold_of_unit[data.unit_of_row[r]] != Some(f))
-        })
+        .map(|f| (0..data.rows()).partition(|&r| fold_of_unit[data.unit_of_row[r]] != Some(f)))
         .collect();
 
     let grid = candidates(config);
@@ -405,9 +422,16 @@ pub fn train(
     let truth: Vec<bool> = data.labels.iter().map(|&l| l > 0.5).collect();
     let calibration = (loss == Loss::Logistic).then(|| Platt::fit(&out_of_fold, &truth));
     let in_sample: Vec<f64> = (0..data.rows())
-        .map(|r| ensemble.iter().map(|b| b.predict_raw(data.row(r))).sum::<f64>() / ensemble.len() as f64)
+        .map(|r| {
+            ensemble
+                .iter()
+                .map(|b| b.predict_raw(data.row(r)))
+                .sum::<f64>()
+                / ensemble.len() as f64
+        })
         .collect();
-    let (train_metrics, validation_metrics, decision_threshold) = match (config.target, calibration) {
+    let (train_metrics, validation_metrics, decision_threshold) = match (config.target, calibration)
+    {
         (Target::FailureWithin { .. }, Some(platt)) => {
             let oof_p: Vec<f64> = out_of_fold.iter().map(|&s| platt.probability(s)).collect();
             let in_p: Vec<f64> = in_sample.iter().map(|&s| platt.probability(s)).collect();
@@ -436,7 +460,11 @@ pub fn train(
         chosen,
         folds,
         regimes: pipeline.regimes.regimes(),
-        sensors_kept: pipeline.kept.iter().map(|&k| pipeline.inputs[k].clone()).collect(),
+        sensors_kept: pipeline
+            .kept
+            .iter()
+            .map(|&k| pipeline.inputs[k].clone())
+            .collect(),
         labelled_rows: data.rows(),
         train: train_metrics,
         validation: validation_metrics,

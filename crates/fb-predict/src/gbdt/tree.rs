@@ -38,7 +38,11 @@ impl Tree {
         let mut node = 0usize;
         loop {
             let Node(feature, threshold, left, right) = self.nodes[node];
-            let child = if row[feature as usize] > threshold { right } else { left };
+            let child = if row[feature as usize] > threshold {
+                right
+            } else {
+                left
+            };
             if child < 0 {
                 return self.leaf[!child as usize];
             }
