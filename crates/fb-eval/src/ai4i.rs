@@ -232,9 +232,9 @@ impl Default for Split {
 }
 
 impl Split {
-    pub fn apply<'a>(
+    pub fn apply(
         &self,
-        operations: &'a [Operation],
+        operations: &[Operation],
     ) -> Result<(Vec<Operation>, Vec<Operation>), EvalError> {
         if !(self.train_share > 0.0 && self.train_share < 1.0) || self.block < 2 {
             return Err(EvalError::Options(

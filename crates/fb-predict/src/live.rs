@@ -57,3 +57,46 @@ impl InputMap {
         sensors.extend(self.sensors.iter().map(|&i| values[i]));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fb_core::plant::{SensorKey, SensorKind};
+
+    use super::*;
+
+    fn sensor(key: &str) -> SensorSpec {
+        SensorSpec {
+            key: SensorKey(key.into()),
+            kind: SensorKind::Other,
+            unit: "u".into(),
+            physical_min: 0.0,
+            physical_max: 1.0,
+            warning_low: None,
+            warning_high: None,
+            critical_low: None,
+            critical_high: None,
+        }
+    }
+
+    #[test]
+    fn resolves_inputs_by_key_in_the_models_order_and_names_every_missing_one() {
+        let machine = ["power", "temperature", "speed", "vibration"].map(sensor);
+        let schema = Schema {
+            settings: vec!["speed".into()],
+            sensors: vec!["vibration".into(), "temperature".into()],
+        };
+        let map = InputMap::new(&schema, &machine).unwrap();
+        let (mut settings, mut sensors) = (Vec::new(), Vec::new());
+        map.assemble(&[7.0, 60.0, 1450.0, 2.5], &mut settings, &mut sensors);
+        assert_eq!(settings, [1450.0]);
+        assert_eq!(sensors, [2.5, 60.0]);
+
+        let other = Schema {
+            settings: vec!["load".into()],
+            sensors: vec!["vibration".into(), "flow".into()],
+        };
+        let missing = InputMap::new(&other, &machine).unwrap_err();
+        let fields: Vec<&str> = missing.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["schema.settings[0]", "schema.sensors[1]"]);
+    }
+}

@@ -163,7 +163,8 @@ impl Platt {
                 hbb += w;
             }
             let det = haa * hbb - hab * hab;
-            if !(det > 0.0) {
+            // A singular Hessian (all scores equal) or NaN: nothing more to learn.
+            if det.is_nan() || det <= 0.0 {
                 break;
             }
             let da = (hbb * ga - hab * gb) / det;

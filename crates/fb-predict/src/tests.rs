@@ -295,6 +295,17 @@ fn the_live_predictor_matches_batch_features_and_predictions() {
         assert!(matches!(live.observe(bad), Err(PredictError::Reading(_))));
     }
     assert_eq!(live.current(), before);
+
+    // A model with the same pipeline takes over the state; another one is handed back.
+    let retrained = Arc::new(Model {
+        ensemble: model.ensemble[..1].to_vec(),
+        ..(*model).clone()
+    });
+    let mut swapped = live.clone().with_model(retrained.clone()).unwrap();
+    let p = swapped.predict().unwrap();
+    assert_eq!(p, retrained.predict_features(live.features()));
+    let other = Arc::new(train::train(&fleet(10, 12, 1), &small_config(), &mut |_| {}).unwrap());
+    assert!(live.with_model(other).is_err());
 }
 
 #[test]
