@@ -32,6 +32,7 @@ fn fd001_config() -> fb_predict::TrainConfig {
     config.search = SearchSpec {
         candidates: 1,
         folds: 5,
+        threads: 2,
     };
     config
 }

@@ -261,6 +261,19 @@ impl FeaturePipeline {
                 .iter()
                 .chain(&self.scalers.spread)
                 .all(|row| row.len() == extended)
+            && self.scalers.mean.iter().flatten().all(|m| m.is_finite())
+            && self
+                .scalers
+                .spread
+                .iter()
+                .flatten()
+                .all(|d| d.is_finite() && *d > 0.0)
+            && self
+                .regimes
+                .scale
+                .iter()
+                .all(|(m, d)| m.is_finite() && d.is_finite() && *d > 0.0)
+            && self.regimes.centres.iter().flatten().all(|c| c.is_finite())
             && self.kept.iter().all(|&k| k < extended)
             && self.inputs.len() == extended
             && self.names.len()

@@ -73,6 +73,7 @@ fn small_config() -> TrainConfig {
         search: SearchSpec {
             candidates: 2,
             folds: 3,
+            threads: 1,
         },
         ..TrainConfig::rul(100.0)
     }
@@ -152,6 +153,11 @@ fn folds_never_split_a_unit() {
 fn a_loaded_model_predicts_identically_and_bad_files_are_refused() {
     let history = fleet(12, 4, 6);
     let model = train::train(&history, &small_config(), &mut |_| {}).unwrap();
+    // Threads change how fast, never what is learned.
+    let mut threaded = small_config();
+    threaded.search.threads = 3;
+    let parallel = train::train(&history, &threaded, &mut |_| {}).unwrap();
+    assert!(parallel.ensemble == model.ensemble && parallel.meta.report == model.meta.report);
     let json = model.to_json().unwrap();
     let loaded = Model::from_json(&json).unwrap();
     assert_eq!(loaded, model);
@@ -178,6 +184,10 @@ fn a_loaded_model_predicts_identically_and_bad_files_are_refused() {
     // A tree pointing at a feature the model does not have.
     let mut broken = model.clone();
     broken.ensemble[0].trees[0].nodes[0].0 = 10_000;
+    assert!(refused(&broken.to_json().unwrap()));
+    // A scaler that would divide by zero.
+    let mut broken = model.clone();
+    broken.pipeline.scalers.spread[0][0] = 0.0;
     assert!(refused(&broken.to_json().unwrap()));
 }
 

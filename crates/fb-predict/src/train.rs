@@ -38,6 +38,9 @@ pub struct SearchSpec {
     pub candidates: usize,
     /// Cross-validation folds by unit (at least 2).
     pub folds: usize,
+    /// Threads for the boosting runs (one run per thread at a time); the model does not
+    /// depend on it.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +67,7 @@ impl TrainConfig {
             search: SearchSpec {
                 candidates: 8,
                 folds: 5,
+                threads: 1,
             },
             seed: 42,
         }
@@ -92,6 +96,9 @@ impl TrainConfig {
         }
         if !(2..=20).contains(&self.search.folds) {
             out.push(FieldError::new("search.folds", "must be 2..=20"));
+        }
+        if !(1..=64).contains(&self.search.threads) {
+            out.push(FieldError::new("search.threads", "must be 1..=64"));
         }
         if self.regimes.max_regimes == 0 || self.regimes.max_regimes > 50 {
             out.push(FieldError::new("regimes.max_regimes", "must be 1..=50"));
@@ -370,37 +377,23 @@ pub fn train(
     });
     let mut reports = Vec::with_capacity(grid.len());
     let mut best: Option<(f64, usize, Vec<Booster>, Vec<f64>)> = None;
-    for (c, params) in grid.iter().enumerate() {
-        let mut boosters = Vec::with_capacity(folds);
+    let fits = run_fits(&data, &fold_rows, &grid, loss, config, &mut |c, f| {
+        done += 1;
+        progress(Progress {
+            done,
+            total,
+            stage: Stage::Fit {
+                candidate: c,
+                fold: f,
+            },
+        });
+    })?;
+    for (c, (params, boosters)) in grid.iter().zip(fits).enumerate() {
         let mut out_of_fold = vec![0.0; data.rows()];
-        for (f, (train_rows, valid_rows)) in fold_rows.iter().enumerate() {
-            let (x, y) = data.subset(train_rows);
-            let (vx, vy) = data.subset(valid_rows);
-            let params = BoostParams {
-                seed: SplitMix64::derive(config.seed, (c * folds + f) as u64).next_u64(),
-                ..params.clone()
-            };
-            let booster = gbdt::train(
-                Matrix::new(&x, data.cols),
-                &y,
-                Some((Matrix::new(&vx, data.cols), &vy)),
-                loss,
-                &params,
-            )
-            .map_err(|e| PredictError::Invalid(vec![FieldError::new("boost", e.to_string())]))?;
+        for (booster, (_, valid_rows)) in boosters.iter().zip(&fold_rows) {
             for &r in valid_rows {
                 out_of_fold[r] = booster.predict_raw(data.row(r));
             }
-            boosters.push(booster);
-            done += 1;
-            progress(Progress {
-                done,
-                total,
-                stage: Stage::Fit {
-                    candidate: c,
-                    fold: f,
-                },
-            });
         }
         let cv_loss = gbdt::validation_loss(loss, &out_of_fold, &data.labels);
         reports.push(CandidateReport {
@@ -491,6 +484,79 @@ pub fn train(
         ensemble,
         calibration,
     })
+}
+
+/// Every (candidate, fold) boosting run, on `config.search.threads` threads: `fits[c][f]`.
+/// Each run depends only on its data and its own seed, so the result is the same whatever the
+/// number of threads or the order in which runs finish; `done(c, f)` is called on this thread
+/// as each run finishes.
+fn run_fits(
+    data: &Dataset,
+    fold_rows: &[(Vec<usize>, Vec<usize>)],
+    grid: &[BoostParams],
+    loss: Loss,
+    config: &TrainConfig,
+    done: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Vec<Booster>>, PredictError> {
+    let folds = fold_rows.len();
+    let jobs = grid.len() * folds;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let fit = |job: usize| {
+        let (c, f) = (job / folds, job % folds);
+        let (train_rows, valid_rows) = &fold_rows[f];
+        let (x, y) = data.subset(train_rows);
+        let (vx, vy) = data.subset(valid_rows);
+        let params = BoostParams {
+            seed: SplitMix64::derive(config.seed, job as u64).next_u64(),
+            ..grid[c].clone()
+        };
+        gbdt::train(
+            Matrix::new(&x, data.cols),
+            &y,
+            Some((Matrix::new(&vx, data.cols), &vy)),
+            loss,
+            &params,
+        )
+        .map_err(|e| PredictError::Invalid(vec![FieldError::new("boost", e.to_string())]))
+    };
+    let mut slots: Vec<Option<Booster>> = (0..jobs).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        for _ in 0..config.search.threads.clamp(1, jobs) {
+            let sender = sender.clone();
+            let (next, fit) = (&next, &fit);
+            scope.spawn(move || {
+                loop {
+                    let job = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if job >= jobs {
+                        break;
+                    }
+                    let failed = {
+                        let result = fit(job);
+                        let failed = result.is_err();
+                        // The receiver outlives every worker (same scope).
+                        let _ = sender.send((job, result));
+                        failed
+                    };
+                    if failed {
+                        // Make the other workers stop after their current run.
+                        next.store(jobs, std::sync::atomic::Ordering::Relaxed);
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for (job, result) in receiver {
+            slots[job] = Some(result?);
+            done(job / folds, job % folds);
+        }
+        Ok::<(), PredictError>(())
+    })?;
+    let mut boosters = slots.into_iter();
+    Ok((0..grid.len())
+        .map(|_| boosters.by_ref().take(folds).flatten().collect())
+        .collect())
 }
 
 fn rul_metrics(predicted: &[f64], truth: &[f64]) -> SplitMetrics {

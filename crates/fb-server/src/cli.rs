@@ -134,6 +134,9 @@ pub struct SearchArgs {
     /// Seed for folds, bagging and the search: the same seed gives the same model.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Threads for training [default: the cores available]; the model does not depend on it.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Print one JSON object with the figures.
     #[arg(long)]
     pub json: bool,

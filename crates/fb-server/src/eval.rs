@@ -142,6 +142,9 @@ fn search_config(
 ) -> fb_predict::TrainConfig {
     config.search.candidates = args.candidates;
     config.search.folds = args.folds;
+    config.search.threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     config.seed = args.seed;
     config
 }
