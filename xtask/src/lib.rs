@@ -22,6 +22,9 @@ pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres", "fb-redis"];
 pub const SIMULATOR: &str = "fb-sim";
 /// Detection: streaming features, detectors and benchmark scoring; pure computation, no I/O.
 pub const DETECT: &str = "fb-detect";
+/// Failure prediction and RUL: features, gradient-boosted trees, streaming inference; pure
+/// computation like fb-detect, fb-core only.
+pub const PREDICT: &str = "fb-predict";
 /// Evaluation tooling behind `factorybrain eval`: reads data-set files, runs the detectors.
 pub const EVAL: &str = "fb-eval";
 /// Support library for the SQL adapters: portable queries and helpers, no driver, fb-core only.
@@ -37,6 +40,17 @@ pub const DRIVING: &[&str] = &["fb-http", "fb-mqtt", "fb-broker"];
 /// hashing (no I/O): the audit chain's hash lives in the domain so that every store and the
 /// verifier compute it with one function.
 pub const CORE_ALLOWED: &[&str] = &["async-trait", "serde", "sha2", "thiserror", "time", "uuid"];
+/// fb-predict's allow-list: fb-core's, plus serde_json for the model's self-describing format
+/// (a value in memory; the caller stores it). No runtime, no driver, no file access.
+pub const PREDICT_ALLOWED: &[&str] = &[
+    "async-trait",
+    "serde",
+    "serde_json",
+    "sha2",
+    "thiserror",
+    "time",
+    "uuid",
+];
 /// Crates that mean I/O or a wire format; fb-app must reach them through ports.
 pub const IO_CRATES: &[&str] = &[
     "sqlx",
@@ -125,8 +139,8 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
             CORE => Some(&[]),
             APP => Some(&[CORE, DETECT, OUTBOUND]),
             TESTKIT => Some(&[CORE, APP]),
-            SQL_SUPPORT | SIMULATOR | DETECT | OUTBOUND => Some(&[CORE]),
-            EVAL => Some(&[CORE, DETECT]),
+            SQL_SUPPORT | SIMULATOR | DETECT | PREDICT | OUTBOUND => Some(&[CORE]),
+            EVAL => Some(&[CORE, DETECT, PREDICT]),
             f if DRIVEN.contains(&f) => Some(&[CORE, SQL_SUPPORT, OUTBOUND]),
             f if DRIVING.contains(&f) => Some(&[CORE, APP, OUTBOUND]),
             _ => None,
@@ -161,6 +175,11 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
         if (from == CORE || from == DETECT) && !internal && !CORE_ALLOWED.contains(&to) {
             problems.push(format!(
                 "{CORE} must stay I/O- and format-free; {to} is not on its allow-list"
+            ));
+        }
+        if from == PREDICT && !internal && !PREDICT_ALLOWED.contains(&to) {
+            problems.push(format!(
+                "{PREDICT} must stay pure computation; {to} is not on its allow-list"
             ));
         }
         if from == APP && IO_CRATES.contains(&to) {

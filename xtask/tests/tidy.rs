@@ -31,6 +31,7 @@ fn the_rules_know_every_workspace_crate() {
         xtask::SQL_SUPPORT,
         xtask::SIMULATOR,
         xtask::DETECT,
+        xtask::PREDICT,
         xtask::EVAL,
         xtask::BENCH,
         xtask::OUTBOUND,
@@ -74,27 +75,34 @@ fn the_rules_catch_a_forbidden_edge() {
     );
 }
 
+/// Where a workspace crate sits in the metadata's package list.
+fn position(meta: &Metadata, name: &str) -> usize {
+    meta.packages
+        .iter()
+        .position(|p| p.name.as_str() == name)
+        .unwrap()
+}
+
+/// Some crate's dependency edge on `name`, to graft onto another crate.
+fn dependency(meta: &Metadata, name: &str) -> cargo_metadata::Dependency {
+    meta.packages
+        .iter()
+        .flat_map(|p| &p.dependencies)
+        .find(|d| d.name == name)
+        .unwrap()
+        .clone()
+}
+
 #[test]
 fn the_rules_keep_fb_outbound_a_support_library() {
     let mut meta = meta().clone();
-    let position = |name: &str| {
-        meta.packages
-            .iter()
-            .position(|p| p.name.as_str() == name)
-            .unwrap()
-    };
-    let (outbound, sim) = (position(xtask::OUTBOUND), position(xtask::SIMULATOR));
-    let dependency = |name: &str| {
-        meta.packages
-            .iter()
-            .flat_map(|p| &p.dependencies)
-            .find(|d| d.name == name)
-            .unwrap()
-            .clone()
-    };
-    let (ureq, app) = (dependency("ureq"), dependency(xtask::APP));
+    let (outbound, sim) = (
+        position(&meta, xtask::OUTBOUND),
+        position(&meta, xtask::SIMULATOR),
+    );
+    let (ureq, app) = (dependency(&meta, "ureq"), dependency(&meta, xtask::APP));
     // An edge to fb-outbound, made from fb-core's (a crate fb-sim may use) and renamed.
-    let mut uses_outbound = dependency(xtask::CORE);
+    let mut uses_outbound = dependency(&meta, xtask::CORE);
     uses_outbound.name = xtask::OUTBOUND.to_string();
     meta.packages[outbound].dependencies.extend([ureq, app]);
     meta.packages[sim].dependencies.push(uses_outbound);
@@ -103,6 +111,24 @@ fn the_rules_keep_fb_outbound_a_support_library() {
         "fb-outbound wraps the calls adapters make and must not use ureq itself",
         "fb-outbound must not depend on fb-app",
         "fb-sim must not depend on fb-outbound",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{expected:?} not in {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn the_rules_keep_fb_predict_pure_computation() {
+    let mut meta = meta().clone();
+    let predict = position(&meta, xtask::PREDICT);
+    let (tokio, detect) = (dependency(&meta, "tokio"), dependency(&meta, xtask::DETECT));
+    meta.packages[predict].dependencies.extend([tokio, detect]);
+    let problems = xtask::dependency_violations(&meta);
+    for expected in [
+        "fb-predict must stay pure computation; tokio is not on its allow-list",
+        "fb-predict must not depend on fb-detect",
     ] {
         assert!(
             problems.iter().any(|p| p.contains(expected)),

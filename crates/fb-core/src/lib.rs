@@ -14,6 +14,7 @@ pub mod identity;
 pub mod plant;
 pub mod ports;
 pub mod rate_limit;
+pub mod rng;
 pub mod session;
 
 pub use clock::{Clock, SystemClock};

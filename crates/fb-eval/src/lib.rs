@@ -2,6 +2,8 @@
 //! labelled histories. This crate reads the files (the detectors themselves, in `fb-detect`,
 //! do no I/O) and computes the figures the commands print.
 
+pub mod ai4i;
+pub mod cmapss;
 pub mod csv;
 pub mod nab;
 

@@ -1,5 +1,6 @@
 //! `factorybrain eval`: the product's detectors scored on public benchmarks and on labelled
-//! histories (B5). Reads files, needs no settings or store.
+//! histories (B5), and its failure predictors on C-MAPSS and AI4I 2020 (B4). Reads files,
+//! needs no settings or store.
 
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use anyhow::Context;
 use fb_eval::csv::{CsvOptions, Figures, parse_separator, read_histories};
 use fb_eval::nab::{Warmup, evaluate, read_corpus};
 
-use crate::cli::EvalCsvArgs;
+use crate::cli::{EvalAi4iArgs, EvalCmapssArgs, EvalCsvArgs, SearchArgs};
 
 /// Runs NAB and prints its three normalised scores, or one JSON object with `json`.
 #[allow(clippy::print_stdout)] // The command's output is its interface.
@@ -132,4 +133,168 @@ fn print_figures(f: &Figures, positive: usize, flagged: usize) {
         "  events: {} labelled, {} detected{share}; {} false-alarm episodes",
         c.events, c.detected_events, c.false_alarm_episodes
     );
+}
+
+/// The RUL configuration every subset gets (no per-file settings), with the search's budget.
+fn search_config(
+    mut config: fb_predict::TrainConfig,
+    args: &SearchArgs,
+) -> fb_predict::TrainConfig {
+    config.search.candidates = args.candidates;
+    config.search.folds = args.folds;
+    config.search.threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    config.seed = args.seed;
+    config
+}
+
+/// A one-line progress bar on stderr while training, when stderr is a terminal.
+struct ProgressBar {
+    draw: bool,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Self {
+            draw: std::io::stderr().is_terminal(),
+        }
+    }
+
+    #[allow(clippy::print_stderr)] // The bar is the command's interface while it trains.
+    fn update(&self, label: &str, progress: fb_predict::Progress) {
+        if !self.draw {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let filled = WIDTH * progress.done / progress.total.max(1);
+        let stage = match progress.stage {
+            fb_predict::train::Stage::Features => "features".to_owned(),
+            fb_predict::train::Stage::Fit { candidate, fold } => {
+                format!("candidate {} fold {}", candidate + 1, fold + 1)
+            }
+        };
+        eprint!(
+            "\r{label} [{}{}] {}/{} {stage:<24}",
+            "#".repeat(filled),
+            ".".repeat(WIDTH - filled),
+            progress.done,
+            progress.total
+        );
+        if progress.done == progress.total {
+            eprintln!();
+        }
+    }
+}
+
+/// Trains on a C-MAPSS subset's training file, scores its test file, prints the figures.
+#[allow(clippy::print_stdout)] // The command's output is its interface.
+pub(crate) fn cmapss(args: &EvalCmapssArgs) -> anyhow::Result<()> {
+    let subset = fb_eval::cmapss::read_subset(&args.data, &args.subset).with_context(|| {
+        format!(
+            "cannot read C-MAPSS {} in {}",
+            args.subset,
+            args.data.display()
+        )
+    })?;
+    let config = search_config(fb_predict::TrainConfig::rul(125.0), &args.search);
+    let bar = ProgressBar::new();
+    let (report, model) =
+        fb_eval::cmapss::evaluate(&subset, &config, &mut |p| bar.update(&subset.name, p))?;
+    if let Some(path) = &args.save_model {
+        std::fs::write(path, model.to_json()?)
+            .with_context(|| format!("cannot write the model to {}", path.display()))?;
+    }
+    if args.search.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let p = &report.chosen_params;
+    println!(
+        "C-MAPSS {}: trained on {} engines, scored the last cycle of {} test engines",
+        report.subset, report.train_units, report.test_units
+    );
+    println!(
+        "  operating regimes found: {}; sensors kept: {}",
+        report.regimes,
+        report.sensors_kept.join(", ")
+    );
+    println!(
+        "  RMSE                   {:7.2}  (against the published RUL)",
+        report.rmse
+    );
+    println!(
+        "  RMSE, RUL capped 125   {:7.2}  (the convention of most published tables)",
+        report.rmse_capped
+    );
+    println!("  PHM08 score            {:7.1}", report.phm08_score);
+    println!("  MAE                    {:7.2}", report.mae);
+    println!(
+        "  cross-validated RMSE   {:7.2}  (training file, by engine)",
+        report.cv_rmse
+    );
+    println!(
+        "  model: {} trees; chosen: {} leaves, depth {}, {} rows per leaf, features {}, rows {}, L2 {}",
+        report.trees,
+        p.num_leaves,
+        p.max_depth,
+        p.min_data_in_leaf,
+        p.feature_fraction,
+        p.row_fraction,
+        p.lambda_l2
+    );
+    println!(
+        "  trained in {:.1} s; live: {:.2} µs per reading, {:.1} µs per prediction, {} bytes per machine; model file {} KiB",
+        report.train_seconds,
+        report.observe_ns / 1000.0,
+        report.predict_ns / 1000.0,
+        report.bytes_per_machine,
+        report.model_bytes / 1024
+    );
+    Ok(())
+}
+
+/// Trains a failure model per AI4I label and prints precision, recall and F1 on the test part.
+#[allow(clippy::print_stdout)] // The command's output is its interface.
+pub(crate) fn ai4i(args: &EvalAi4iArgs) -> anyhow::Result<()> {
+    let operations = fb_eval::ai4i::read(&args.data)
+        .with_context(|| format!("cannot read AI4I 2020 from {}", args.data.display()))?;
+    let config = search_config(fb_eval::ai4i::config(), &args.search);
+    let bar = ProgressBar::new();
+    let (report, _) = fb_eval::ai4i::evaluate(
+        &operations,
+        fb_eval::ai4i::Split::default(),
+        &config,
+        &mut |label, p| bar.update(fb_eval::ai4i::LABELS[label], p),
+    )?;
+    if args.search.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "AI4I 2020: {} operations; the first {:.0} % of every {} train ({}), the rest test",
+        report.operations,
+        100.0 * report.split.train_share,
+        report.split.block,
+        report.train_operations
+    );
+    println!(
+        "  {:<16} {:>9} {:>9} {:>9} {:>6} {:>6} {:>9} {:>7}",
+        "label", "failures", "precision", "recall", "F1", "TP", "threshold", "train s"
+    );
+    for m in &report.modes {
+        println!(
+            "  {:<16} {:>9} {:>9.3} {:>9.3} {:>6.3} {:>6} {:>9.3} {:>7.1}",
+            m.label,
+            m.test_positives,
+            m.test.precision,
+            m.test.recall,
+            m.test.f1,
+            m.test.true_positives,
+            m.threshold,
+            m.train_seconds
+        );
+    }
+    Ok(())
 }

@@ -23,28 +23,8 @@ pub fn normal_tail(z: f64) -> f64 {
     0.5 * erfc(z / std::f64::consts::SQRT_2)
 }
 
-/// A tiny deterministic PRNG (SplitMix64), for detectors that sample.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The seeded PRNG the detectors' tests sample with (shared with `fb-predict`).
+pub use fb_core::rng::SplitMix64;
 
 #[cfg(test)]
 mod tests {
@@ -58,16 +38,5 @@ mod tests {
         assert!((normal_tail(-2.0) - 0.977_249_87).abs() < 1e-7);
         let far = normal_tail(6.0);
         assert!((far / 9.865_876e-10 - 1.0).abs() < 1e-5);
-    }
-
-    #[test]
-    fn prng_is_deterministic_and_in_range() {
-        let mut a = SplitMix64::new(7);
-        let mut b = SplitMix64::new(7);
-        for _ in 0..1000 {
-            let x = a.next_f64();
-            assert_eq!(x, b.next_f64());
-            assert!((0.0..1.0).contains(&x));
-        }
     }
 }

@@ -390,6 +390,8 @@ fn help_is_available_for_every_command() {
         vec!["version", "--help"],
         vec!["eval", "nab", "--help"],
         vec!["eval", "csv", "--help"],
+        vec!["eval", "cmapss", "--help"],
+        vec!["eval", "ai4i", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -402,21 +404,26 @@ fn help_is_available_for_every_command() {
     assert!(String::from_utf8_lossy(&version.stdout).contains("storage backends: sqlite"));
 }
 
-/// `eval nab` on the corpus beside the repository: one JSON object with the three scores.
-#[test]
-fn eval_nab_prints_the_three_scores_as_json() {
-    let nab = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/nab");
-    let out = Command::new(BIN)
-        .args(["eval", "nab", "--json", "--data"])
-        .arg(&nab)
-        .output()
-        .unwrap();
+/// Runs a command that prints one JSON object; its stderr is the failure message.
+fn run_json(command: &mut Command) -> Value {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `eval nab` on the corpus beside the repository: one JSON object with the three scores.
+#[test]
+fn eval_nab_prints_the_three_scores_as_json() {
+    let nab = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/nab");
+    let report = run_json(
+        Command::new(BIN)
+            .args(["eval", "nab", "--json", "--data"])
+            .arg(&nab),
+    );
     assert_eq!(report["files"], 58);
     assert!(report["standard"].as_f64().unwrap() >= 70.0, "{report}");
     for profile in [
@@ -433,6 +440,55 @@ fn eval_nab_prints_the_three_scores_as_json() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the NAB corpus"));
+}
+
+/// `eval ai4i` on the copy beside the repository, with a small search: per-mode figures as JSON;
+/// `eval cmapss` names a folder without the subset's files.
+#[test]
+fn eval_ai4i_prints_per_mode_figures_and_cmapss_names_missing_files() {
+    let datasets =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    let report = run_json(
+        Command::new(BIN)
+            .args([
+                "eval",
+                "ai4i",
+                "--json",
+                "--candidates",
+                "1",
+                "--folds",
+                "3",
+                "--data",
+            ])
+            .arg(datasets.join("ai4i2020/ai4i2020.csv")),
+    );
+    assert_eq!(report["operations"], 10_000);
+    assert_eq!(report["train_operations"], 7_000);
+    let modes = report["modes"].as_array().unwrap();
+    let labels: Vec<&str> = modes.iter().map(|m| m["label"].as_str().unwrap()).collect();
+    assert_eq!(
+        labels,
+        ["Machine failure", "TWF", "HDF", "PWF", "OSF", "RNF"]
+    );
+    let f1 = |label: &str| {
+        modes.iter().find(|m| m["label"] == label).unwrap()["test"]["f1"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(f1("HDF") > 0.8 && f1("Machine failure") > 0.6, "{report}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let missing = Command::new(BIN)
+        .args(["eval", "cmapss", "--subset", "FD002", "--data"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("cannot read C-MAPSS FD002") && stderr.contains("train_FD002.txt"),
+        "{stderr}"
+    );
 }
 
 /// `eval csv` on a generated history: two correlated sensors, a text column, a second label
@@ -454,19 +510,13 @@ fn eval_csv_prints_the_figures_as_json_and_names_a_missing_column() {
         ));
     }
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["eval", "csv"])
-        .arg(&path)
-        .args(["--time-column", "UDI", "--label-column", "Machine failure"])
-        .args(["--sep", ";", "--exclude", "TWF", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = run_json(
+        Command::new(BIN)
+            .args(["eval", "csv"])
+            .arg(&path)
+            .args(["--time-column", "UDI", "--label-column", "Machine failure"])
+            .args(["--sep", ";", "--exclude", "TWF", "--json"]),
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["files"], 1);
     assert_eq!(report["rows"], 1000);
     assert_eq!(report["scored_rows"], 850, "15 % train: {report}");
