@@ -7,7 +7,7 @@ use fb_core::alerts::{Alert, AlertId, AlertKind, AlertStatus};
 use fb_core::audit::{AuditEntry, Outcome};
 use fb_core::detection::{Evidence, Severity};
 use fb_core::device::{Device, DeviceId};
-use fb_core::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
+use fb_core::identity::{ApiKey, ApiKeyId, Principal, Role, SiteScope, Subject, User, UserId};
 use fb_core::model::{ModelDraft, ModelId, ModelKind};
 use fb_core::plant::{
     Location, Machine, MachineClass, MachineId, MachineStatus, SensorKey, SensorKind, SensorSpec,
@@ -33,6 +33,20 @@ pub fn user(username: &str, role: Role) -> User {
         mfa_enabled: false,
         created_at: instant(),
         updated_at: instant(),
+    }
+}
+
+/// A signed-in user `<role>-user` of all sites, as use cases receive it.
+pub fn principal(role: Role) -> Principal {
+    Principal {
+        role,
+        sites: SiteScope::All,
+        subject: Subject::User {
+            id: UserId(Uuid::now_v7()),
+            username: format!("{role}-user"),
+            session: None,
+        },
+        mfa_enrolment_pending: false,
     }
 }
 
