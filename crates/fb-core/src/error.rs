@@ -170,6 +170,16 @@ error_codes! {
     device_exists => Conflict;
     /// The device credential is already revoked.
     device_revoked => Conflict;
+    /// No model in the registry has this id.
+    model_not_found => NotFound;
+    /// The model's payload format is not one this server reads (the message lists those it does); it cannot be made active here.
+    model_format_unsupported => Conflict;
+    /// This server could not load the model's payload (the message says why), so it was not made active; the active model is unchanged.
+    model_payload_invalid => Conflict;
+    /// Nothing to roll back to: no model of this kind and machine type was active before the current one (or none is active).
+    no_previous_model => Conflict;
+    /// The active model of this kind and machine type changed while the request was handled; look again and retry.
+    model_activation_conflict => Conflict;
     /// The store (database) cannot be reached or timed out.
     storage_unavailable => Unavailable;
     /// The service is starting or shutting down, or a dependency is not ready.

@@ -46,11 +46,12 @@ impl Role {
         use Permission as P;
         match self {
             Role::Admin => true,
-            // Supervisors run the floor and approve spending; the plant model, users,
-            // credentials and the audit log (which records what supervisors do) stay with admins.
+            // Supervisors run the floor and approve spending; the plant model, the prediction
+            // models, users, credentials and the audit log (which records what supervisors do)
+            // stay with admins.
             Role::Supervisor => !matches!(
                 permission,
-                P::PlantManage | P::UsersManage | P::ApiKeysManage | P::AuditRead
+                P::PlantManage | P::ModelsManage | P::UsersManage | P::ApiKeysManage | P::AuditRead
             ),
             Role::Operator => matches!(
                 permission,
@@ -116,10 +117,12 @@ pub enum Permission {
     MetricsRead,
     /// Read the audit log.
     AuditRead,
+    /// Register, promote and roll back prediction models.
+    ModelsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::SelfRead,
         Permission::SelfPassword,
         Permission::SelfSecurity,
@@ -134,6 +137,7 @@ impl Permission {
         Permission::ApiKeysManage,
         Permission::MetricsRead,
         Permission::AuditRead,
+        Permission::ModelsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -152,6 +156,7 @@ impl Permission {
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::MetricsRead => "metrics.read",
             Permission::AuditRead => "audit.read",
+            Permission::ModelsManage => "models.manage",
         }
     }
 }
@@ -187,6 +192,9 @@ impl Permission {
             Permission::ApiKeysManage => "Create, list and revoke API keys",
             Permission::MetricsRead => "Scrape Prometheus metrics",
             Permission::AuditRead => "Read the audit log",
+            Permission::ModelsManage => {
+                "Register prediction models, make a version active and roll back"
+            }
         }
     }
 }
@@ -565,6 +573,7 @@ mod tests {
             assert!(!role.allows(Permission::ApiKeysManage));
             assert!(!role.allows(Permission::PlantManage));
             assert!(!role.allows(Permission::AuditRead));
+            assert!(!role.allows(Permission::ModelsManage));
         }
         assert!(Role::Supervisor.allows(Permission::OrdersApprove));
         assert!(!Role::Operator.allows(Permission::OrdersApprove));

@@ -172,6 +172,12 @@ impl From<fb_app::devices::Error> for ApiError {
     }
 }
 
+impl From<fb_app::models::Error> for ApiError {
+    fn from(e: fb_app::models::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
 impl From<fb_app::auth::Error> for ApiError {
     fn from(e: fb_app::auth::Error) -> Self {
         Self::from_coded(&e)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use fb_app::detection::HealthFeed;
-use fb_app::{alerts, audit, auth, devices, ingest, plant};
+use fb_app::{alerts, audit, auth, devices, ingest, models, plant};
 use fb_core::ports::StoreHealth;
 
 use crate::events::{EventLimits, EventStreams};
@@ -52,6 +52,8 @@ pub struct Services {
     pub alerts: Arc<alerts::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
+    /// The model registry, whatever this server loads models into.
+    pub models: Arc<dyn models::Registry>,
 }
 
 /// What handlers share. Cheap to clone.
@@ -63,6 +65,7 @@ pub struct AppState {
     pub alerts: Arc<alerts::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
+    pub models: Arc<dyn models::Registry>,
     pub store: Arc<dyn StoreHealth>,
     pub metrics: PrometheusHandle,
     pub options: Options,
@@ -88,6 +91,7 @@ impl AppState {
             alerts,
             audit,
             devices,
+            models,
         } = services;
         Self {
             auth,
@@ -96,6 +100,7 @@ impl AppState {
             alerts,
             audit,
             devices,
+            models,
             store,
             metrics,
             events: Arc::new(EventStreams::new(options.events.clone())),

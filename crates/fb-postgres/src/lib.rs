@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_site_scopes.sql"),
     ),
     (9, "devices", include_str!("../migrations/0009_devices.sql")),
+    (10, "models", include_str!("../migrations/0010_models.sql")),
 ];
 
 #[derive(Clone)]
@@ -185,6 +186,7 @@ fb_sql::sql_detection_store!(PgStore, PgRow);
 fb_sql::sql_audit_store!(PgStore, PgRow);
 fb_sql::sql_session_store!(PgStore, PgRow);
 fb_sql::sql_device_store!(PgStore, PgRow);
+fb_sql::sql_model_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 

@@ -21,6 +21,10 @@ use crate::cli::{ApiKeyCommand, AuditCommand, AuthCommand, DeviceCommand, UserCo
 use crate::settings::Settings;
 use crate::wire;
 
+mod models;
+
+pub(crate) use models::model;
+
 pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     // Opening a store applies its pending migrations.
     let storage = wire::open_storage(settings).await?;

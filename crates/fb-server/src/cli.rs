@@ -60,6 +60,9 @@ pub enum Command {
     /// Check the audit log's hash chain, or print its head to keep elsewhere.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the prediction models: list the registry, make a version active, roll back.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Run the simulated plant as a load generator against a server (HTTP) or a broker (MQTT).
     Simulate(SimulateArgs),
     /// Score the detectors and the failure predictors on public benchmarks, or the detectors on
@@ -306,6 +309,61 @@ pub enum DeviceCommand {
     Revoke { device: String },
 }
 
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelKindArg {
+    /// Remaining useful life.
+    Rul,
+    /// Probability of failure within a horizon.
+    Failure,
+}
+
+impl From<ModelKindArg> for fb_core::model::ModelKind {
+    fn from(kind: ModelKindArg) -> Self {
+        match kind {
+            ModelKindArg::Rul => Self::Rul,
+            ModelKindArg::Failure => Self::Failure,
+        }
+    }
+}
+
+/// A kind and machine type: one line of model versions.
+#[derive(Debug, Args)]
+pub struct ModelLineArgs {
+    #[arg(long, value_enum)]
+    pub kind: ModelKindArg,
+    /// The machine type the models serve, e.g. centrifugal_pump.
+    #[arg(long, value_name = "TYPE")]
+    pub machine_type: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    // `model train` joins these with the prediction engine (issue #6): it trains a model and
+    // registers it, and is the only way models enter the registry.
+    /// List registered models (never their payloads), newest version first for each kind and
+    /// machine type; ACTIVE marks the model in use.
+    List {
+        #[arg(long, value_enum)]
+        kind: Option<ModelKindArg>,
+        /// Only models for this machine type.
+        #[arg(long, value_name = "TYPE")]
+        machine_type: Option<String>,
+    },
+    /// Make a model the active one of its kind and machine type, once this build has loaded it
+    /// (a model it cannot load is refused and the active one stays). Running servers switch to
+    /// it within 5 seconds.
+    Promote {
+        /// The model's id, as `model list` shows it.
+        id: String,
+    },
+    /// Make the model that was active before the current one active again; a second rollback
+    /// goes one promotion further back. Running servers switch within 5 seconds.
+    Rollback(ModelLineArgs),
+    /// Who made which model active, when, and how (promote or rollback); newest first.
+    History(ModelLineArgs),
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check every record against its hash, each against the one before it, and the end against
@@ -412,6 +470,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Command::Auth(command) => admin::auth(&settings, command, &op_id).await,
                 Command::Device(command) => admin::device(&settings, command, &op_id).await,
                 Command::Audit(command) => admin::audit(&settings, command).await,
+                Command::Model(command) => admin::model(&settings, command, &op_id).await,
                 Command::Config(_) | Command::Version | Command::Simulate(_) | Command::Eval(_) => {
                     Ok(())
                 }

@@ -73,26 +73,32 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             }
         })
     };
-    let key_task = {
-        // Follows a rotation of the stored signing key (`factorybrain auth rotate-signing-key`)
-        // even when no token names the new key yet.
+    // Follows a rotation of the stored signing key (`factorybrain auth rotate-signing-key`)
+    // even when no token names the new key yet.
+    let key_task = spawn_every(KEY_RELOAD_EVERY, false, stop_rx.clone(), {
         let auth = state.auth.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(KEY_RELOAD_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            every.tick().await;
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {}
-                    _ = stop.wait_for(|s| *s) => break,
-                }
+        move || {
+            let auth = auth.clone();
+            async move {
                 if let Err(e) = auth.reload_keys().await {
                     tracing::warn!(error = %e, "Could not re-read the token signing keys; retrying.");
                 }
             }
-        })
-    };
+        }
+    });
+    // Loads the active models at start, then follows promotions and rollbacks made on other
+    // nodes or from the command line (this node's own swap at once).
+    let model_task = spawn_every(MODEL_RELOAD_EVERY, true, stop_rx.clone(), {
+        let models = state.models.clone();
+        move || {
+            let models = models.clone();
+            async move {
+                if let Err(e) = models.reload().await {
+                    tracing::warn!(error = %e, "Could not look for newly active models; retrying.");
+                }
+            }
+        }
+    });
     let detection_task = wire::spawn_detection(&settings, &storage, &state, stop_rx.clone())?;
     tracing::info!(enabled = settings.detection.enabled, "Detection started.");
     let demo_task = demo.then(|| {
@@ -141,6 +147,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         mqtt_task,
         Some(retention_task),
         Some(key_task),
+        Some(model_task),
         Some(detection_task),
     ]
     .into_iter()
@@ -163,6 +170,39 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
 const STORE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a running server re-reads the stored token signing keys.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
+
+/// How often a running server looks for models made active elsewhere: the most a node serves
+/// the previous model after a promotion on another node or from the command line. One query of
+/// the active models' metadata each time.
+const MODEL_RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs `work` every `period` until `stop` turns true: first at once when `at_start`, else
+/// after one period. A run that overruns delays the next rather than bunching them.
+fn spawn_every<F, Fut>(
+    period: Duration,
+    at_start: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut work: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if !at_start {
+            every.tick().await;
+        }
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            work().await;
+        }
+    })
+}
 
 /// The first admin is created by the system itself; the audit log starts with that.
 async fn record_first_admin(

@@ -144,6 +144,40 @@ pub fn audit_service(storage: &Storage) -> Arc<fb_app::audit::Service> {
     ))
 }
 
+/// Reads the model formats this build can run: none yet. The prediction engine (fb-predict)
+/// brings the loader of its format, and the live-inference step of issue #6 plugs it in here;
+/// until then models are registered, listed and kept, and promoting one answers
+/// `model_format_unsupported`, which names the formats this server reads (none).
+#[derive(Debug, Default)]
+pub struct ServerModelLoader {
+    formats: Vec<String>,
+}
+
+impl fb_app::models::ModelLoader for ServerModelLoader {
+    /// Nothing can be loaded without a format to read.
+    type Loaded = std::convert::Infallible;
+
+    fn formats(&self) -> &[String] {
+        &self.formats
+    }
+
+    fn load(&self, model: &fb_core::model::StoredModel, _: &[u8]) -> Result<Self::Loaded, String> {
+        Err(format!(
+            "this build reads no model format, not {:?}",
+            model.format
+        ))
+    }
+}
+
+/// The model registry on the given store, loading models with this build's loader.
+pub fn model_registry(storage: &Storage) -> Arc<fb_app::models::Service<ServerModelLoader>> {
+    Arc::new(fb_app::models::Service::new(
+        storage.models.clone(),
+        Arc::new(SystemClock),
+        ServerModelLoader::default(),
+    ))
+}
+
 /// How long a node may serve a machine from memory after another node changed it.
 const MACHINE_CACHE_TTL: Duration = Duration::from_secs(5);
 
@@ -233,6 +267,7 @@ pub async fn http_state(
             alerts,
             audit: audit_service(storage),
             devices,
+            models: model_registry(storage),
         },
         storage.health.clone(),
         fb_http::metrics_handle(),

@@ -12,6 +12,7 @@ pub mod detection;
 mod devices;
 mod identities;
 mod machines;
+pub mod models;
 pub mod readings;
 mod series;
 pub mod sessions;
@@ -40,6 +41,7 @@ pub use detection::{ALERT_COLUMNS, ANOMALY_COLUMNS};
 pub use devices::DEVICE_COLUMNS;
 pub use identities::{API_KEY_COLUMNS, NOT_THE_LAST_FULL_ADMIN, USER_COLUMNS, full_admins_clause};
 pub use machines::{MACHINE_COLUMNS, sensors_from_json, sensors_to_json};
+pub use models::{MODEL_ACTIVATION_COLUMNS, MODEL_COLUMNS, MODEL_FROM};
 pub use series::SeriesCache;
 pub use sites::{site_condition, sites_from_text, sites_to_text};
 

@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "devices",
         include_str!("../migrations/0010_devices.sql"),
     ),
+    (11, "models", include_str!("../migrations/0011_models.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -187,6 +188,7 @@ fb_sql::sql_detection_store!(SqliteStore, SqliteRow);
 fb_sql::sql_audit_store!(SqliteStore, SqliteRow);
 fb_sql::sql_session_store!(SqliteStore, SqliteRow);
 fb_sql::sql_device_store!(SqliteStore, SqliteRow);
+fb_sql::sql_model_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 

@@ -24,6 +24,8 @@ use fb_core::ports::{MfaStore, SessionStore};
 use fb_core::session::{EndReason, RefreshToken, Rotation, Session, SessionId, Totp};
 use uuid::Uuid;
 
+mod models;
+
 #[derive(Default)]
 struct State {
     users: BTreeMap<UserId, User>,
@@ -49,6 +51,7 @@ struct State {
     recovery_codes: BTreeMap<(UserId, Vec<u8>), Option<OffsetDateTime>>,
     devices: BTreeMap<DeviceId, Device>,
     device_touches: usize,
+    models: models::ModelState,
 }
 
 /// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -5,10 +7,12 @@ use fb_core::alerts::{Alert, AlertId, AlertKind, AlertStatus};
 use fb_core::audit::{AuditEntry, Outcome};
 use fb_core::detection::{Evidence, Severity};
 use fb_core::device::{Device, DeviceId};
-use fb_core::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
+use fb_core::identity::{ApiKey, ApiKeyId, Principal, Role, SiteScope, Subject, User, UserId};
+use fb_core::model::{ModelDraft, ModelId, ModelKind};
 use fb_core::plant::{
     Location, Machine, MachineClass, MachineId, MachineStatus, SensorKey, SensorKind, SensorSpec,
 };
+use fb_core::ports::NewModel;
 
 /// A fixed instant with non-zero microseconds, to catch backends that drop precision.
 pub fn instant() -> OffsetDateTime {
@@ -29,6 +33,20 @@ pub fn user(username: &str, role: Role) -> User {
         mfa_enabled: false,
         created_at: instant(),
         updated_at: instant(),
+    }
+}
+
+/// A signed-in user `<role>-user` of all sites, as use cases receive it.
+pub fn principal(role: Role) -> Principal {
+    Principal {
+        role,
+        sites: SiteScope::All,
+        subject: Subject::User {
+            id: UserId(Uuid::now_v7()),
+            username: format!("{role}-user"),
+            session: None,
+        },
+        mfa_enrolment_pending: false,
     }
 }
 
@@ -153,5 +171,43 @@ pub fn audit_entry(
         op_id: Uuid::now_v7().to_string(),
         source: "192.0.2.10".to_owned(),
         details: std::collections::BTreeMap::from([("status".to_owned(), "200".to_owned())]),
+    }
+}
+
+/// A complete model draft of `kind` for `machine_type`, with figures that test exact round
+/// trips (a float with no short decimal form, a tiny one, the order of features).
+pub fn model_draft(kind: ModelKind, machine_type: &str) -> ModelDraft {
+    ModelDraft {
+        kind,
+        machine_type: machine_type.to_owned(),
+        format: "fb-predict/1".to_owned(),
+        data_hash: "3f".repeat(32),
+        features: vec![
+            "vibration.mean_30".to_owned(),
+            "temperature.slope_60".to_owned(),
+            "regime".to_owned(),
+        ],
+        metrics: BTreeMap::from([
+            ("rmse".to_owned(), 0.1 + 0.2),
+            ("phm08".to_owned(), 312.5),
+            ("tiny".to_owned(), 1e-300),
+        ]),
+        params: BTreeMap::from([
+            ("trees".to_owned(), "400".to_owned()),
+            ("learning_rate".to_owned(), "0.05".to_owned()),
+        ]),
+        note: Some("trained on FD001\nvalidated by unit".to_owned()),
+    }
+}
+
+/// A model to insert: `draft` with a new id, created at [`instant`] by `user:trainer`.
+pub fn new_model<'a>(draft: &'a ModelDraft, payload: &'a [u8]) -> NewModel<'a> {
+    NewModel {
+        id: ModelId(Uuid::now_v7()),
+        draft,
+        created_at: instant(),
+        created_by: "user:trainer",
+        payload,
+        payload_sha256: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
     }
 }

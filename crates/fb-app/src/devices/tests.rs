@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use fb_core::identity::{Role, Subject, UserId};
+use fb_core::identity::Role;
 use fb_testkit::FakeClock;
 use fb_testkit::fakes::MemoryStore;
 use sha2::{Digest, Sha256};
@@ -24,16 +24,7 @@ fn fixture() -> Fixture {
 }
 
 fn caller(role: Role) -> Principal {
-    Principal {
-        role,
-        sites: fb_core::identity::SiteScope::All,
-        subject: Subject::User {
-            id: UserId(Uuid::now_v7()),
-            username: format!("{role}-user"),
-            session: None,
-        },
-        mfa_enrolment_pending: false,
-    }
+    fb_testkit::fixtures::principal(role)
 }
 
 fn new_device(name: &str) -> NewDevice {

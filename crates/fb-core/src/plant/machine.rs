@@ -359,6 +359,15 @@ fn check_text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>
     }
 }
 
+/// The rules of a machine type (`Machine.machine_type`, e.g. `centrifugal_pump`), reported
+/// under `field`: 1 to 100 characters, no control characters. Models name the machines they
+/// serve by it, so the same rules apply there.
+pub fn validate_machine_type(field: &str, machine_type: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_text(field, machine_type, 100, &mut errors);
+    errors
+}
+
 /// The rules of a site name (`Location.site`), reported under `field`: 1 to 100 characters, no
 /// control characters, no '/'. Site scopes of users and API keys name sites by the same rules,
 /// so that every site a machine can be in can be granted.
@@ -381,7 +390,7 @@ pub fn validate_machine(m: &Machine) -> Vec<FieldError> {
         ));
     }
     check_text("name", &m.name, 200, &mut errors);
-    check_text("machine_type", &m.machine_type, 100, &mut errors);
+    errors.extend(validate_machine_type("machine_type", &m.machine_type));
     errors.extend(validate_site("location.site", &m.location.site));
     let levels = [
         ("area", &m.location.area),

@@ -11,7 +11,7 @@ pub use batch::{
 };
 pub use machine::{
     Location, Machine, MachineClass, MachineId, MachinePatch, MachineStatus, NewMachine, SensorKey,
-    SensorKind, SensorSpec, validate_machine, validate_site,
+    SensorKind, SensorSpec, validate_machine, validate_machine_type, validate_site,
 };
 pub use reading::{
     IngestLimits, Reading, Rejection, TimeWindow, check_reading, from_unix_number, parse_timestamp,

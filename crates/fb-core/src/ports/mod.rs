@@ -4,6 +4,7 @@
 mod audit;
 mod detection;
 mod device;
+mod model;
 mod plant;
 mod rate_limit;
 mod session;
@@ -14,6 +15,7 @@ pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };
 pub use device::DeviceStore;
+pub use model::{Activator, ModelFilter, ModelStore, NewModel};
 pub use plant::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,
     RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,

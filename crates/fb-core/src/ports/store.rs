@@ -9,7 +9,7 @@ use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
     AlertStore, AnomalyStore, AuditStore, DeadLetterStore, DeviceStore, MachineStore, MfaStore,
-    ReadingStore, ScoreStore, SessionStore,
+    ModelStore, ReadingStore, ScoreStore, SessionStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -131,6 +131,7 @@ pub struct Storage {
     pub sessions: Arc<dyn SessionStore>,
     pub mfa: Arc<dyn MfaStore>,
     pub devices: Arc<dyn DeviceStore>,
+    pub models: Arc<dyn ModelStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -150,6 +151,7 @@ impl Storage {
             + SessionStore
             + MfaStore
             + DeviceStore
+            + ModelStore
             + StoreHealth
             + 'static,
     {
@@ -166,6 +168,7 @@ impl Storage {
             sessions: backend.clone(),
             mfa: backend.clone(),
             devices: backend.clone(),
+            models: backend.clone(),
             health: backend,
         }
     }

@@ -8,6 +8,7 @@ pub(crate) mod devices;
 pub(crate) mod events;
 pub(crate) mod machines;
 pub(crate) mod meta;
+pub(crate) mod models;
 pub(crate) mod readings;
 pub(crate) mod users;
 
@@ -422,6 +423,41 @@ pub fn table() -> Vec<Route> {
             Requires(P::PlantManage),
             "device.revoke",
             post(devices::revoke),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/models",
+            Requires(P::PlantRead),
+            "model.list",
+            get(models::list),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/models/activations",
+            Requires(P::PlantRead),
+            "model.activations",
+            get(models::activations),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/models/{id}",
+            Requires(P::PlantRead),
+            "model.get",
+            get(models::get),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/models/{id}/promote",
+            Requires(P::ModelsManage),
+            "model.promote",
+            post(models::promote),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/models/rollback",
+            Requires(P::ModelsManage),
+            "model.rollback",
+            post(models::rollback),
         ),
         route(
             Method::GET,

@@ -16,6 +16,7 @@ mod e2e;
 mod events;
 mod hardening;
 mod machines;
+mod models;
 mod mqtt;
 mod ratelimit;
 mod readings;

@@ -12,6 +12,7 @@ mod detection;
 mod devices;
 mod identities;
 mod machines;
+mod models;
 mod rate_limit;
 mod readings;
 mod secrets;
@@ -23,6 +24,7 @@ pub use detection::*;
 pub use devices::*;
 pub use identities::*;
 pub use machines::*;
+pub use models::*;
 pub use rate_limit::*;
 pub use readings::*;
 pub use secrets::*;
@@ -87,6 +89,13 @@ macro_rules! storage_conformance {
             device_names_are_unique_even_after_revocation,
             devices_are_listed_by_name,
             device_revocation_keeps_the_first_time_and_touch_records_connects,
+            models_round_trip_without_payloads,
+            model_versions_count_per_line_and_lists_filter,
+            concurrent_model_inserts_get_consecutive_versions,
+            promotion_keeps_one_active_model_per_line,
+            concurrent_promotions_leave_one_active_model,
+            rollback_walks_back_through_promotions,
+            concurrent_rollbacks_roll_back_once,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

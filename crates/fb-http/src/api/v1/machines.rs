@@ -6,27 +6,6 @@ use utoipa::ToSchema;
 
 use fb_core::plant;
 
-macro_rules! wire_enum {
-    ($(#[$doc:meta])* $name:ident <=> $domain:path { $($variant:ident),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl From<$domain> for $name {
-            fn from(v: $domain) -> Self {
-                match v { $(<$domain>::$variant => $name::$variant),+ }
-            }
-        }
-
-        impl From<$name> for $domain {
-            fn from(v: $name) -> Self {
-                match v { $($name::$variant => <$domain>::$variant),+ }
-            }
-        }
-    };
-}
-
 wire_enum!(
     /// Operating state of a machine.
     MachineStatus <=> plant::MachineStatus { Running, Idle, Maintenance, Fault, Offline }

@@ -10,6 +10,28 @@ use uuid::Uuid;
 use fb_core::error::FieldError;
 use fb_core::identity::{self, Permission, Principal, SiteScope, Subject};
 
+/// A wire enum (snake_case) mirroring a domain enum variant for variant, both ways.
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident <=> $domain:path { $($variant:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl From<$domain> for $name {
+            fn from(v: $domain) -> Self {
+                match v { $(<$domain>::$variant => $name::$variant),+ }
+            }
+        }
+
+        impl From<$name> for $domain {
+            fn from(v: $name) -> Self {
+                match v { $($name::$variant => <$domain>::$variant),+ }
+            }
+        }
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -378,6 +400,7 @@ mod audit;
 mod devices;
 mod events;
 mod machines;
+mod models;
 mod readings;
 mod sessions;
 pub use alerts::*;
@@ -385,5 +408,6 @@ pub use audit::*;
 pub use devices::*;
 pub use events::*;
 pub use machines::*;
+pub use models::*;
 pub use readings::*;
 pub use sessions::*;
