@@ -156,6 +156,10 @@ error_codes! {
     ingest_overloaded => Unavailable;
     /// No dead letter has this id.
     dead_letter_not_found => NotFound;
+    /// A dead letter's payload is still refused as a whole (unreadable, of a content type no
+    /// parser reads, or cut off at its size limit), so replaying it cannot store anything; the
+    /// message names the refusal's own code.
+    dead_letter_unreadable => Conflict;
     /// The body's Content-Encoding is unsupported or the compressed data is corrupt.
     invalid_encoding => InvalidInput;
     /// A query asks for too long a range or too many points; narrow it or use buckets.

@@ -146,7 +146,18 @@ pub(crate) fn parse_json_within<T: DeserializeOwned>(
     parse_json(bytes)
 }
 
+/// Reads a request body or stream message: always a JSON object. (serde's derived structs
+/// also take an array of their fields in order, so `[null, null]` passed for an empty patch,
+/// which no schema allows: the top level is checked first.)
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        let reason = "must be a JSON object";
+        return Err(
+            ApiError::new(Code::invalid_json, format!("the body {reason}"))
+                .with_details(vec![FieldError::new("body", reason)]),
+        );
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let error = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
         Ok(value) => {
@@ -342,6 +353,25 @@ mod tests {
         let (code, d) = details(r#"{"name":"a","count":1,"inner":{"level":"high"}}"#);
         assert_eq!(code, Code::invalid_json);
         assert_eq!(d, [("inner.level".to_owned(), "expected u8".to_owned())]);
+    }
+
+    /// Found by schemathesis: `PATCH /api/v1/users/{user}` answered 200 to `[null, null]`.
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_though_serde_reads_structs_from_arrays() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Patch {
+            role: Option<String>,
+            sites: Option<Vec<String>>,
+        }
+        assert!(serde_json::from_str::<Patch>("[null, null]").is_ok());
+        for body in ["[null, null]", " []", "\"role\"", "null", "1"] {
+            let e = parse_json::<Patch>(body.as_bytes()).unwrap_err();
+            assert_eq!(e.code(), Code::invalid_json, "{body}");
+            assert_eq!(e.details()[0].field, "body", "{body}");
+        }
+        assert!(parse_json::<Patch>(b" \n{}").is_ok());
     }
 
     #[test]

@@ -262,6 +262,29 @@ mod tests {
         }
     }
 
+    /// The OpenAPI document describes payloads with `api::v1::ReadingsPayload`; the parser has
+    /// its own borrowing copy. Both take the same fields and refuse others.
+    #[test]
+    fn the_documented_reading_shape_is_what_the_parser_reads() {
+        use crate::api::v1::ReadingsPayload;
+        let full =
+            r#"{"machine":"m","sensor":"t","ts":"2027-01-01T00:00:00Z","value":"1.5","unit":"K"}"#;
+        let minimal = r#"{"machine":"m","sensor":"t","value":1.5}"#;
+        let unix = r#"{"machine":"m","sensor":"t","ts":1800000000,"value":1.5}"#;
+        let extra = r#"{"machine":"m","sensor":"t","value":1.5,"colour":"red"}"#;
+        for (text, readable) in [(full, true), (minimal, true), (unix, true), (extra, false)] {
+            let documented = serde_json::from_str::<ReadingsPayload>(text).is_ok();
+            let items = parse_json(&Bytes::from(text.to_owned()), 32).unwrap();
+            let parsed = matches!(items[0], Item::Parsed { .. });
+            assert_eq!((documented, parsed), (readable, readable), "{text}");
+            let batch = format!("[{text},{text}]");
+            assert_eq!(
+                serde_json::from_str::<ReadingsPayload>(&batch).is_ok(),
+                readable
+            );
+        }
+    }
+
     #[test]
     fn json_items_keep_their_own_bytes() {
         let items = parse_json(&Bytes::from_static(br#"[{"machine":"m","sensor":"t","ts":"2027-01-01T00:00:00Z","value":1.5},

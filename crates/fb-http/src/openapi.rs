@@ -20,6 +20,41 @@ const SECURITY_SCHEME: &str = "bearer";
 /// The shared 429 answer, in `components.responses`.
 const RATE_LIMITED: &str = "RateLimited";
 
+/// The refusals that the router gives any route of a kind, whatever its handler does, in
+/// `components.responses`: (status, component name, description). An operation that describes
+/// a status itself keeps its own description.
+const BAD_REQUEST: (&str, &str, &str) = (
+    "400",
+    "BadRequest",
+    "Invalid input: a malformed or invalid parameter (`invalid_parameter`), body \
+     (`invalid_json`, `json_too_deep`) or field (`invalid_field`); `details` names each field \
+     and the reason",
+);
+const UNAUTHENTICATED: (&str, &str, &str) = (
+    "401",
+    "Unauthenticated",
+    "No valid credential: none sent (`missing_credentials`), or an access token or API key \
+     that is invalid, expired or revoked, or whose session ended (`invalid_token`, \
+     `invalid_api_key`)",
+);
+const FORBIDDEN: (&str, &str, &str) = (
+    "403",
+    "Forbidden",
+    "The caller lacks the route's permission (`permission_denied`), must enrol a second factor \
+     first (`mfa_enrolment_required`), or is an API key where a user session is needed \
+     (`user_session_required`)",
+);
+const PAYLOAD_TOO_LARGE: (&str, &str, &str) = (
+    "413",
+    "PayloadTooLarge",
+    "The request body is larger than `server.max_body_bytes` (`payload_too_large`)",
+);
+const UNSUPPORTED_MEDIA_TYPE: (&str, &str, &str) = (
+    "415",
+    "UnsupportedMediaType",
+    "The body is not sent as `application/json` (`unsupported_media_type`)",
+);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -114,10 +149,21 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     .build(),
             ),
         );
-    doc.components
-        .get_or_insert_with(Default::default)
+    let components = doc.components.get_or_insert_with(Default::default);
+    components
         .responses
         .insert(RATE_LIMITED.to_owned(), rate_limited_response().into());
+    for (_, name, description) in [
+        BAD_REQUEST,
+        UNAUTHENTICATED,
+        FORBIDDEN,
+        PAYLOAD_TOO_LARGE,
+        UNSUPPORTED_MEDIA_TYPE,
+    ] {
+        components
+            .responses
+            .insert(name.to_owned(), error_response(description).into());
+    }
     for route in routes::table() {
         let Some(operation) = doc
             .paths
@@ -137,6 +183,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     Ref::new(format!("#/components/responses/{RATE_LIMITED}")).into()
                 });
         }
+        add_router_refusals(operation, route.access);
         match route.access {
             Access::Public => operation.security = Some(Vec::new()),
             Access::Requires(permission) => {
@@ -160,6 +207,45 @@ pub fn document() -> utoipa::openapi::OpenApi {
         );
     }
     doc
+}
+
+/// Describes the refusals the router and the extractors give before or around the handler:
+/// 401 and 403 on every protected route, 400 wherever there are parameters or a body, 413
+/// and 415 wherever there is a body.
+fn add_router_refusals(operation: &mut Operation, access: Access) {
+    let mut refusals = Vec::new();
+    if matches!(access, Access::Requires(_)) {
+        refusals.extend([UNAUTHENTICATED, FORBIDDEN]);
+    }
+    let has_parameters = operation
+        .parameters
+        .as_ref()
+        .is_some_and(|parameters| !parameters.is_empty());
+    let has_body = operation.request_body.is_some();
+    if has_parameters || has_body {
+        refusals.push(BAD_REQUEST);
+    }
+    if has_body {
+        refusals.extend([PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE]);
+    }
+    for (status, name, _) in refusals {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| Ref::new(format!("#/components/responses/{name}")).into());
+    }
+}
+
+/// A shared error answer in the one error format.
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        )
+        .build()
 }
 
 /// The answer of every rate-limited route when a limit is reached.

@@ -335,7 +335,7 @@ impl Service {
             .ok()
     }
 
-    /// Checks a login's MFA challenge token; returns the user it was issued to.
+    /// Checks a login's MFA challenge token; returns the user it was issued to (an active one).
     pub(crate) async fn challenged_user(&self, challenge: &str) -> Result<User, Error> {
         let now = self.clock.now();
         let user = self

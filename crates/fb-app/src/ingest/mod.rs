@@ -115,6 +115,11 @@ pub enum Error {
     PermissionDenied(Permission),
     #[error("no dead letter has this id")]
     DeadLetterNotFound,
+    /// Replaying a dead letter whose payload is refused as a whole. Not [`Error::Payload`]: the
+    /// replay request itself is fine, the stored letter is what cannot be read (and never will
+    /// be, unless a parser for its content type is registered).
+    #[error("the dead letter cannot be replayed: its payload is refused ({code}): {0}", code = .0.code().as_str())]
+    Unreplayable(Rejection),
     #[error(transparent)]
     OutOfScope(#[from] OutOfScope),
     #[error(transparent)]
@@ -128,6 +133,7 @@ impl Coded for Error {
             Error::Payload(r) => r.code(),
             Error::PermissionDenied(_) => Code::permission_denied,
             Error::DeadLetterNotFound => Code::dead_letter_not_found,
+            Error::Unreplayable(_) => Code::dead_letter_unreadable,
             Error::OutOfScope(e) => e.code(),
             Error::Store(StoreError::Unavailable(_)) => Code::storage_unavailable,
             Error::Store(_) => Code::internal,
@@ -220,13 +226,13 @@ impl Service {
             .get(&media)
             .cloned()
             .ok_or_else(|| {
-                Error::Payload(Rejection::UnsupportedContentType(short(
+                Error::Unreplayable(Rejection::UnsupportedContentType(short(
                     &letter.content_type,
                 )))
             })?;
         let items = parser
             .parse(&letter.source, Bytes::from(letter.payload))
-            .map_err(Error::Payload)?;
+            .map_err(Error::Unreplayable)?;
         let origin = Origin {
             source: format!("replay:{id}"),
             content_type: letter.content_type,

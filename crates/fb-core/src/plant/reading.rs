@@ -346,7 +346,10 @@ pub fn from_unix_number(n: f64) -> Option<OffsetDateTime> {
         return None;
     }
     let micros = if n < 1e11 { n * 1e6 } else { n * 1e3 };
-    OffsetDateTime::from_unix_timestamp_nanos((micros.round() as i128) * 1000).ok()
+    // The cast saturates for numbers beyond i128 (1e308 is a valid JSON number), and then the
+    // product would overflow: such a number is no time, like any other out of range.
+    let nanos = (micros.round() as i128).checked_mul(1000)?;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
 }
 
 #[cfg(test)]
@@ -370,6 +373,25 @@ mod tests {
 
     fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    /// Found by schemathesis: a reading stamped `1.7976931348623157e+308` overflowed (a panic
+    /// in debug builds, a 500 for the whole batch).
+    #[test]
+    fn unix_numbers_beyond_any_time_are_no_time() {
+        for n in [f64::MAX, 1e300, 1e30, f64::INFINITY, f64::NAN, -1.0] {
+            assert_eq!(from_unix_number(n), None, "{n}");
+        }
+        assert_eq!(
+            from_unix_number(1_800_000_000.0),
+            Some(now()),
+            "seconds still read"
+        );
+        assert_eq!(
+            from_unix_number(1_800_000_000_000.0),
+            Some(now()),
+            "milliseconds"
+        );
     }
 
     fn check(value: f64, unit: Option<&str>, ts: OffsetDateTime) -> Result<(), Code> {

@@ -129,7 +129,9 @@ pub(crate) async fn verify_mfa(
     AppJson(body): AppJson<MfaVerifyRequest>,
 ) -> (AuditFacts, Response) {
     let facts = AuditFacts::default();
-    // Codes are short: guessing is limited like password guessing, per address.
+    // Codes are short. Every try counts against the address's login limit here, and below
+    // against the per-user budget of code checks of the user the challenge names, so that
+    // spreading guesses over many addresses gains nothing.
     let limits = match state.rate_limits.check_login(client, "").await {
         Ok(applied) => applied,
         Err(refusal) => return (facts, refusal),
@@ -322,6 +324,7 @@ pub(crate) async fn confirm_totp(
         (status = 204, description = "Disabled"),
         (status = 401, description = "Wrong password or code", body = ErrorBody),
         (status = 403, description = "The role requires a second factor", body = ErrorBody),
+        (status = 409, description = "No second factor is enrolled (mfa_not_enrolled)", body = ErrorBody),
     ))]
 pub(crate) async fn disable_totp(
     State(state): State<AppState>,
@@ -353,6 +356,7 @@ pub(crate) async fn disable_totp(
     responses(
         (status = 200, description = "New codes", body = RecoveryCodesResponse),
         (status = 401, description = "Wrong code", body = ErrorBody),
+        (status = 409, description = "No second factor is enrolled (mfa_not_enrolled)", body = ErrorBody),
     ))]
 pub(crate) async fn new_recovery_codes(
     State(state): State<AppState>,

@@ -15,7 +15,7 @@ use fb_core::ports::DeadLetterFilter;
 
 use crate::api::v1::{
     DeadLetter, DeadLetterList, DeadLettersParams, IngestReport, LatestReadings, Point,
-    ReadingsParams, ReadingsResponse, StatsBucket,
+    ReadingsParams, ReadingsPayload, ReadingsResponse, StatsBucket,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppPath, AppQuery, Caller, query_time};
@@ -29,7 +29,15 @@ const OVERSIZE_SAMPLE: usize = 64 * 1024;
 /// a header row; `Content-Encoding: gzip` accepted. Refused items are kept as dead letters and
 /// counted in the answer; the answer comes after everything has been stored.
 #[utoipa::path(post, operation_id = "ingest_readings", path = "/api/v1/readings", tag = "readings",
-    request_body(content = String, description = "JSON array or CSV", content_type = "application/json"),
+    request_body(
+        description = "A JSON array of readings (or one reading), or CSV with a header row \
+                       naming machine, sensor, value and optionally ts and unit; gzip with \
+                       Content-Encoding: gzip",
+        content(
+            (ReadingsPayload = "application/json"),
+            (String = "text/csv"),
+        ),
+    ),
     responses(
         (status = 200, description = "Counts of accepted, duplicate and rejected readings", body = IngestReport),
         (status = 400, description = "Malformed JSON or CSV, JSON nested deeper than server.max_json_depth, or undecodable body (kept as a dead letter)", body = ErrorBody),
@@ -357,6 +365,7 @@ pub(crate) async fn dead_letters(
     responses(
         (status = 200, description = "What the replay stored and refused", body = IngestReport),
         (status = 404, description = "No such dead letter", body = ErrorBody),
+        (status = 409, description = "The letter's payload is refused as a whole, so it cannot be replayed (dead_letter_unreadable)", body = ErrorBody),
     ))]
 pub(crate) async fn replay(
     State(state): State<AppState>,

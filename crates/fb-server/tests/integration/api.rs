@@ -2,13 +2,11 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 use fb_core::identity::Role;
 
-use crate::support::{JWT_SECRET, TestApp};
+use crate::support::{TestApp, forge};
 
 #[tokio::test]
 async fn bootstrap_admin_logs_in_and_opens_a_protected_route() {
@@ -186,31 +184,6 @@ async fn viewer_gets_403_on_admin_routes_but_reads_itself() {
         json!(["self.read", "self.password", "self.security", "plant.read"])
     );
     app.finish().await;
-}
-
-/// Builds a token from raw parts, signed with HMAC `alg` over the server's secret (or unsigned).
-fn forge(
-    header: serde_json::Value,
-    claims: serde_json::Value,
-    alg: Option<jsonwebtoken::Algorithm>,
-) -> String {
-    match alg {
-        Some(alg) => {
-            let mut h = jsonwebtoken::Header::new(alg);
-            h.typ = header["typ"].as_str().map(str::to_owned);
-            jsonwebtoken::encode(
-                &h,
-                &claims,
-                &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-            )
-            .unwrap()
-        }
-        None => format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        ),
-    }
 }
 
 #[tokio::test]

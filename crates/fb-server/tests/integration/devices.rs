@@ -156,7 +156,7 @@ fn the_command_line_adds_lists_and_revokes_devices() {
 }
 
 #[cfg(feature = "embedded-broker")]
-mod embedded {
+pub(crate) mod embedded {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -171,7 +171,7 @@ mod embedded {
     use crate::support::TestApp;
 
     /// Whether a client with these credentials gets a successful CONNACK (or is cut off).
-    async fn connects(port: u16, client_id: &str, login: Option<(&str, &str)>) -> bool {
+    pub(crate) async fn connects(port: u16, client_id: &str, login: Option<(&str, &str)>) -> bool {
         let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
         if let Some((user, password)) = login {
             options.set_credentials(user, password);
@@ -193,7 +193,7 @@ mod embedded {
     }
 
     /// The app's embedded broker, started from the settings `env` says.
-    fn start_broker(
+    pub(crate) fn start_broker(
         app: &TestApp,
         env: Vec<(String, String)>,
     ) -> (Settings, fb_server::wire::EmbeddedMqtt) {

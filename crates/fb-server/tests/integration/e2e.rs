@@ -10,19 +10,29 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_factorybrain");
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     admin_password: Option<String>,
     admin: std::sync::OnceLock<String>,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
 }
 
+impl Drop for Server {
+    /// A test that fails before `stop` leaves no server behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// What a stopped server printed after start-up.
-struct Output {
-    stdout: Vec<String>,
-    stderr: Vec<String>,
+pub(crate) struct Output {
+    pub(crate) stdout: Vec<String>,
+    pub(crate) stderr: Vec<String>,
 }
 
 /// Starts `factorybrain serve` on a free port and waits until it listens.
@@ -30,7 +40,7 @@ fn start(data_dir: &Path) -> Server {
     start_with(data_dir, &[])
 }
 
-fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
@@ -98,7 +108,7 @@ fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
 }
 
 impl Server {
-    fn stop(mut self) -> Output {
+    pub(crate) fn stop(mut self) -> Output {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -117,7 +127,7 @@ impl Server {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -148,7 +158,7 @@ fn get(url: &str, token: Option<&str>) -> (u16, String) {
     )
 }
 
-fn cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
         .arg("--data-dir")

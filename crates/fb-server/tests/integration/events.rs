@@ -23,14 +23,14 @@ use fb_server::wire;
 
 use crate::support::TestApp;
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Longest wait for one expected message: far beyond what any step takes, so that a missing
 /// message fails the test instead of hanging it.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The app's router served on a loopback port, as `serve` does it (with each connection's peer).
-async fn serve(app: &TestApp) -> SocketAddr {
+pub(crate) async fn serve(app: &TestApp) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = app
@@ -43,7 +43,7 @@ async fn serve(app: &TestApp) -> SocketAddr {
 
 /// How a client opens the stream.
 #[derive(Default)]
-struct Handshake<'a> {
+pub(crate) struct Handshake<'a> {
     bearer: Option<&'a str>,
     subprotocols: Option<String>,
     origin: Option<&'a str>,
@@ -51,7 +51,7 @@ struct Handshake<'a> {
 
 impl<'a> Handshake<'a> {
     /// As a program opens it: the credential in the Authorization header.
-    fn bearer(token: &'a str) -> Self {
+    pub(crate) fn bearer(token: &'a str) -> Self {
         Self {
             bearer: Some(token),
             ..Self::default()
@@ -88,7 +88,7 @@ async fn open(
 }
 
 /// Opens a stream that must be accepted, and reads its `hello`.
-async fn open_ok(addr: SocketAddr, how: Handshake<'_>) -> (Socket, Value) {
+pub(crate) async fn open_ok(addr: SocketAddr, how: Handshake<'_>) -> (Socket, Value) {
     let (mut socket, _) = open(addr, how).await.expect("the stream opens");
     let hello = next_message(&mut socket).await;
     assert_eq!(hello["type"], "hello", "{hello}");
@@ -96,7 +96,7 @@ async fn open_ok(addr: SocketAddr, how: Handshake<'_>) -> (Socket, Value) {
 }
 
 /// The status and error code of a refused handshake.
-async fn refused(addr: SocketAddr, how: Handshake<'_>) -> (StatusCode, String) {
+pub(crate) async fn refused(addr: SocketAddr, how: Handshake<'_>) -> (StatusCode, String) {
     match open(addr, how).await {
         Err(WsError::Http(response)) => {
             let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();

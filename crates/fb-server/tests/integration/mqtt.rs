@@ -19,6 +19,21 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap()
 }
 
+/// MQTT ingest from the Mosquitto on this machine, under a topic prefix of the test's own.
+pub(crate) fn ingest_options(topic_prefix: &str, client_id: &str) -> fb_mqtt::Options {
+    fb_mqtt::Options {
+        host: "127.0.0.1".into(),
+        port: 1883,
+        client_id: client_id.to_owned(),
+        username: None,
+        password: None,
+        tls_ca_file: None,
+        topic_prefix: topic_prefix.to_owned(),
+        batch_max: 100,
+        batch_linger: Duration::from_millis(20),
+    }
+}
+
 #[tokio::test]
 async fn readings_published_with_qos1_are_stored_and_bad_ones_dead_lettered() {
     let run_id = uuid::Uuid::now_v7().simple().to_string();
@@ -39,17 +54,7 @@ async fn readings_published_with_qos1_are_stored_and_bad_ones_dead_lettered() {
         StatusCode::CREATED
     );
 
-    let options = fb_mqtt::Options {
-        host: "127.0.0.1".into(),
-        port: 1883,
-        client_id: format!("fb-ingest-{run_id}"),
-        username: None,
-        password: None,
-        tls_ca_file: None,
-        topic_prefix: prefix.clone(),
-        batch_max: 100,
-        batch_linger: Duration::from_millis(20),
-    };
+    let options = ingest_options(&prefix, &format!("fb-ingest-{run_id}"));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let service = tokio::spawn(fb_mqtt::run(options, app.state.ingest.clone(), stop_rx));
 

@@ -13,7 +13,7 @@ use fb_core::identity::Role;
 
 use crate::support::{Response, TestApp};
 
-fn peer(ip: &str) -> SocketAddr {
+pub(crate) fn peer(ip: &str) -> SocketAddr {
     SocketAddr::new(ip.parse().unwrap(), 40_000)
 }
 
@@ -142,7 +142,12 @@ async fn the_per_principal_limit_counts_a_user_from_any_address() {
     app.finish().await;
 }
 
-async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> Response {
+pub(crate) async fn login_from(
+    app: &TestApp,
+    ip: &str,
+    username: &str,
+    password: &str,
+) -> Response {
     app.call_from(
         peer(ip),
         Method::POST,

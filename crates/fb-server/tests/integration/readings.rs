@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use fb_core::identity::Role;
 
-use crate::support::TestApp;
+use crate::support::{Response, TestApp};
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -19,6 +19,16 @@ fn rfc3339(t: OffsetDateTime) -> String {
 fn base() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc() - Duration::hours(2);
     t.replace_second(0).unwrap().replace_nanosecond(0).unwrap()
+}
+
+/// Replays a dead letter as `admin`.
+async fn replay(app: &TestApp, admin: &str, id: &str) -> Response {
+    app.post(
+        &format!("/api/v1/dead-letters/{id}/replay"),
+        Some(admin),
+        json!({}),
+    )
+    .await
 }
 
 async fn setup() -> (TestApp, String) {
@@ -344,13 +354,7 @@ async fn dead_letters_replay_once_the_registry_is_fixed() {
         .to_owned();
 
     // Still unknown: the replay refuses again and the letter stays pending.
-    let early = app
-        .post(
-            &format!("/api/v1/dead-letters/{id}/replay"),
-            Some(&admin),
-            json!({}),
-        )
-        .await;
+    let early = replay(&app, &admin, &id).await;
     assert_eq!(early.body["rejected"], 1);
 
     let sensors = json!({"sensors": [
@@ -367,18 +371,12 @@ async fn dead_letters_replay_once_the_registry_is_fixed() {
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
-    let replay = app
-        .post(
-            &format!("/api/v1/dead-letters/{id}/replay"),
-            Some(&admin),
-            json!({}),
-        )
-        .await;
-    assert_eq!(replay.status, StatusCode::OK, "{}", replay.body);
+    let replayed = replay(&app, &admin, &id).await;
+    assert_eq!(replayed.status, StatusCode::OK, "{}", replayed.body);
     assert_eq!(
         (
-            replay.body["accepted"].as_u64(),
-            replay.body["rejected"].as_u64()
+            replayed.body["accepted"].as_u64(),
+            replayed.body["rejected"].as_u64()
         ),
         (Some(1), Some(0))
     );
@@ -395,14 +393,43 @@ async fn dead_letters_replay_once_the_registry_is_fixed() {
         !ids.contains(&id.as_str()),
         "a successful replay leaves the pending list"
     );
-    let missing = app
-        .post(
-            &format!("/api/v1/dead-letters/{}/replay", uuid::Uuid::now_v7()),
-            Some(&admin),
-            json!({}),
-        )
-        .await;
+    let missing = replay(&app, &admin, &uuid::Uuid::now_v7().to_string()).await;
     assert_eq!(missing.code(), "dead_letter_not_found");
+    app.finish().await;
+}
+
+/// Found by schemathesis: replaying a letter whose whole payload was refused answered the
+/// payload's own 415 or 400, as if the replay request (which has no body) were at fault.
+#[tokio::test]
+async fn a_dead_letter_whose_payload_is_unreadable_cannot_be_replayed() {
+    let (app, admin) = setup().await;
+    for (content_type, payload, refusal) in [
+        ("text/plain", "temperature 71.5", "unsupported_media_type"),
+        ("application/json", "[{\"machine\":", "invalid_json"),
+    ] {
+        let refused = app
+            .request(
+                Request::post("/api/v1/readings")
+                    .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+                    .header(header::CONTENT_TYPE, content_type)
+                    .body(Body::from(payload))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(refused.code(), refusal, "{}", refused.body);
+        let letters = app
+            .get(
+                &format!("/api/v1/dead-letters?code={refusal}"),
+                Some(&admin),
+            )
+            .await;
+        let id = letters.body["dead_letters"][0]["id"].as_str().unwrap();
+        let replayed = replay(&app, &admin, id).await;
+        assert_eq!(replayed.status, StatusCode::CONFLICT, "{}", replayed.body);
+        assert_eq!(replayed.code(), "dead_letter_unreadable");
+        let message = replayed.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(refusal), "{message}");
+    }
     app.finish().await;
 }
 

@@ -20,7 +20,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap()
 }
 
-fn machine(id: &str, site: &str) -> Value {
+pub(crate) fn machine(id: &str, site: &str) -> Value {
     json!({
         "id": id, "name": id, "machine_type": "press",
         "location": {"site": site},
@@ -29,11 +29,11 @@ fn machine(id: &str, site: &str) -> Value {
     })
 }
 
-fn reading(machine: &str, at: OffsetDateTime, value: f64) -> Value {
+pub(crate) fn reading(machine: &str, at: OffsetDateTime, value: f64) -> Value {
     json!({"machine": machine, "sensor": "temperature", "ts": rfc3339(at), "value": value})
 }
 
-fn north() -> SiteScope {
+pub(crate) fn north() -> SiteScope {
     SiteScope::named("sites", &["north"]).unwrap()
 }
 
@@ -47,13 +47,13 @@ fn ids(list: &Value, key: &str, field: &str) -> Vec<String> {
         .collect()
 }
 
-fn assert_code(r: &Response, status: StatusCode, code: &str) {
+pub(crate) fn assert_code(r: &Response, status: StatusCode, code: &str) {
     assert_eq!((r.status, r.code()), (status, code), "{}", r.body);
 }
 
 /// Two sites: a press in each with a reading, an anomaly and an active alert. Returns the
 /// admin's token and the alert ids (north, south).
-async fn two_sites(app: &TestApp) -> (String, String, String) {
+pub(crate) async fn two_sites(app: &TestApp) -> (String, String, String) {
     let admin = app.admin_token().await;
     for (id, site) in [("north-press", "north"), ("south-press", "south")] {
         let r = app

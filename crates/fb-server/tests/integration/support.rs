@@ -77,7 +77,10 @@ impl TestApp {
             "FB__SERVER__DATA_DIR".into(),
             dir.path().display().to_string(),
         ));
-        env.push(("FB__AUTH__JWT_SECRET".into(), JWT_SECRET.into()));
+        // A known key, so that tests can forge tokens; a test of key generation sets it empty.
+        if !env.iter().any(|(key, _)| key == "FB__AUTH__JWT_SECRET") {
+            env.push(("FB__AUTH__JWT_SECRET".into(), JWT_SECRET.into()));
+        }
         let settings = Settings::load(&Layers {
             env,
             ..Layers::default()
@@ -199,6 +202,10 @@ impl TestApp {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
     /// Logs in over the API and returns the access token.
     pub async fn login(&self, username: &str, password: &str) -> String {
         let response = self
@@ -304,6 +311,25 @@ impl TestApp {
         }
     }
 
+    /// A six-digit code that the authenticator enrolled for `username` shows in none of the
+    /// time steps the server accepts now: a wrong guess for certain.
+    pub fn wrong_code(&self, username: &str) -> String {
+        use fb_app::auth::totp;
+        let known = self.authenticators.lock().unwrap();
+        let (secret, _) = known
+            .get(username)
+            .unwrap_or_else(|| panic!("{username} has no authenticator here"));
+        let secret = data_encoding::BASE32_NOPAD
+            .decode(secret.as_bytes())
+            .unwrap();
+        let now = totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+        let valid: Vec<u32> = (now - 2..=now + 2)
+            .map(|step| totp::code_at(&secret, step))
+            .collect();
+        let wrong = (0..).find(|code| !valid.contains(code)).unwrap();
+        format!("{wrong:06}")
+    }
+
     /// Creates a user with the given role directly through the service and logs it in.
     pub async fn token_for(&self, username: &str, role: Role) -> String {
         self.token_for_sites(username, role, SiteScope::All).await
@@ -385,4 +411,31 @@ pub fn http_login(agent: &ureq::Agent, base: &str, username: &str, password: &st
         assert_eq!(confirmed.status().as_u16(), 200, "enrolment refused");
     }
     token
+}
+
+/// Builds a token from raw parts, signed with HMAC `alg` over the test key (or unsigned).
+pub fn forge(
+    header: serde_json::Value,
+    claims: serde_json::Value,
+    alg: Option<jsonwebtoken::Algorithm>,
+) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    match alg {
+        Some(alg) => {
+            let mut h = jsonwebtoken::Header::new(alg);
+            h.typ = header["typ"].as_str().map(str::to_owned);
+            jsonwebtoken::encode(
+                &h,
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+            )
+            .unwrap()
+        }
+        None => format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        ),
+    }
 }

@@ -12,8 +12,17 @@ use fb_core::{alerts, detection};
 pub struct Evidence {
     #[schema(example = "value")]
     pub name: String,
-    #[schema(value_type = Object, example = 97.5)]
-    pub value: serde_json::Value,
+    #[schema(example = 97.5)]
+    pub value: EvidenceValue,
+}
+
+/// A number, or a text (a zone, a sensor name; a number that is not finite, e.g. `inf` for a
+/// deviation from a baseline that never varied, since JSON has no such numbers).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum EvidenceValue {
+    Number(f64),
+    Text(String),
 }
 
 impl From<detection::Evidence> for Evidence {
@@ -21,8 +30,9 @@ impl From<detection::Evidence> for Evidence {
         Self {
             name: e.name,
             value: match e.value {
-                detection::EvidenceValue::Number(n) => serde_json::json!(n),
-                detection::EvidenceValue::Text(t) => serde_json::Value::String(t),
+                detection::EvidenceValue::Number(n) if n.is_finite() => EvidenceValue::Number(n),
+                detection::EvidenceValue::Number(n) => EvidenceValue::Text(n.to_string()),
+                detection::EvidenceValue::Text(t) => EvidenceValue::Text(t),
             },
         }
     }
@@ -185,4 +195,34 @@ pub struct AnomaliesParams {
     pub after: Option<Uuid>,
     /// 1 to 1000; default 100.
     pub limit: Option<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by schemathesis: `value` was documented as an object while it is a number or a
+    /// text; and a non-finite number would have gone out as `null`.
+    #[test]
+    fn evidence_values_are_json_numbers_or_texts() {
+        let wire = |value| {
+            let evidence = Evidence::from(detection::Evidence {
+                name: "z".into(),
+                value,
+            });
+            serde_json::to_value(evidence).unwrap()["value"].clone()
+        };
+        assert_eq!(
+            wire(detection::EvidenceValue::Number(97.5)),
+            serde_json::json!(97.5)
+        );
+        assert_eq!(
+            wire(detection::EvidenceValue::Number(f64::INFINITY)),
+            serde_json::json!("inf")
+        );
+        assert_eq!(
+            wire(detection::EvidenceValue::Text("zone D".into())),
+            serde_json::json!("zone D")
+        );
+    }
 }

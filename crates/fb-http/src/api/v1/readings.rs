@@ -9,6 +9,54 @@ use fb_app::{ingest, plant};
 use fb_core::plant::Reading;
 use fb_core::ports;
 
+/// The body of `POST /api/v1/readings` as JSON: an array of readings, or one reading. Each
+/// reading is judged alone: one that breaks these rules is refused and kept as a dead letter
+/// (listed in the answer's `rejections`), the rest are stored.
+// Documentation only: `formats::parse_json` reads payloads without copying them into these
+// types; a test there checks that both take the same fields.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ReadingsPayload {
+    Batch(Vec<ReadingIn>),
+    One(ReadingIn),
+}
+
+/// One reading sent to `POST /api/v1/readings` (CSV rows have the same columns).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingIn {
+    /// The machine's id.
+    #[schema(example = "press-01")]
+    pub machine: String,
+    /// The sensor's key.
+    #[schema(example = "temperature")]
+    pub sensor: String,
+    /// RFC 3339 text, or Unix seconds or milliseconds; absent: stamped on arrival.
+    pub ts: Option<TimeIn>,
+    /// A number, or numeric text.
+    pub value: ValueIn,
+    /// Must equal the sensor's unit when given.
+    #[schema(example = "°C")]
+    pub unit: Option<String>,
+}
+
+/// A reading's timestamp: RFC 3339 text or a Unix number.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TimeIn {
+    #[schema(example = "2026-11-22T08:00:00Z")]
+    Text(String),
+    Unix(f64),
+}
+
+/// A reading's value: a number or numeric text.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ValueIn {
+    Number(f64),
+    Text(String),
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IngestReport {
     /// Readings newly stored.
