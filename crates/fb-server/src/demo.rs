@@ -189,6 +189,14 @@ mod tests {
     /// Runs the demo's first ten minutes of history and two live minutes through detection
     /// and the alert rules, without a server: which alerts open, when.
     fn opened(start: time::OffsetDateTime) -> Vec<(String, AlertKind, i64)> {
+        opened_during(start, time::Duration::minutes(2))
+    }
+
+    /// Like [`opened`], for `span` of live data.
+    fn opened_during(
+        start: time::OffsetDateTime,
+        span: time::Duration,
+    ) -> Vec<(String, AlertKind, i64)> {
         let machines = plant_machines(DEMO_MACHINES, start);
         let mut sim = simulator(&machines, start);
         let cfg = DetectionConfig::default();
@@ -198,7 +206,7 @@ mod tests {
             .collect();
         let mut tracker = AlertTracker::new(AlertPolicy::default(), Vec::new());
         let mut opened = Vec::new();
-        let end = start + time::Duration::minutes(2);
+        let end = start + span;
         while sim.now() < end {
             let readings = sim.step(time::Duration::seconds(1));
             let mut signals = Vec::new();
@@ -282,6 +290,23 @@ mod tests {
                     at.is_some_and(|at| at - offset.max(0) <= 60),
                     "{hour}h: {machine} {kind:?} opened at {at:?} (fault at {offset}); all: {opened:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn healthy_machines_ride_through_every_shift_change() {
+        // The load steps at 06:00, 14:00 and 22:00: every load-driven sensor moves at once.
+        // That is the plant changing its operating point, not a fault.
+        for hour in [6, 14, 22] {
+            let start = time::OffsetDateTime::UNIX_EPOCH
+                + time::Duration::days(20_000)
+                + time::Duration::hours(hour)
+                - time::Duration::minutes(10);
+            let opened = opened_during(start, time::Duration::minutes(50));
+            for healthy in HEALTHY {
+                let theirs: Vec<_> = opened.iter().filter(|o| o.0 == *healthy).collect();
+                assert!(theirs.is_empty(), "{hour}h: healthy {healthy}: {theirs:?}");
             }
         }
     }

@@ -340,6 +340,7 @@ pub fn detection_options(settings: &Settings) -> fb_app::detection::Options {
             no_data_secs: d.no_data_secs,
             stuck_min_run: d.stuck_min_run,
             novelty: d.novelty,
+            mode_settle_secs: d.mode_settle_secs,
             vibration_zones: d.vibration_zones,
         },
         low_health: d.low_health,

@@ -12,7 +12,9 @@
 //! | stuck value | 50 readings | stuck sensor | warning |
 //! | spike: far out, back on the next reading | yes | spike (confirmed: opens an alert at once) | warning |
 //!
-//! Per machine: the multivariate detector on each complete row of sensor values, and on
+//! Per machine: the multivariate detector on each complete row of sensor values, the
+//! recognition of changes of operating point ([`crate::rules::mode`]: while the machine settles
+//! into one, the statistical and multivariate detectors learn without judging), and on
 //! [`MachineDetector::tick`] the silence of each sensor (no data). Readings refused at ingest
 //! as outside the physical range are reported with [`MachineDetector::refused`].
 //!
@@ -29,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::detector::DetectorError;
 use crate::rules::limits::VibrationZones;
-use crate::rules::multivariate::{Mahalanobis, MultivariateConfig};
+use crate::rules::mode::ModeWatch;
+use crate::rules::multivariate::{Mahalanobis, MultivariateConfig, MultivariateVerdict};
 use sensor::SensorDetector;
 
 /// Settings shared by every machine's detection.
@@ -45,6 +48,10 @@ pub struct DetectionConfig {
     /// Runs the novelty detector (the NAB one) on each sensor: about 10 µs and 83 KB per
     /// sensor; off, scores come from the other detectors only.
     pub novelty: bool,
+    /// After a change of operating point (see [`crate::rules::mode`]), the statistical and
+    /// multivariate detectors only learn until every sensor settled, for at most this long;
+    /// 0 turns recognition off.
+    pub mode_settle_secs: u64,
     pub vibration_zones: VibrationZones,
 }
 
@@ -55,6 +62,7 @@ impl Default for DetectionConfig {
             no_data_secs: 30,
             stuck_min_run: 10,
             novelty: true,
+            mode_settle_secs: 3600,
             vibration_zones: VibrationZones::default(),
         }
     }
@@ -69,6 +77,9 @@ impl DetectionConfig {
         if self.no_data_secs == 0 {
             return bad("no_data_secs", "must be at least one second");
         }
+        if self.mode_settle_secs > 86_400 {
+            return bad("mode_settle_secs", "must be at most 86400 seconds");
+        }
         if self.stuck_min_run < 2 {
             return bad("stuck_min_run", "must be at least 2 readings");
         }
@@ -81,6 +92,12 @@ impl DetectionConfig {
         Ok(())
     }
 }
+
+/// Readings (rows, for the multivariate detector) a learning detector must be out in a row
+/// before its finding counts: the few readings it takes to recognise a change of operating
+/// point, in which every load-driven sensor leaves its baseline at once (see
+/// [`crate::rules::mode`]). The reading's score is not delayed.
+pub(crate) const LEARNED_CONFIRM: usize = 5;
 
 /// The score detection gives one reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -163,6 +180,7 @@ pub struct MachineDetector {
     /// Kinds the machine-level (multivariate) source holds.
     machine_holding: KindSet,
     multivariate: Option<Mahalanobis>,
+    mode: ModeWatch,
     row: Vec<f64>,
     fresh: Vec<bool>,
     have: Vec<bool>,
@@ -196,6 +214,7 @@ impl MachineDetector {
             sensors,
             machine_holding: KindSet::default(),
             multivariate,
+            mode: ModeWatch::new(p, cfg.mode_settle_secs),
             row: vec![0.0; p],
             fresh: vec![false; p],
             have: vec![false; p],
@@ -207,6 +226,28 @@ impl MachineDetector {
 
     pub fn machine(&self) -> &MachineId {
         &self.machine
+    }
+
+    /// Changes of operating point recognised so far.
+    pub fn mode_changes(&self) -> u64 {
+        self.mode.changes()
+    }
+
+    /// The learning detectors are settling into a new operating point at `ts_micros`.
+    pub fn settling(&self, ts_micros: i64) -> bool {
+        self.mode.settling(ts_micros)
+    }
+
+    /// Settling lasts until every sensor settled, or the settling time ran out.
+    fn settling_now(&mut self, ts_micros: i64) -> bool {
+        if !self.mode.settling(ts_micros) {
+            return false;
+        }
+        if self.sensors.iter().all(SensorDetector::settled) {
+            self.mode.end_settling();
+            return false;
+        }
+        true
     }
 
     /// Position of a sensor in the machine's list.
@@ -245,6 +286,7 @@ impl MachineDetector {
         value: f64,
         out: &mut Vec<Signal>,
     ) -> PointScore {
+        let settling = self.settling_now(ts_micros);
         let Some(detector) = self.sensors.get_mut(sensor) else {
             return PointScore {
                 score: 0.0,
@@ -253,7 +295,7 @@ impl MachineDetector {
         };
         let first = out.len();
         let before = detector.holding();
-        let mut score = detector.observe(sensor, ts_micros, value, out);
+        let mut score = detector.observe(sensor, ts_micros, value, settling, out);
         let after = detector.holding();
         if let Some(s) = self.observe_row(sensor, ts_micros, value, out) {
             score = score.max(s);
@@ -347,6 +389,7 @@ impl MachineDetector {
                 .multivariate
                 .as_ref()
                 .map_or(0, Mahalanobis::heap_bytes)
+            + self.mode.heap_bytes()
             + self.row.capacity() * (size_of::<f64>() + 2 * size_of::<bool>())
     }
 
@@ -373,17 +416,17 @@ impl MachineDetector {
         value: f64,
         out: &mut Vec<Signal>,
     ) -> Option<f64> {
-        let model = self.multivariate.as_mut()?;
+        self.multivariate.as_ref()?;
         let mut judged = None;
         if self.fresh[sensor] && self.have.iter().all(|h| *h) {
-            judged = model.update(&self.row);
+            judged = self.judge_row(ts_micros, out);
             self.fresh.iter_mut().for_each(|f| *f = false);
         }
         self.row[sensor] = value;
         self.fresh[sensor] = true;
         self.have[sensor] = true;
         if judged.is_none() && self.fresh.iter().all(|f| *f) {
-            judged = model.update(&self.row);
+            judged = self.judge_row(ts_micros, out);
             self.fresh.iter_mut().for_each(|f| *f = false);
         }
         let verdict = judged?;
@@ -392,7 +435,11 @@ impl MachineDetector {
         let kind = AnomalyKind::of_sensor(top.spec().kind);
         let score = (0.5 * verdict.d2 / verdict.threshold).min(1.0);
         self.machine_holding = KindSet::default();
-        if verdict.out {
+        let lasting = self
+            .multivariate
+            .as_ref()
+            .is_some_and(|m| m.out_streak() >= LEARNED_CONFIRM);
+        if verdict.out && lasting {
             self.machine_holding.insert(kind);
             out.push(Signal::Holds(Finding {
                 sensor: None,
@@ -414,6 +461,29 @@ impl MachineDetector {
         }
         self.emit_clears(before.minus(self.machine_holding), ts_micros, out);
         Some(score)
+    }
+
+    /// One complete row: first, has the machine changed its operating point? Then the
+    /// multivariate verdict, unless the machine is settling (the model only learns then).
+    fn judge_row(&mut self, ts_micros: i64, out: &mut Vec<Signal>) -> Option<MultivariateVerdict> {
+        let away = self.sensors.iter().zip(&self.row).map(|(s, v)| s.away(*v));
+        if self.mode.observe_row(ts_micros, away).is_some() {
+            self.sensors
+                .iter_mut()
+                .for_each(SensorDetector::restart_baseline);
+            if let Some(model) = self.multivariate.as_mut() {
+                model.restart();
+            }
+            let held = std::mem::take(&mut self.machine_holding);
+            self.emit_clears(held, ts_micros, out);
+        }
+        let settling = self.settling_now(ts_micros);
+        let model = self.multivariate.as_mut()?;
+        if settling {
+            model.learn_only(&self.row);
+            return None;
+        }
+        model.update(&self.row)
     }
 }
 

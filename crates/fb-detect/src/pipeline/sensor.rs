@@ -3,7 +3,7 @@
 use fb_core::detection::{AnomalyKind, DetectorKind, Evidence, Severity};
 use fb_core::plant::SensorSpec;
 
-use super::{DetectionConfig, Finding, KindSet, Signal};
+use super::{DetectionConfig, Finding, KindSet, LEARNED_CONFIRM, Signal};
 use crate::detector::{DetectorError, NoveltyConfig, NoveltyDetector, StreamingDetector};
 use crate::rules::faults::{Cadence, SPIKE_Z, SpikeCheck, StuckDetector};
 use crate::rules::limits::{LimitZone, VibrationZone, ZoneBounds, limit_zone};
@@ -12,6 +12,9 @@ use crate::rules::shift::{ShiftConfig, ShiftDetector};
 /// Robust spread is recomputed every this many readings (it walks half the window).
 const SPREAD_EVERY: u32 = 32;
 const MAD_TO_SIGMA: f64 = 1.482_602_218_505_602;
+/// A reading this many robust standard deviations from the baseline is away from it, for
+/// the recognition of operating-point changes (the statistical detector's own threshold).
+const AWAY_Z: f64 = 6.0;
 
 pub(super) struct SensorDetector {
     spec: SensorSpec,
@@ -30,6 +33,9 @@ pub(super) struct SensorDetector {
     zone: Option<Severity>,
     previous_critical: bool,
     holding: KindSet,
+    /// While the machine settles into a new operating point: this sensor's level is back near
+    /// its new baseline.
+    settled: bool,
     stuck_now: bool,
     silent: bool,
     refused: bool,
@@ -62,6 +68,7 @@ impl SensorDetector {
             zone: None,
             previous_critical: false,
             holding: KindSet::default(),
+            settled: true,
             stuck_now: false,
             silent: false,
             refused: false,
@@ -90,13 +97,45 @@ impl SensorDetector {
             + self.shift.heap_bytes()
     }
 
+    /// Whether `value` is away from the sensor's baseline (its statistical detector is out, or
+    /// the value alone is far); `None` until the sensor has a baseline.
+    pub(super) fn away(&self, value: f64) -> Option<bool> {
+        if !self.shift.is_warm() {
+            return None;
+        }
+        if self.shift.is_out() {
+            return Some(true);
+        }
+        let (baseline, spread) = (self.shift.baseline()?, self.spread?);
+        Some(((value - baseline) / spread).abs() >= AWAY_Z)
+    }
+
+    /// The machine changed its operating point: the baseline starts over (see
+    /// [`crate::rules::mode`]).
+    pub(super) fn restart_baseline(&mut self) {
+        self.shift.restart();
+        self.spread = None;
+        self.since_spread = 0;
+        // A spike candidate judged against the old baseline means nothing against the new.
+        self.spike = SpikeCheck::default();
+        self.settled = false;
+    }
+
+    /// Settled into the new operating point: a baseline again, and the level within half the
+    /// statistical threshold of it.
+    pub(super) fn settled(&self) -> bool {
+        self.settled
+    }
+
     /// Runs every detector on the reading; pushes what holds and returns the reading's score.
-    /// The caller emits clears for kinds this sensor stopped holding.
+    /// While the machine `settling`s into a new operating point the statistical detector only
+    /// learns. The caller emits clears for kinds this sensor stopped holding.
     pub(super) fn observe(
         &mut self,
         index: usize,
         ts: i64,
         value: f64,
+        settling: bool,
         out: &mut Vec<Signal>,
     ) -> f64 {
         self.cadence.update(ts);
@@ -210,10 +249,18 @@ impl SensorDetector {
         }
 
         // Adaptive statistical threshold.
-        if let Some(v) = self.shift.update(value) {
+        let verdict = if settling {
+            let would = self.shift.learn(value);
+            let calm = 0.5 * self.shift.threshold();
+            self.settled = would.is_some_and(|v| v.z.abs() < calm);
+            None
+        } else {
+            self.shift.update(value)
+        };
+        if let Some(v) = verdict {
             let s = (0.5 * v.z.abs() / 6.0).min(1.0);
             score = score.max(s);
-            if v.out {
+            if v.out && self.shift.out_streak() >= LEARNED_CONFIRM {
                 found.add(Finding {
                     sensor: Some(index),
                     kind: self.kind,

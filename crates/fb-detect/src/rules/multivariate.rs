@@ -92,6 +92,31 @@ impl Mahalanobis {
         self.p
     }
 
+    /// Forgets the model: the machine's operating point changed. It warms up again on the
+    /// rows that follow.
+    pub fn restart(&mut self) {
+        self.rows = 0;
+        self.mean.iter_mut().for_each(|m| *m = 0.0);
+        self.cov.iter_mut().for_each(|c| *c = 0.0);
+        self.chol = None;
+        self.since_refresh = 0;
+        self.mean_d2 = self.p as f64;
+        self.out_streak = 0;
+    }
+
+    /// Rows judged out in a row, up to the last.
+    pub fn out_streak(&self) -> usize {
+        self.out_streak
+    }
+
+    /// Learns the row without judging it (the machine is settling into a new operating point).
+    pub fn learn_only(&mut self, row: &[f64]) {
+        if row.len() == self.p && row.iter().all(|v| v.is_finite()) {
+            self.out_streak = 0;
+            self.learn(row);
+        }
+    }
+
     /// Judges the row, then learns from it unless it is out. `None` while warming up.
     pub fn update(&mut self, row: &[f64]) -> Option<MultivariateVerdict> {
         if row.len() != self.p || self.p < 2 || row.iter().any(|v| !v.is_finite()) {

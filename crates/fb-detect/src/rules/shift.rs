@@ -89,6 +89,44 @@ impl ShiftDetector {
         self.seen >= self.cfg.window
     }
 
+    /// The level was out on the last value judged.
+    pub fn is_out(&self) -> bool {
+        self.out_streak > 0
+    }
+
+    /// Values judged out in a row, up to the last.
+    pub fn out_streak(&self) -> usize {
+        self.out_streak
+    }
+
+    /// Forgets the baseline: the sensor's operating point changed and the old one says nothing
+    /// about the new. The typical deviation (the sensor's noise) is kept; the detector judges
+    /// again once a new window is learned.
+    pub fn restart(&mut self) {
+        let window =
+            NonZeroUsize::new(self.cfg.window.max(2 * LEVEL_POINTS)).unwrap_or(NonZeroUsize::MIN);
+        self.baseline = RollingMedian::new(window);
+        self.seen = 0;
+        self.out_streak = 0;
+    }
+
+    /// Learns `value` whatever it is: while a change of operating point settles, what the
+    /// sensor does is the new normal being learned. Returns the verdict the value would have
+    /// had, which says whether the sensor has settled.
+    pub fn learn(&mut self, value: f64) -> Option<ShiftVerdict> {
+        self.seen += 1;
+        self.level.push(value);
+        let verdict = self.judge();
+        self.baseline.push(value);
+        self.out_streak = 0;
+        verdict
+    }
+
+    /// Deviation, in typical deviations, at which the level is out.
+    pub fn threshold(&self) -> f64 {
+        self.cfg.threshold
+    }
+
     /// Judges `value`, then learns from it. `None` while warming up.
     pub fn update(&mut self, value: f64) -> Option<ShiftVerdict> {
         self.seen += 1;
@@ -202,5 +240,34 @@ mod tests {
             .collect();
         assert!(outs[10] && outs[90], "held out while adaptation waits");
         assert!(!outs[399], "accepted after adapt_after plus half a window");
+    }
+
+    #[test]
+    fn a_restart_forgets_the_old_level_and_judges_again_after_a_window() {
+        let cfg = ShiftConfig {
+            window: 50,
+            threshold: 6.0,
+            adapt_after: 1000,
+        };
+        let mut d = ShiftDetector::new(cfg);
+        let mut rng = SplitMix64::new(5);
+        for _ in 0..200 {
+            d.update(1.0 + 0.01 * noise(&mut rng));
+        }
+        assert!(d.update(3.0).is_some() && d.update(3.0).is_some());
+        d.restart();
+        assert!(!d.is_warm() && !d.is_out());
+        for _ in 0..49 {
+            d.learn(3.0 + 0.01 * noise(&mut rng));
+        }
+        assert!(
+            d.update(3.0).is_some_and(|v| !v.out),
+            "the new level is normal"
+        );
+        let back = (0..5).map(|_| d.update(1.0)).last().flatten();
+        assert!(
+            back.is_some_and(|v| v.out),
+            "the old level is now a shift: {back:?}"
+        );
     }
 }

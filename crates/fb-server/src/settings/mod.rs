@@ -101,6 +101,7 @@ pub struct DetectionSettings {
     pub failure_risk: f64,
     pub stuck_min_run: u32,
     pub novelty: bool,
+    pub mode_settle_secs: u64,
     pub vibration_zones: fb_detect::rules::limits::VibrationZones,
 }
 
@@ -493,6 +494,11 @@ impl Settings {
             (0.05..=1.0).contains(&d.failure_risk),
             "detection.failure_risk",
             "must be between 0.05 and 1",
+        );
+        check(
+            d.mode_settle_secs <= 86_400,
+            "detection.mode_settle_secs",
+            "must be between 0 and 86400",
         );
         check(
             (2..=100_000).contains(&d.stuck_min_run),
