@@ -371,22 +371,22 @@ impl EventBus for NatsBus {
             max_deliver: i64::from(spec.max_deliver),
             ..Default::default()
         };
-        let consumer = self
-            .inner
-            .outbound
-            .call(|| async {
-                stream.create_consumer(config.clone()).await.map_err(|e| {
-                    match server_code(&e) {
-                        Some((_, m)) => Failure::Refused(format!(
-                            "consumer {} cannot be created or updated: {m}",
-                            spec.name
-                        )),
-                        None => Failure::Unreachable(e.to_string()),
-                    }
+        let consumer =
+            self.inner
+                .outbound
+                .call(|| async {
+                    stream.create_consumer(config.clone()).await.map_err(|e| {
+                        match server_code(&e) {
+                            Some((_, m)) => Failure::Refused(format!(
+                                "consumer {} cannot be created or updated: {m}",
+                                spec.name
+                            )),
+                            None => Failure::Unreachable(e.to_string()),
+                        }
+                    })
                 })
-            })
-            .await
-            .map_err(bus_error)?;
+                .await
+                .map_err(bus_error)?;
         Ok(Box::new(NatsConsumer {
             bus: self.clone(),
             consumer,

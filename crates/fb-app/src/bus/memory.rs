@@ -247,22 +247,16 @@ struct InProcessConsumer {
     wake: Arc<Notify>,
 }
 
-/// What a look at the consumer's state found.
-enum Next {
-    Deliver(Delivery),
-    /// Nothing now; the earliest pending delivery falls due then, if any.
-    Wait(Option<Instant>),
-}
-
 impl InProcessConsumer {
-    fn look(&self, now: Instant) -> Next {
+    /// The delivery due now, or else when the earliest pending delivery falls due (if any).
+    fn look(&self, now: Instant) -> Result<Delivery, Option<Instant>> {
         let mut state = self.shared.lock();
         state.drop_expired(now);
         let State {
             events, consumers, ..
         } = &mut *state;
         let Some(consumer) = consumers.get_mut(&self.name) else {
-            return Next::Wait(None);
+            return Err(None);
         };
         // Redeliveries that are due come first, oldest event first.
         let mut given_up = Vec::new();
@@ -330,10 +324,7 @@ impl InProcessConsumer {
                 state.release(seq);
             }
         }
-        match delivery {
-            Some(d) => Next::Deliver(d),
-            None => Next::Wait(earliest),
-        }
+        delivery.ok_or(earliest)
     }
 }
 
@@ -344,8 +335,8 @@ impl EventConsumer for InProcessConsumer {
         loop {
             let now = Instant::now();
             let due = match self.look(now) {
-                Next::Deliver(d) => return Ok(Some(d)),
-                Next::Wait(due) => due,
+                Ok(d) => return Ok(Some(d)),
+                Err(due) => due,
             };
             if now >= deadline {
                 return Ok(None);
@@ -448,7 +439,11 @@ mod tests {
         );
         assert_eq!(bus.stored(), 3);
         // The consumer catches up: acknowledged events leave and make room.
-        let d = consumer.next(Duration::from_secs(5)).await.unwrap().unwrap();
+        let d = consumer
+            .next(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(d.id(), events[0].id());
         d.ack().await.unwrap();
         assert_eq!(bus.stored(), 2);

@@ -72,6 +72,10 @@ impl EventPublisher {
         mut anomalies: broadcast::Receiver<Arc<Vec<Anomaly>>>,
         mut stop: watch::Receiver<bool>,
     ) {
+        #[expect(
+            clippy::large_enum_variant,
+            reason = "one value per turn of the loop, matched at once"
+        )]
         enum Next {
             Stop,
             Alert(Result<AlertEvent, broadcast::error::RecvError>),
@@ -140,7 +144,10 @@ impl EventPublisher {
         let mut outcomes = Vec::with_capacity(anomalies.len());
         for a in anomalies {
             let event = Event::AnomalyDetected(AnomalyEvent::from(a));
-            outcomes.push(self.publish(DETECTION_SOURCE, &a.machine, a.at, event).await);
+            outcomes.push(
+                self.publish(DETECTION_SOURCE, &a.machine, a.at, event)
+                    .await,
+            );
         }
         outcomes
     }

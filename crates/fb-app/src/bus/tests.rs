@@ -116,9 +116,15 @@ async fn the_alert_lifecycle_is_published_under_the_machines_site() {
     let Event::AlertAcknowledged(a) = acked.event() else {
         panic!("{acked:?}")
     };
-    assert_eq!(a.acknowledged.as_ref().unwrap().comment.as_deref(), Some("on it"));
+    assert_eq!(
+        a.acknowledged.as_ref().unwrap().comment.as_deref(),
+        Some("on it")
+    );
 
-    s.alerts.resolve(&operator, alert.alert, None).await.unwrap();
+    s.alerts
+        .resolve(&operator, alert.alert, None)
+        .await
+        .unwrap();
     let resolved = next(&mut alerts_out).await;
     assert_eq!(resolved.subject(), "alerts.resolved.plant-a.press-01");
     assert_ne!(opened.id(), resolved.id());

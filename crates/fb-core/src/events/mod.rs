@@ -302,7 +302,10 @@ impl TryFrom<WireEnvelope> for Envelope {
         if w.subject != expected {
             problems.push(FieldError::new(
                 "subject",
-                format!("is '{}' but the event belongs under '{expected}'", w.subject),
+                format!(
+                    "is '{}' but the event belongs under '{expected}'",
+                    w.subject
+                ),
             ));
         }
         if !problems.is_empty() {

@@ -239,7 +239,10 @@ mod tests {
         }
         let p = SubjectPrefix::parse("p", "fb.t1").unwrap();
         assert_eq!(p.join("alerts.opened.a.b"), "fb.t1.alerts.opened.a.b");
-        assert_eq!(p.strip("fb.t1.alerts.opened.a.b"), Some("alerts.opened.a.b"));
+        assert_eq!(
+            p.strip("fb.t1.alerts.opened.a.b"),
+            Some("alerts.opened.a.b")
+        );
         assert_eq!(p.strip("fb.t10.alerts"), None);
         assert_eq!(p.all(), "fb.t1.>");
     }

@@ -22,7 +22,10 @@ fn alert() -> Alert {
         severity: Severity::Critical,
         status: AlertStatus::Acknowledged,
         title: "Overheating: temperature 121.5 °C".into(),
-        evidence: vec![Evidence::number("value", 121.5), Evidence::text("zone", "D")],
+        evidence: vec![
+            Evidence::number("value", 121.5),
+            Evidence::text("zone", "D"),
+        ],
         opened_at: at,
         last_seen_at: at,
         occurrences: 2,

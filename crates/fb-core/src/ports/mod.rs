@@ -13,8 +13,8 @@ mod store;
 
 pub use audit::{AuditFilter, AuditStore};
 pub use bus::{
-    Acknowledge, BusError, CONSUMER_NAME_MAX, ConsumerName, ConsumerSpec, DUPLICATE_WINDOW, Delivery,
-    EventBus, EventConsumer, Published, RETENTION, validate_consumer,
+    Acknowledge, BusError, CONSUMER_NAME_MAX, ConsumerName, ConsumerSpec, DUPLICATE_WINDOW,
+    Delivery, EventBus, EventConsumer, Published, RETENTION, validate_consumer,
 };
 pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,

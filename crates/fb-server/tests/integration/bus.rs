@@ -106,13 +106,17 @@ async fn an_alert_opened_by_readings_arrives_on_the_nats_bus_with_its_anomaly_an
     assert_eq!(ingested.body["accepted"], 2, "{}", ingested.body);
 
     // Silent sensors raise no_data alerts of their own on a slow machine: look for overheating.
-    let opened = next_matching(&mut alerts, |e| {
-        matches!(e, Event::AlertOpened(a) if a.kind == fb_core::alerts::AlertKind::Overheating)
-    })
+    let opened = next_matching(
+        &mut alerts,
+        |e| matches!(e, Event::AlertOpened(a) if a.kind == fb_core::alerts::AlertKind::Overheating),
+    )
     .await;
     let envelope = opened.envelope().clone();
     assert_eq!(envelope.subject(), "alerts.opened.plant-a.press-01");
-    assert_eq!((envelope.site(), envelope.source()), (Some("plant-a"), "alerts"));
+    assert_eq!(
+        (envelope.site(), envelope.source()),
+        (Some("plant-a"), "alerts")
+    );
     assert_eq!(opened.attempt(), 1);
     let Event::AlertOpened(alert) = envelope.event() else {
         unreachable!()
@@ -121,7 +125,10 @@ async fn an_alert_opened_by_readings_arrives_on_the_nats_bus_with_its_anomaly_an
     let stored = app
         .get(&format!("/api/v1/alerts/{}", alert.alert), Some(&admin))
         .await;
-    assert_eq!(stored.body["status"], "open", "the event names the stored alert");
+    assert_eq!(
+        stored.body["status"], "open",
+        "the event names the stored alert"
+    );
     opened.ack().await.unwrap();
 
     let anomaly = next_matching(&mut anomalies, |e| {
@@ -143,9 +150,10 @@ async fn an_alert_opened_by_readings_arrives_on_the_nats_bus_with_its_anomaly_an
         )
         .await;
     assert_eq!(acked.status, StatusCode::OK, "{}", acked.body);
-    let acknowledged = next_matching(&mut alerts, |e| {
-        matches!(e, Event::AlertAcknowledged(a) if a.alert == alert.alert)
-    })
+    let acknowledged = next_matching(
+        &mut alerts,
+        |e| matches!(e, Event::AlertAcknowledged(a) if a.alert == alert.alert),
+    )
     .await;
     let Event::AlertAcknowledged(a) = acknowledged.envelope().event() else {
         unreachable!()
@@ -155,10 +163,12 @@ async fn an_alert_opened_by_readings_arrives_on_the_nats_bus_with_its_anomaly_an
 
     let metrics = app.state.metrics.render();
     assert!(
-        metrics.lines().any(|l| l.starts_with("fb_bus_published_total{")
-            && l.contains("event=\"alert.opened\"")
-            && l.contains("outcome=\"published\"")
-            && l.contains("backend=\"nats\"")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("fb_bus_published_total{")
+                && l.contains("event=\"alert.opened\"")
+                && l.contains("outcome=\"published\"")
+                && l.contains("backend=\"nats\"")),
         "published events are counted"
     );
 
