@@ -269,9 +269,11 @@ fn stream_config(options: &Options) -> stream::Config {
     }
 }
 
+/// A user name and password.
+type Credentials = (String, String);
+
 /// The URL without credentials, and the credentials (percent-decoded), if any.
-#[allow(clippy::type_complexity)]
-fn split_credentials(url: &str) -> Result<(String, Option<(String, String)>), BusError> {
+fn split_credentials(url: &str) -> Result<(String, Option<Credentials>), BusError> {
     let invalid = || BusError::Refused("bus.url is not a URL".into());
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(invalid());

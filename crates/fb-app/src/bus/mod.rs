@@ -117,8 +117,9 @@ impl EventPublisher {
     /// Publishes an alert's lifecycle step; `None` for changes that are not one (updates,
     /// escalations).
     pub async fn alert(&self, event: &AlertEvent) -> Option<Outcome> {
-        let payload = AlertPayload::from(event.alert());
-        let (event, at) = match event {
+        let alert = event.alert();
+        let payload = AlertPayload::from(alert);
+        let (bus_event, at) = match event {
             AlertEvent::Opened(a) => (Event::AlertOpened(payload), a.opened_at),
             AlertEvent::Acknowledged(a) => (
                 Event::AlertAcknowledged(payload),
@@ -130,13 +131,10 @@ impl EventPublisher {
             ),
             AlertEvent::Updated(_) | AlertEvent::Escalated(_) => return None,
         };
-        let machine = match &event {
-            Event::AlertOpened(p) | Event::AlertAcknowledged(p) | Event::AlertResolved(p) => {
-                p.machine.clone()
-            }
-            _ => return None,
-        };
-        Some(self.publish(ALERTS_SOURCE, &machine, at, event).await)
+        Some(
+            self.publish(ALERTS_SOURCE, &alert.machine, at, bus_event)
+                .await,
+        )
     }
 
     /// Publishes one `anomaly.detected` event per anomaly.
