@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use serde_json::json;
 
 use fb_core::events::{Event, SubjectFilter};
 use fb_core::identity::Role;
 use fb_core::ports::{ConsumerName, ConsumerSpec, Delivery, EventBus, EventConsumer};
 use fb_server::wire;
 
+use crate::events::{press, reading};
 use crate::support::TestApp;
 
 /// Longest wait for one expected event: far beyond what any step takes.
@@ -24,22 +23,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 fn nats_url() -> String {
     std::env::var("FB_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
-
-fn press(id: &str) -> Value {
-    json!({
-        "id": id, "name": "Press", "machine_type": "hydraulic_press", "machine_class": "class2",
-        "location": {"site": "plant-a", "area": "stamping", "line": "line-1"},
-        "sensors": [{"key": "temperature", "kind": "temperature", "unit": "°C",
-                     "physical_min": -40, "physical_max": 250, "warning_high": 80, "critical_high": 95}]
-    })
-}
-
-fn reading(machine: &str, seconds_ago: i64, value: f64) -> Value {
-    let ts = (OffsetDateTime::now_utc() - time::Duration::seconds(seconds_ago))
-        .format(&Rfc3339)
-        .unwrap();
-    json!({"machine": machine, "sensor": "temperature", "ts": ts, "value": value})
 }
 
 async fn consumer(bus: &Arc<dyn EventBus>, name: &str, filter: &str) -> Box<dyn EventConsumer> {
