@@ -120,6 +120,31 @@ impl HealthFeed {
     }
 }
 
+/// Where detection announces the anomalies it stored, for live consumers (the event bus's
+/// publisher; wired by `fb-server`). A listener more than 1024 batches behind misses the oldest
+/// (counted by the listener); the store keeps them all.
+#[derive(Debug, Clone)]
+pub struct AnomalyFeed(broadcast::Sender<Arc<Vec<Anomaly>>>);
+
+impl Default for AnomalyFeed {
+    fn default() -> Self {
+        Self(broadcast::channel(1024).0)
+    }
+}
+
+impl AnomalyFeed {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<Anomaly>>> {
+        self.0.subscribe()
+    }
+
+    fn publish(&self, anomalies: Vec<Anomaly>) {
+        // Nobody listening is the common case without a bus publisher, not an error.
+        if self.0.receiver_count() > 0 {
+            let _ = self.0.send(Arc::new(anomalies));
+        }
+    }
+}
+
 /// Readings the novelty detector gets to between two looks at what else arrived (about a
 /// millisecond of work).
 const NOVELTY_CHUNK: usize = 64;
@@ -135,19 +160,23 @@ enum Write {
     Health(Vec<(MachineId, f64)>, OffsetDateTime),
 }
 
-/// Where results are stored.
+/// Where results are stored, and where stored anomalies are announced.
 #[derive(Clone)]
 struct Sinks {
     machines: Arc<dyn MachineStore>,
     scores: Arc<dyn ScoreStore>,
     anomalies: Arc<dyn AnomalyStore>,
+    anomaly_feed: AnomalyFeed,
 }
 
 impl Write {
     async fn apply(self, sinks: &Sinks) -> Result<(), Error> {
         match self {
             Write::Scores(batch) => sinks.scores.append_scores(&batch).await?,
-            Write::Anomalies(list) => sinks.anomalies.insert_anomalies(&list).await?,
+            Write::Anomalies(list) => {
+                sinks.anomalies.insert_anomalies(&list).await?;
+                sinks.anomaly_feed.publish(list);
+            }
             Write::Health(changed, at) => {
                 for (id, health) in changed {
                     sinks.machines.set_machine_health(&id, health, at).await?;
@@ -238,6 +267,7 @@ impl Service {
                 machines,
                 scores,
                 anomalies,
+                anomaly_feed: AnomalyFeed::default(),
             },
             alerts,
             clock,
@@ -255,6 +285,12 @@ impl Service {
     /// Announces every health update on `feed` too.
     pub fn publish_health_to(mut self, feed: HealthFeed) -> Self {
         self.health_feed = feed;
+        self
+    }
+
+    /// Announces every stored batch of anomalies on `feed` too.
+    pub fn publish_anomalies_to(mut self, feed: AnomalyFeed) -> Self {
+        self.sinks.anomaly_feed = feed;
         self
     }
 

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod bus;
 pub mod detection;
 pub mod devices;
 pub mod ingest;

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod detection;
 pub mod device;
 pub mod error;
+pub mod events;
 pub mod identity;
 pub mod model;
 pub mod plant;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use fb_app::detection::HealthFeed;
+use fb_app::detection::{AnomalyFeed, HealthFeed};
 use fb_app::{alerts, audit, auth, devices, ingest, models, plant};
 use fb_core::ports::StoreHealth;
 
@@ -73,6 +73,9 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     /// Where detection announces machine health for the event stream.
     pub health_feed: HealthFeed,
+    /// Where detection announces the anomalies it stored (the event bus's publisher follows
+    /// it).
+    pub anomaly_feed: AnomalyFeed,
     pub(crate) events: Arc<EventStreams>,
     draining: Arc<AtomicBool>,
 }
@@ -107,6 +110,7 @@ impl AppState {
             options,
             rate_limits: Arc::new(RateLimits::none()),
             health_feed: HealthFeed::default(),
+            anomaly_feed: AnomalyFeed::default(),
             draining: Arc::new(AtomicBool::new(false)),
         }
     }

@@ -99,6 +99,9 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             }
         }
     });
+    let bus = wire::open_bus(&settings).await?;
+    tracing::info!(backend = bus.backend(), stream = %settings.bus.stream, prefix = %settings.bus.subject_prefix, "Event bus open.");
+    let bus_task = wire::spawn_bus_publisher(&storage, &state, bus, stop_rx.clone());
     let detection_task = wire::spawn_detection(&settings, &storage, &state, stop_rx.clone())?;
     tracing::info!(enabled = settings.detection.enabled, "Detection started.");
     let demo_task = demo.then(|| {
@@ -149,6 +152,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         Some(key_task),
         Some(model_task),
         Some(detection_task),
+        Some(bus_task),
     ]
     .into_iter()
     .flatten()

@@ -10,7 +10,7 @@ use fb_app::rate_limit::{Limiter, MemoryRateLimitStore};
 use fb_core::ports::Storage;
 use fb_core::{Clock, SystemClock};
 
-use crate::settings::{Settings, StorageTarget};
+use crate::settings::{BusKind, Settings, StorageTarget};
 
 /// Storage backends compiled into this binary.
 pub const BACKENDS: &[&str] = &[
@@ -386,8 +386,62 @@ pub fn spawn_detection(
         detection_options(settings),
     )
     .context("detection settings")?
-    .publish_health_to(state.health_feed.clone());
+    .publish_health_to(state.health_feed.clone())
+    .publish_anomalies_to(state.anomaly_feed.clone());
     Ok(tokio::spawn(service.run(sources, stop)))
+}
+
+/// The event bus of `bus.kind`: in process, or NATS JetStream (connected in the background:
+/// a node starts while NATS is down, and its publishes fail and are counted until it is up).
+pub async fn open_bus(settings: &Settings) -> anyhow::Result<Arc<dyn fb_core::ports::EventBus>> {
+    let b = &settings.bus;
+    match b.kind {
+        BusKind::InProcess => Ok(Arc::new(fb_app::bus::InProcessBus::new(
+            usize::try_from(b.max_events).unwrap_or(usize::MAX),
+        ))),
+        BusKind::Nats => open_nats_bus(settings).await,
+    }
+}
+
+#[cfg(feature = "nats")]
+async fn open_nats_bus(settings: &Settings) -> anyhow::Result<Arc<dyn fb_core::ports::EventBus>> {
+    let b = &settings.bus;
+    let options = fb_nats::Options {
+        url: b.url.expose().trim().to_owned(),
+        stream: b.stream.clone(),
+        prefix: b.prefix()?,
+        max_events: i64::try_from(b.max_events).unwrap_or(i64::MAX),
+        client_name: "factorybrain".to_owned(),
+    };
+    let bus = fb_nats::NatsBus::connect(&options)
+        .await
+        .context("bus.url")?;
+    Ok(Arc::new(bus))
+}
+
+/// Settings refuse `bus.kind: nats` in a build without NATS.
+#[cfg(not(feature = "nats"))]
+async fn open_nats_bus(_: &Settings) -> anyhow::Result<Arc<dyn fb_core::ports::EventBus>> {
+    anyhow::bail!("bus.kind is nats but this build has no NATS support (--features nats)")
+}
+
+/// Publishes the alert lifecycle and stored anomalies on `bus` until `stop` turns true.
+/// Subscribes at once: changes announced after this returns are published.
+pub fn spawn_bus_publisher(
+    storage: &Storage,
+    state: &fb_http::AppState,
+    bus: Arc<dyn fb_core::ports::EventBus>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let machines: Arc<dyn fb_core::ports::MachineStore> = Arc::new(
+        fb_app::machine_cache::CachedMachineStore::new(storage.machines.clone(), MACHINE_CACHE_TTL),
+    );
+    let publisher = fb_app::bus::EventPublisher::new(bus, machines);
+    tokio::spawn(publisher.run(
+        state.alerts.subscribe(),
+        state.anomaly_feed.subscribe(),
+        stop,
+    ))
 }
 
 /// The alert rules' timing, from settings.

@@ -2,6 +2,7 @@
 //! adapter and the conformance suite in `fb-testkit`.
 
 mod audit;
+mod bus;
 mod detection;
 mod device;
 mod model;
@@ -11,6 +12,10 @@ mod session;
 mod store;
 
 pub use audit::{AuditFilter, AuditStore};
+pub use bus::{
+    Acknowledge, BusError, CONSUMER_NAME_MAX, ConsumerName, ConsumerSpec, DUPLICATE_WINDOW,
+    Delivery, EventBus, EventConsumer, Published, RETENTION, validate_consumer,
+};
 pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };

@@ -6,6 +6,7 @@
 //! exists is a key of the defaults; anything else is an unknown key. All problems are collected
 //! and reported together, each with its path.
 
+mod bus;
 mod events;
 mod layers;
 mod rate_limits;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use bus::{BusKind, BusSettings};
 pub use events::EventSettings;
 pub use layers::{Layers, SettingsError, SettingsErrors};
 pub use rate_limits::{QuotaSetting, RateLimitSettings};
@@ -39,6 +41,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub query: QuerySettings,
     pub events: EventSettings,
+    pub bus: BusSettings,
     pub log: LogSettings,
 }
 
@@ -390,6 +393,7 @@ impl Settings {
         }
         self.rate_limits.validate(&mut errors);
         self.events.validate(&mut errors);
+        self.bus.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {

@@ -343,3 +343,50 @@ fn the_removed_shared_device_login_says_what_replaced_it() {
     }
     assert!(!errors.to_string().contains("s3cret"));
 }
+
+#[test]
+fn bus_settings_are_checked_field_by_field() {
+    let defaults = Settings::load(&layers()).unwrap();
+    assert_eq!(defaults.bus.kind, BusKind::InProcess);
+    assert_eq!(defaults.bus.prefix().unwrap().as_str(), "factorybrain");
+    let f = file(
+        "bus:\n  stream: 'has.dots'\n  subject_prefix: 'fb.*'\n  ack_wait_secs: 0\n  \
+         max_deliver: 0\n  max_events: 5\n  url: 'nats://fb:hunter2@169.254.169.254:4222'\n",
+    );
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    let mut found = paths(&errors);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "bus.ack_wait_secs",
+            "bus.max_deliver",
+            "bus.max_events",
+            "bus.stream",
+            "bus.subject_prefix",
+            "bus.url",
+        ]
+    );
+    assert!(!errors.to_string().contains("hunter2"), "{errors}");
+    let kind = Settings::load(&Layers {
+        env: vec![("FB__BUS__KIND".into(), "kafka".into())],
+        ..layers()
+    })
+    .unwrap_err();
+    assert_eq!(paths(&kind), ["bus.kind"]);
+    let nats = Settings::load(&Layers {
+        env: vec![("FB__BUS__KIND".into(), "nats".into())],
+        ..layers()
+    });
+    if cfg!(feature = "nats") {
+        let errors = nats.unwrap_err();
+        assert_eq!(paths(&errors), ["bus.url"], "nats needs its URL");
+        assert!(errors.to_string().contains("is required"), "{errors}");
+    } else {
+        assert_eq!(paths(&nats.unwrap_err()), ["bus.kind"]);
+    }
+}

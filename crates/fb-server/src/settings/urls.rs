@@ -36,6 +36,21 @@ pub(super) fn redis(url: &str) -> Vec<SettingsError> {
     }
 }
 
+/// `bus.url`: `nats://[user:password@]host[:port]`, or `tls://…` for TLS. Credentials belong in
+/// the URL for NATS clients; the setting is a secret, and the bus hands them to the client
+/// apart from the address.
+pub(super) fn nats(url: &str) -> Vec<SettingsError> {
+    let policy = UrlPolicy::internal()
+        .with_schemes(&["nats", "tls"])
+        .allowing_userinfo()
+        .with_default_port("nats", 4222)
+        .with_default_port("tls", 4222);
+    match policy.check("bus.url", url) {
+        Ok(_) => Vec::new(),
+        Err(errors) => settings_errors(errors),
+    }
+}
+
 /// `storage.url` when it names PostgreSQL: user and password in the URL are normal there.
 /// A Unix socket (`postgres:///db?host=/run/postgresql`) reaches no network; any `host` or
 /// `hostaddr` query parameter that is not a socket path is checked like the URL's own host,
@@ -157,6 +172,11 @@ mod tests {
             "rate_limits.redis_url",
             "cloud metadata",
         );
+        refused(
+            &[("FB__BUS__URL", &format!("nats://{metadata}:4222"))],
+            "bus.url",
+            "link-local",
+        );
     }
 
     #[test]
@@ -178,6 +198,13 @@ mod tests {
         );
         let secret = problems(&[("FB__RATE_LIMITS__REDIS_URL", "rediss://:hunter2@cache:6380")]);
         assert!(!format!("{secret:?}").contains("hunter2"), "{secret:?}");
+        refused(
+            &[("FB__BUS__URL", "http://fb:hunter2@nats:4222")],
+            "bus.url",
+            "scheme 'http' is not allowed (allowed: nats, tls)",
+        );
+        let secret = problems(&[("FB__BUS__URL", "http://fb:hunter2@nats:4222")]);
+        assert!(!format!("{secret:?}").contains("hunter2"), "{secret:?}");
     }
 
     #[test]
@@ -187,6 +214,8 @@ mod tests {
             ("FB__MQTT__URL", "mqtt://broker.plant.lan:1883"),
             ("FB__RATE_LIMITS__REDIS_URL", "redis://:pw@127.0.0.1:6379/2"),
             ("FB__RATE_LIMITS__REDIS_URL", "redis+unix:///run/redis.sock"),
+            ("FB__BUS__URL", "nats://fb:pw@10.0.4.3:4222"),
+            ("FB__BUS__URL", "tls://nats.plant.lan"),
             (
                 "FB__STORAGE__URL",
                 "postgres://fb:pw@192.168.1.20:5432/plant",

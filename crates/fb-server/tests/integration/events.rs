@@ -164,7 +164,7 @@ async fn send(socket: &mut Socket, request: Value) {
         .unwrap();
 }
 
-fn press(id: &str) -> Value {
+pub(crate) fn press(id: &str) -> Value {
     json!({
         "id": id, "name": "Press", "machine_type": "hydraulic_press", "machine_class": "class2",
         "location": {"site": "plant-a", "area": "stamping", "line": "line-1"},
@@ -173,7 +173,7 @@ fn press(id: &str) -> Value {
     })
 }
 
-fn reading(machine: &str, seconds_ago: i64, value: f64) -> Value {
+pub(crate) fn reading(machine: &str, seconds_ago: i64, value: f64) -> Value {
     let ts = (OffsetDateTime::now_utc() - time::Duration::seconds(seconds_ago))
         .format(&Rfc3339)
         .unwrap();

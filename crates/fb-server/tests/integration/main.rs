@@ -8,6 +8,9 @@ mod access;
 mod alerts;
 mod api;
 mod audit;
+// The NATS adapter is compiled in with the `nats` feature (the test command enables all).
+#[cfg(feature = "nats")]
+mod bus;
 mod crash;
 mod detection;
 mod devices;

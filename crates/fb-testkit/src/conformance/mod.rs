@@ -4,9 +4,11 @@
 //! migrated store with a `storage` field and an `async fn finish(self)`) and invokes
 //! [`storage_conformance!`](crate::storage_conformance), which generates one `#[tokio::test]`
 //! per case so that cases run in parallel and fail individually. Rate-limit stores have their
-//! own, smaller suite: [`rate_limit_conformance!`](crate::rate_limit_conformance).
+//! own, smaller suite: [`rate_limit_conformance!`](crate::rate_limit_conformance), and event
+//! buses theirs: [`bus_conformance!`](crate::bus_conformance).
 
 mod audit;
+mod bus;
 mod dead_letters;
 mod detection;
 mod devices;
@@ -19,6 +21,7 @@ mod secrets;
 mod sessions;
 
 pub use audit::*;
+pub use bus::*;
 pub use dead_letters::*;
 pub use detection::*;
 pub use devices::*;
