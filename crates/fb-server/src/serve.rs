@@ -99,6 +99,8 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             }
         }
     });
+    // Subscribed before detection starts, so that no critical alert it opens is missed.
+    let tickets_task = wire::spawn_auto_tickets(&storage, &state, stop_rx.clone());
     let detection_task = wire::spawn_detection(&settings, &storage, &state, stop_rx.clone())?;
     tracing::info!(enabled = settings.detection.enabled, "Detection started.");
     let demo_task = demo.then(|| {
@@ -149,6 +151,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         Some(key_task),
         Some(model_task),
         Some(detection_task),
+        Some(tickets_task),
     ]
     .into_iter()
     .flatten()

@@ -248,14 +248,17 @@ pub async fn follow_alerts(
     let mut every = tokio::time::interval(CATCH_UP_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // The select ends before anything is awaited: the stop signal's guard is not held
+        // across an await.
         let event = tokio::select! {
             // The first tick is at once: the catch-up at the start.
-            _ = every.tick() => {
-                catch_up("interval").await;
-                continue;
-            }
-            event = events.recv() => event,
+            _ = every.tick() => None,
+            event = events.recv() => Some(event),
             _ = stop.wait_for(|s| *s) => break,
+        };
+        let Some(event) = event else {
+            catch_up("interval").await;
+            continue;
         };
         match event {
             Ok(

@@ -24,3 +24,4 @@ mod readings;
 mod schemathesis;
 mod scopes;
 mod support;
+mod tickets;
