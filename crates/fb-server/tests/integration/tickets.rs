@@ -464,3 +464,49 @@ async fn people_work_tickets_as_their_roles_and_sites_allow_on_sqlite() {
 async fn people_work_tickets_as_their_roles_and_sites_allow_on_postgres() {
     lifecycle_on(TestApp::postgres().await).await;
 }
+
+/// The running binary follows its alerts: critical readings posted over HTTP open a ticket
+/// (the server's own wiring of the auto-ticket rule, not the test's).
+#[test]
+fn the_running_server_opens_tickets_for_critical_alerts() {
+    use crate::e2e::{admin_token, agent, start_with};
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &[]);
+    let token = admin_token(&server);
+    let post = |path: &str, body: Value| {
+        let mut response = agent()
+            .post(&format!("{}{path}", server.base))
+            .header("authorization", &format!("Bearer {token}"))
+            .send_json(&body)
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.body_mut().read_json().unwrap();
+        (status, body)
+    };
+    let (status, body) = post("/api/v1/machines", press("press-01", "plant-a"));
+    assert_eq!(status, 201, "{body}");
+    let hot = json!([reading("press-01", 2, 120.0), reading("press-01", 1, 121.5)]);
+    let (status, body) = post("/api/v1/readings", hot);
+    assert_eq!((status, &body["accepted"]), (200, &json!(2)), "{body}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let ticket = loop {
+        let mut response = agent()
+            .get(&format!(
+                "{}/api/v1/tickets?machine=press-01&failure_type=overheating",
+                server.base
+            ))
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        let body: Value = response.body_mut().read_json().unwrap();
+        if let Some(ticket) = body["tickets"].as_array().unwrap().first() {
+            break ticket.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no ticket: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(ticket["reporter"], "system");
+    assert_eq!(ticket["status"], "open");
+    assert_eq!(ticket["alerts"].as_array().unwrap().len(), 1);
+    server.stop();
+}
