@@ -11,6 +11,7 @@ pub mod detection;
 pub mod devices;
 pub mod ingest;
 pub mod machine_cache;
+pub mod maintenance;
 pub mod models;
 pub mod plant;
 pub mod rate_limit;

@@ -174,6 +174,16 @@ error_codes! {
     device_exists => Conflict;
     /// The device credential is already revoked.
     device_revoked => Conflict;
+    /// No maintenance ticket has this id (or its site is outside the caller's sites).
+    ticket_not_found => NotFound;
+    /// The ticket's lifecycle does not allow this change from its current status (e.g. close a ticket that is not resolved); the lifecycle table is in the README's Maintenance section.
+    ticket_transition_invalid => Conflict;
+    /// The ticket is closed: it changes no more.
+    ticket_closed => Conflict;
+    /// The machine already has an open or in-progress ticket for this failure type (the message names it); work on that one, or resolve it first.
+    ticket_already_open => Conflict;
+    /// The ticket changed since the `version` the request names; read it again and retry.
+    ticket_version_conflict => Conflict;
     /// No model in the registry has this id.
     model_not_found => NotFound;
     /// The model's payload format is not one this server reads (the message lists those it does); it cannot be made active here.

@@ -61,11 +61,12 @@ impl Role {
                     | P::PlantRead
                     | P::ReadingsWrite
                     | P::AlertsManage
+                    | P::TicketsRead
                     | P::TicketsManage
             ),
             Role::Viewer => matches!(
                 permission,
-                P::SelfRead | P::SelfPassword | P::SelfSecurity | P::PlantRead
+                P::SelfRead | P::SelfPassword | P::SelfSecurity | P::PlantRead | P::TicketsRead
             ),
         }
     }
@@ -103,8 +104,12 @@ pub enum Permission {
     AlertsManage,
     /// Create, change and delete machines and plant resources.
     PlantManage,
-    /// Create and update maintenance tickets.
+    /// Read maintenance tickets and machines' reliability (MTBF, MTTR).
+    TicketsRead,
+    /// Create and update maintenance tickets: edit, start, resolve, reopen.
     TicketsManage,
+    /// Close resolved maintenance tickets (sign the repair off).
+    TicketsClose,
     /// Approve purchase orders and gated actions.
     OrdersApprove,
     /// List users.
@@ -122,7 +127,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::SelfRead,
         Permission::SelfPassword,
         Permission::SelfSecurity,
@@ -130,7 +135,9 @@ impl Permission {
         Permission::ReadingsWrite,
         Permission::AlertsManage,
         Permission::PlantManage,
+        Permission::TicketsRead,
         Permission::TicketsManage,
+        Permission::TicketsClose,
         Permission::OrdersApprove,
         Permission::UsersRead,
         Permission::UsersManage,
@@ -149,7 +156,9 @@ impl Permission {
             Permission::ReadingsWrite => "readings.write",
             Permission::AlertsManage => "alerts.manage",
             Permission::PlantManage => "plant.manage",
+            Permission::TicketsRead => "tickets.read",
             Permission::TicketsManage => "tickets.manage",
+            Permission::TicketsClose => "tickets.close",
             Permission::OrdersApprove => "orders.approve",
             Permission::UsersRead => "users.read",
             Permission::UsersManage => "users.manage",
@@ -183,7 +192,13 @@ impl Permission {
             Permission::ReadingsWrite => "Ingest readings; edit readings metadata",
             Permission::AlertsManage => "Acknowledge and resolve alerts",
             Permission::PlantManage => "Create, change and delete machines and plant resources",
-            Permission::TicketsManage => "Create and update maintenance tickets",
+            Permission::TicketsRead => {
+                "Read maintenance tickets and machines' reliability (MTBF, MTTR)"
+            }
+            Permission::TicketsManage => {
+                "Create maintenance tickets; edit, start, resolve and reopen them"
+            }
+            Permission::TicketsClose => "Close resolved maintenance tickets (sign the repair off)",
             Permission::OrdersApprove => "Approve purchase orders and gated actions",
             Permission::UsersRead => "List users",
             Permission::UsersManage => {
@@ -544,9 +559,19 @@ mod tests {
                 Permission::SelfRead,
                 Permission::SelfPassword,
                 Permission::SelfSecurity,
-                Permission::PlantRead
+                Permission::PlantRead,
+                Permission::TicketsRead
             ]
         );
+    }
+
+    #[test]
+    fn operators_work_tickets_and_supervisors_close_them() {
+        assert!(Role::Viewer.allows(Permission::TicketsRead));
+        assert!(!Role::Viewer.allows(Permission::TicketsManage));
+        assert!(Role::Operator.allows(Permission::TicketsManage));
+        assert!(!Role::Operator.allows(Permission::TicketsClose));
+        assert!(Role::Supervisor.allows(Permission::TicketsClose));
     }
 
     #[test]

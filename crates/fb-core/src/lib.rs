@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod events;
 pub mod identity;
+pub mod maintenance;
 pub mod model;
 pub mod plant;
 pub mod ports;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use fb_app::detection::{AnomalyFeed, HealthFeed};
-use fb_app::{alerts, audit, auth, devices, ingest, models, plant};
+use fb_app::{alerts, audit, auth, devices, ingest, maintenance, models, plant};
 use fb_core::ports::StoreHealth;
 
 use crate::events::{EventLimits, EventStreams};
@@ -50,6 +50,7 @@ pub struct Services {
     pub plant: Arc<plant::Service>,
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
+    pub maintenance: Arc<maintenance::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     /// The model registry, whatever this server loads models into.
@@ -63,6 +64,7 @@ pub struct AppState {
     pub plant: Arc<plant::Service>,
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
+    pub maintenance: Arc<maintenance::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     pub models: Arc<dyn models::Registry>,
@@ -92,6 +94,7 @@ impl AppState {
             plant,
             ingest,
             alerts,
+            maintenance,
             audit,
             devices,
             models,
@@ -101,6 +104,7 @@ impl AppState {
             plant,
             ingest,
             alerts,
+            maintenance,
             audit,
             devices,
             models,

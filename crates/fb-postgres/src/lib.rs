@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (9, "devices", include_str!("../migrations/0009_devices.sql")),
     (10, "models", include_str!("../migrations/0010_models.sql")),
+    (
+        11,
+        "tickets",
+        include_str!("../migrations/0011_tickets.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -187,6 +192,7 @@ fb_sql::sql_audit_store!(PgStore, PgRow);
 fb_sql::sql_session_store!(PgStore, PgRow);
 fb_sql::sql_device_store!(PgStore, PgRow);
 fb_sql::sql_model_store!(PgStore, PgRow);
+fb_sql::sql_ticket_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 
@@ -199,6 +205,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
         Some("machines_pkey") => "machine_id",
         Some("alerts_one_active") => "alert_active",
         Some("devices_name_key") => "device_name",
+        Some("tickets_one_active") => "ticket_active",
+        Some("ticket_alerts_pkey") => "ticket_alert",
         _ => "unique",
     };
     // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many

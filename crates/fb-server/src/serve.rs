@@ -102,6 +102,8 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let bus = wire::open_bus(&settings).await?;
     tracing::info!(backend = bus.backend(), stream = %settings.bus.stream, prefix = %settings.bus.subject_prefix, "Event bus open.");
     let bus_task = wire::spawn_bus_publisher(&storage, &state, bus, stop_rx.clone());
+    // Subscribed before detection starts, so that no critical alert it opens is missed.
+    let tickets_task = wire::spawn_auto_tickets(&storage, &state, stop_rx.clone());
     let detection_task = wire::spawn_detection(&settings, &storage, &state, stop_rx.clone())?;
     tracing::info!(enabled = settings.detection.enabled, "Detection started.");
     let demo_task = demo.then(|| {
@@ -153,6 +155,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         Some(model_task),
         Some(detection_task),
         Some(bus_task),
+        Some(tickets_task),
     ]
     .into_iter()
     .flatten()

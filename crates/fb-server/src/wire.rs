@@ -221,6 +221,14 @@ pub async fn http_state(
         clock.clone(),
         limits,
     ));
+    let audit = audit_service(storage);
+    let maintenance = Arc::new(fb_app::maintenance::Service::new(
+        storage.tickets.clone(),
+        fb_app::scope::MachineVisibility::new(machines.clone()),
+        storage.identities.clone(),
+        audit.clone(),
+        clock.clone(),
+    ));
     let alerts = Arc::new(
         fb_app::alerts::Service::start(
             storage.alerts.clone(),
@@ -265,7 +273,8 @@ pub async fn http_state(
             plant,
             ingest,
             alerts,
-            audit: audit_service(storage),
+            maintenance,
+            audit,
             devices,
             models: model_registry(storage),
         },
@@ -440,6 +449,23 @@ pub fn spawn_bus_publisher(
     tokio::spawn(publisher.run(
         state.alerts.subscribe(),
         state.anomaly_feed.subscribe(),
+        stop,
+    ))
+}
+
+/// Runs the auto-ticket rule (a critical alert opens a maintenance ticket, or joins the
+/// machine's active one for its failure type) on the alert changes of this node until `stop`
+/// turns true. Subscribes at once: alerts opened after this returns are followed; earlier ones
+/// are caught up with from the store.
+pub fn spawn_auto_tickets(
+    storage: &Storage,
+    state: &fb_http::AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(fb_app::maintenance::auto::follow_alerts(
+        state.maintenance.clone(),
+        storage.alerts.clone(),
+        state.alerts.subscribe(),
         stop,
     ))
 }

@@ -17,6 +17,7 @@ pub mod readings;
 mod series;
 pub mod sessions;
 mod sites;
+pub mod tickets;
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -44,6 +45,7 @@ pub use machines::{MACHINE_COLUMNS, sensors_from_json, sensors_to_json};
 pub use models::{MODEL_ACTIVATION_COLUMNS, MODEL_COLUMNS, MODEL_FROM};
 pub use series::SeriesCache;
 pub use sites::{site_condition, sites_from_text, sites_to_text};
+pub use tickets::TICKET_COLUMNS;
 
 /// Runs a query, records its latency as `fb_store_query_duration_seconds{backend, query}` and
 /// maps the driver error with the adapter's own classification.

@@ -71,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0010_devices.sql"),
     ),
     (11, "models", include_str!("../migrations/0011_models.sql")),
+    (
+        12,
+        "tickets",
+        include_str!("../migrations/0012_tickets.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -189,6 +194,7 @@ fb_sql::sql_audit_store!(SqliteStore, SqliteRow);
 fb_sql::sql_session_store!(SqliteStore, SqliteRow);
 fb_sql::sql_device_store!(SqliteStore, SqliteRow);
 fb_sql::sql_model_store!(SqliteStore, SqliteRow);
+fb_sql::sql_ticket_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 
@@ -214,7 +220,11 @@ fn map_err(e: sqlx::Error) -> StoreError {
     // SQLite names the column, not a constraint: "UNIQUE constraint failed: users.username".
     let constraint_of = |db: &dyn sqlx::error::DatabaseError| {
         let message = db.message();
-        if message.contains("users.username") {
+        if message.contains("tickets.machine_id") {
+            "ticket_active"
+        } else if message.contains("ticket_alerts.alert_id") {
+            "ticket_alert"
+        } else if message.contains("users.username") {
             "username"
         } else if message.contains("api_keys.prefix") {
             "api_key_prefix"

@@ -25,6 +25,7 @@ use fb_core::session::{EndReason, RefreshToken, Rotation, Session, SessionId, To
 use uuid::Uuid;
 
 mod models;
+mod tickets;
 
 #[derive(Default)]
 struct State {
@@ -52,6 +53,7 @@ struct State {
     devices: BTreeMap<DeviceId, Device>,
     device_touches: usize,
     models: models::ModelState,
+    tickets: tickets::TicketState,
 }
 
 /// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).

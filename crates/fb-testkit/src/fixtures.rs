@@ -211,3 +211,24 @@ pub fn new_model<'a>(draft: &'a ModelDraft, payload: &'a [u8]) -> NewModel<'a> {
         payload_sha256: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
     }
 }
+
+/// An open ticket of `machine` in `site` for `failure_type`, opened by hand at [`instant`] with
+/// its template's steps, an assignee and a cost estimate.
+pub fn ticket(
+    machine: &str,
+    site: &str,
+    failure_type: fb_core::maintenance::FailureType,
+) -> fb_core::maintenance::Ticket {
+    fb_core::maintenance::NewTicket {
+        machine: MachineId(machine.into()),
+        title: format!("{} on {machine}", failure_type.as_str()),
+        description: "Found on the morning round.\nNoisy.".into(),
+        failure_type,
+        priority: fb_core::maintenance::TicketPriority::High,
+        assignee: Some("otto".into()),
+        steps: None,
+        cost_estimate_minor: Some(12_345),
+        alerts: Vec::new(),
+    }
+    .open(site.to_owned(), "user:sam".to_owned(), instant())
+}

@@ -5,6 +5,7 @@ mod audit;
 mod bus;
 mod detection;
 mod device;
+mod maintenance;
 mod model;
 mod plant;
 mod rate_limit;
@@ -20,6 +21,7 @@ pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };
 pub use device::DeviceStore;
+pub use maintenance::{TicketFilter, TicketStore};
 pub use model::{Activator, ModelFilter, ModelStore, NewModel};
 pub use plant::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,

@@ -9,7 +9,7 @@ use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
     AlertStore, AnomalyStore, AuditStore, DeadLetterStore, DeviceStore, MachineStore, MfaStore,
-    ModelStore, ReadingStore, ScoreStore, SessionStore,
+    ModelStore, ReadingStore, ScoreStore, SessionStore, TicketStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -132,6 +132,7 @@ pub struct Storage {
     pub mfa: Arc<dyn MfaStore>,
     pub devices: Arc<dyn DeviceStore>,
     pub models: Arc<dyn ModelStore>,
+    pub tickets: Arc<dyn TicketStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -152,6 +153,7 @@ impl Storage {
             + MfaStore
             + DeviceStore
             + ModelStore
+            + TicketStore
             + StoreHealth
             + 'static,
     {
@@ -169,6 +171,7 @@ impl Storage {
             mfa: backend.clone(),
             devices: backend.clone(),
             models: backend.clone(),
+            tickets: backend.clone(),
             health: backend,
         }
     }

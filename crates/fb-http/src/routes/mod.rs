@@ -10,6 +10,7 @@ pub(crate) mod machines;
 pub(crate) mod meta;
 pub(crate) mod models;
 pub(crate) mod readings;
+pub(crate) mod tickets;
 pub(crate) mod users;
 
 use axum::Router;
@@ -402,6 +403,76 @@ pub fn table() -> Vec<Route> {
             Requires(P::AlertsManage),
             "alert.resolve",
             post(alerts::resolve),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/tickets",
+            Requires(P::TicketsRead),
+            "ticket.list",
+            get(tickets::list),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/tickets",
+            Requires(P::TicketsManage),
+            "ticket.create",
+            post(tickets::create),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/tickets/templates",
+            Requires(P::TicketsRead),
+            "ticket.templates",
+            get(tickets::templates),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/tickets/{id}",
+            Requires(P::TicketsRead),
+            "ticket.get",
+            get(tickets::get),
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/tickets/{id}",
+            Requires(P::TicketsManage),
+            "ticket.update",
+            patch(tickets::update),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/tickets/{id}/start",
+            Requires(P::TicketsManage),
+            "ticket.start",
+            post(tickets::start),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/tickets/{id}/resolve",
+            Requires(P::TicketsManage),
+            "ticket.resolve",
+            post(tickets::resolve),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/tickets/{id}/close",
+            Requires(P::TicketsClose),
+            "ticket.close",
+            post(tickets::close),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/tickets/{id}/reopen",
+            Requires(P::TicketsManage),
+            "ticket.reopen",
+            post(tickets::reopen),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/machines/{machine}/reliability",
+            Requires(P::TicketsRead),
+            "machine.reliability",
+            get(tickets::reliability),
         ),
         route(
             Method::GET,

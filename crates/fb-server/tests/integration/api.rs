@@ -181,7 +181,13 @@ async fn viewer_gets_403_on_admin_routes_but_reads_itself() {
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(
         me.body["permissions"],
-        json!(["self.read", "self.password", "self.security", "plant.read"])
+        json!([
+            "self.read",
+            "self.password",
+            "self.security",
+            "plant.read",
+            "tickets.read"
+        ])
     );
     app.finish().await;
 }

@@ -136,7 +136,7 @@ pub(crate) fn agent() -> ureq::Agent {
 
 /// Logs the first admin in over HTTP with the password the server printed, enrolling the
 /// second factor admins need; once per server (a TOTP code works once).
-fn admin_token(server: &Server) -> String {
+pub(crate) fn admin_token(server: &Server) -> String {
     server
         .admin
         .get_or_init(|| {

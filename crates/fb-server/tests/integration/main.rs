@@ -27,3 +27,4 @@ mod readings;
 mod schemathesis;
 mod scopes;
 mod support;
+mod tickets;

@@ -19,6 +19,7 @@ mod rate_limit;
 mod readings;
 mod secrets;
 mod sessions;
+mod tickets;
 
 pub use audit::*;
 pub use bus::*;
@@ -32,6 +33,7 @@ pub use rate_limit::*;
 pub use readings::*;
 pub use secrets::*;
 pub use sessions::*;
+pub use tickets::*;
 
 /// Generates one test per conformance case. Expects `open()` in scope (see the module docs).
 #[macro_export]
@@ -99,6 +101,12 @@ macro_rules! storage_conformance {
             concurrent_promotions_leave_one_active_model,
             rollback_walks_back_through_promotions,
             concurrent_rollbacks_roll_back_once,
+            tickets_round_trip_and_update_by_version,
+            one_active_ticket_per_machine_and_failure_type,
+            concurrent_inserts_leave_one_active_ticket,
+            an_alert_is_linked_to_one_ticket,
+            tickets_are_listed_newest_first_with_filters,
+            machine_tickets_are_those_that_bear_on_the_window,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
