@@ -4,6 +4,7 @@
 mod audit;
 mod detection;
 mod device;
+mod inference;
 mod model;
 mod plant;
 mod rate_limit;
@@ -15,6 +16,7 @@ pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };
 pub use device::DeviceStore;
+pub use inference::{InferenceError, InferenceRequest, RemoteInference};
 pub use model::{Activator, ModelFilter, ModelStore, NewModel};
 pub use plant::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,
