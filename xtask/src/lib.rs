@@ -137,7 +137,7 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
         let to = edge.to.as_str();
         let allowed_internal: Option<&[&str]> = match from {
             CORE => Some(&[]),
-            APP => Some(&[CORE, DETECT, OUTBOUND]),
+            APP => Some(&[CORE, DETECT, PREDICT, OUTBOUND]),
             TESTKIT => Some(&[CORE, APP]),
             SQL_SUPPORT | SIMULATOR | DETECT | PREDICT | OUTBOUND => Some(&[CORE]),
             EVAL => Some(&[CORE, DETECT, PREDICT]),

@@ -12,5 +12,6 @@ pub mod ingest;
 pub mod machine_cache;
 pub mod models;
 pub mod plant;
+pub mod prediction;
 pub mod rate_limit;
 pub mod scope;

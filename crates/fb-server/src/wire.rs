@@ -144,33 +144,17 @@ pub fn audit_service(storage: &Storage) -> Arc<fb_app::audit::Service> {
     ))
 }
 
-/// Reads the model formats this build can run: none yet. The prediction engine (fb-predict)
-/// brings the loader of its format, and the live-inference step of issue #6 plugs it in here;
-/// until then models are registered, listed and kept, and promoting one answers
-/// `model_format_unsupported`, which names the formats this server reads (none).
-#[derive(Debug, Default)]
-pub struct ServerModelLoader {
-    formats: Vec<String>,
-}
+/// Reads the model formats this build runs: fb-predict's ([`fb_predict::REGISTRY_FORMAT`],
+/// `factorybrain.predict.model/1`), into a model ready for live prediction (the model file and
+/// its live parameters from the registry's params). Promoting a model of any other format
+/// answers `model_format_unsupported`, naming this one.
+pub type ServerModelLoader = fb_app::prediction::PredictLoader;
 
-impl fb_app::models::ModelLoader for ServerModelLoader {
-    /// Nothing can be loaded without a format to read.
-    type Loaded = std::convert::Infallible;
-
-    fn formats(&self) -> &[String] {
-        &self.formats
-    }
-
-    fn load(&self, model: &fb_core::model::StoredModel, _: &[u8]) -> Result<Self::Loaded, String> {
-        Err(format!(
-            "this build reads no model format, not {:?}",
-            model.format
-        ))
-    }
-}
+/// The model registry as this server runs it.
+pub type ModelRegistry = fb_app::models::Service<ServerModelLoader>;
 
 /// The model registry on the given store, loading models with this build's loader.
-pub fn model_registry(storage: &Storage) -> Arc<fb_app::models::Service<ServerModelLoader>> {
+pub fn model_registry(storage: &Storage) -> Arc<ModelRegistry> {
     Arc::new(fb_app::models::Service::new(
         storage.models.clone(),
         Arc::new(SystemClock),
@@ -187,6 +171,16 @@ pub async fn http_state(
     storage: &Storage,
     auth: Arc<auth::Service>,
 ) -> anyhow::Result<fb_http::AppState> {
+    Ok(http_state_and_models(settings, storage, auth).await?.0)
+}
+
+/// The HTTP application state, and the model registry in it as its own type (live prediction
+/// reads the loaded models from it).
+pub async fn http_state_and_models(
+    settings: &Settings,
+    storage: &Storage,
+    auth: Arc<auth::Service>,
+) -> anyhow::Result<(fb_http::AppState, Arc<ModelRegistry>)> {
     let options = fb_http::Options {
         max_body_bytes: usize::try_from(settings.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
@@ -259,7 +253,8 @@ pub async fn http_state(
             topic_prefix: settings.mqtt.topic_prefix.clone(),
         }),
     );
-    Ok(fb_http::AppState::new(
+    let models = model_registry(storage);
+    let state = fb_http::AppState::new(
         fb_http::Services {
             auth,
             plant,
@@ -267,13 +262,14 @@ pub async fn http_state(
             alerts,
             audit: audit_service(storage),
             devices,
-            models: model_registry(storage),
+            models: models.clone(),
         },
         storage.health.clone(),
         fb_http::metrics_handle(),
         options,
     )
-    .with_rate_limits(rate_limits(settings)?))
+    .with_rate_limits(rate_limits(settings)?);
+    Ok((state, models))
 }
 
 fn max_json_depth(settings: &Settings) -> usize {

@@ -18,6 +18,7 @@ mod hardening;
 mod machines;
 mod models;
 mod mqtt;
+mod prediction;
 mod ratelimit;
 mod readings;
 mod scopes;
