@@ -221,3 +221,264 @@ async fn a_model_file_that_does_not_match_its_registration_is_never_made_active(
     assert_eq!((*live.model == model, live.live), (true, LIVE));
     app.finish().await;
 }
+
+/// The fleet as the documented training CSV: unit, time (hours), sensors, failed.
+fn fleet_csv(history: &History) -> String {
+    let mut out = String::from("unit,time,vibration,temperature,failed\n");
+    for unit in &history.units {
+        let last = unit.observations.len() - 1;
+        for (i, o) in unit.observations.iter().enumerate() {
+            let failed = u8::from(i == last && unit.failed_at.is_some());
+            out.push_str(&format!(
+                "{},{},{},{},{failed}\n",
+                unit.id, o.time, o.sensors[0], o.sensors[1]
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn model_train_learns_a_csv_history_registers_and_promotes_it() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (app, registry) = with_server_registry(runtime.block_on(TestApp::new()));
+    let file = app.data_dir().join("pumps.csv");
+    std::fs::write(&file, fleet_csv(&fleet(24, 3))).unwrap();
+    let data = file.display().to_string();
+    let run = |args: &[&str]| {
+        let output = app.cli(args, &[]);
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let small = ["--candidates", "1", "--folds", "3", "--threads", "1"];
+
+    let mut args = vec![
+        "model",
+        "train",
+        "--kind",
+        "failure",
+        "--data",
+        &data,
+        "--machine-type",
+        PUMP,
+        "--horizon",
+        "0.5",
+        "--json",
+        "--promote",
+    ];
+    args.extend(small);
+    let (ok, out, err) = run(&args);
+    assert!(ok, "{out}{err}");
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(answer["kind"], "failure");
+    assert_eq!(answer["machine_type"], PUMP);
+    assert_eq!(
+        (answer["version"].clone(), answer["active"].clone()),
+        (json!(1), json!(true))
+    );
+    assert_eq!(answer["units"], 24);
+    assert_eq!(answer["format"], "factorybrain.predict.model/1");
+    assert!(answer["metrics"]["f1"].as_f64().unwrap() > 0.5, "{answer}");
+    // One observation a minute: the history's median step, in seconds.
+    assert_eq!(answer["params"]["live.sample_secs"], "60");
+    assert_eq!(answer["params"]["target.horizon"], "0.5");
+
+    // The server loads what the command registered and promoted.
+    runtime.block_on(registry.reload()).unwrap();
+    let active = registry.active(ModelKind::Failure, PUMP).unwrap();
+    assert_eq!(active.model.id.to_string(), answer["id"].as_str().unwrap());
+    assert_eq!(active.loaded.live, LIVE);
+
+    // Text output, a second version, not active.
+    let mut args = vec![
+        "model",
+        "train",
+        "--kind",
+        "rul",
+        "--data",
+        &data,
+        "--machine-type",
+        PUMP,
+        "--cap",
+        "2",
+    ];
+    args.extend(small);
+    let (ok, out, err) = run(&args);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.starts_with(&format!("registered rul model for {PUMP}: version 1 ("))
+            && out.contains("not active")
+            && out.contains("rmse="),
+        "{out}"
+    );
+
+    // Bad options and bad files are refused, naming the flag, the line and the column.
+    for (args, expected) in [
+        (
+            vec!["model", "train", "--kind", "rul", "--data", data.as_str()],
+            "--machine-type: is required with --format csv",
+        ),
+        (
+            vec![
+                "model",
+                "train",
+                "--kind",
+                "rul",
+                "--data",
+                &data,
+                "--machine-type",
+                PUMP,
+                "--horizon",
+                "3",
+            ],
+            "--horizon: is for --kind failure",
+        ),
+        (
+            vec![
+                "model",
+                "train",
+                "--kind",
+                "failure",
+                "--data",
+                &data,
+                "--machine-type",
+                PUMP,
+                "--horizon",
+                "0",
+            ],
+            "--horizon: must be a positive number",
+        ),
+        (
+            vec![
+                "model",
+                "train",
+                "--kind",
+                "rul",
+                "--data",
+                "/nonexistent.csv",
+                "--machine-type",
+                PUMP,
+            ],
+            "cannot read the history /nonexistent.csv",
+        ),
+    ] {
+        let (ok, out, err) = run(&args);
+        assert!(!ok && err.contains(expected), "{args:?}: {out}{err}");
+    }
+    let broken = app.data_dir().join("broken.csv");
+    std::fs::write(
+        &broken,
+        "unit,time,vibration,failed\na,1,2.0,0\na,2,lots,1\n",
+    )
+    .unwrap();
+    let broken = broken.display().to_string();
+    let (ok, _, err) = run(&[
+        "model",
+        "train",
+        "--kind",
+        "rul",
+        "--data",
+        &broken,
+        "--machine-type",
+        PUMP,
+    ]);
+    assert!(
+        !ok && err.contains("line 3, column vibration: \"lots\" is not a finite number"),
+        "{err}"
+    );
+
+    // Each registration and the promotion are in the audit log.
+    let records = runtime.block_on(async {
+        let admin = app.admin_token().await;
+        app.get("/api/v1/audit?limit=100", Some(&admin)).await.body["records"]
+            .as_array()
+            .unwrap()
+            .clone()
+    });
+    let actions: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r["actor"].as_str().unwrap().starts_with("cli:"))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("model.register", "success"),
+            ("model.promote", "success"),
+            ("model.register", "success"),
+        ]
+    );
+    runtime.block_on(app.finish());
+}
+
+#[test]
+fn model_train_reads_cmapss_training_files() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(TestApp::new());
+    // Eight engines in C-MAPSS's layout (unit, cycle, three settings, 21 sensors), one sensor
+    // wearing towards failure.
+    let mut rng = SplitMix64::new(5);
+    let mut text = String::new();
+    for unit in 1..=8 {
+        let life = 60 + unit * 5;
+        for cycle in 1..=life {
+            let wear = (cycle as f64 / life as f64).powi(2);
+            let mut row = vec![
+                unit.to_string(),
+                cycle.to_string(),
+                "0".into(),
+                "0".into(),
+                "100".into(),
+            ];
+            for s in 0..21 {
+                let value = if s == 3 { 1400.0 + 30.0 * wear } else { 500.0 };
+                row.push(format!("{:.3}", value + rng.next_f64()));
+            }
+            text.push_str(&row.join(" "));
+            text.push('\n');
+        }
+    }
+    let file = app.data_dir().join("train_FD001.txt");
+    std::fs::write(&file, text).unwrap();
+    let output = app.cli(
+        &[
+            "model",
+            "train",
+            "--kind",
+            "rul",
+            "--format",
+            "cmapss",
+            "--data",
+            &file.display().to_string(),
+            "--cap",
+            "40",
+            "--candidates",
+            "1",
+            "--folds",
+            "2",
+            "--json",
+        ],
+        &[],
+    );
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(answer["machine_type"], "turbofan");
+    assert_eq!(answer["units"], 8);
+    // A cycle counts as an hour unless told otherwise; one observation per cycle.
+    assert_eq!(answer["params"]["live.sample_secs"], "3600");
+    assert_eq!(answer["params"]["live.secs_per_unit"], "3600");
+    runtime.block_on(app.finish());
+}
