@@ -385,6 +385,38 @@ pub fn spawn_detection(
     Ok(tokio::spawn(service.run(sources, stop)))
 }
 
+/// Live prediction's settings (the remote backend comes from `prediction.remote`).
+pub fn prediction_options(settings: &Settings) -> fb_app::prediction::Options {
+    let p = &settings.prediction;
+    fb_app::prediction::Options {
+        tick: Duration::from_secs(p.every_secs),
+        store_every: Duration::from_secs(p.store_every_secs),
+        ..fb_app::prediction::Options::default()
+    }
+}
+
+/// Starts live prediction on what ingest stores, when enabled, with the active models of this
+/// node's registry. Subscribes at once: readings ingested after this returns are used.
+pub fn spawn_prediction(
+    settings: &Settings,
+    storage: &Storage,
+    state: &fb_http::AppState,
+    models: Arc<ModelRegistry>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !settings.prediction.enabled {
+        return Ok(None);
+    }
+    let readings = state.ingest.subscribe();
+    let service = fb_app::prediction::Service::new(
+        storage.machines.clone(),
+        models,
+        Arc::new(SystemClock),
+        prediction_options(settings),
+    );
+    Ok(Some(tokio::spawn(service.run(readings, stop))))
+}
+
 /// The alert rules' timing, from settings.
 pub fn alert_policy(settings: &Settings) -> fb_core::alerts::AlertPolicy {
     let a = &settings.alerts;

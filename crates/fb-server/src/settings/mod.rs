@@ -35,6 +35,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub mqtt: MqttSettings,
     pub detection: DetectionSettings,
+    pub prediction: PredictionSettings,
     pub alerts: AlertSettings,
     pub retention: RetentionSettings,
     pub query: QuerySettings,
@@ -102,6 +103,14 @@ pub struct DetectionSettings {
     pub stuck_min_run: u32,
     pub novelty: bool,
     pub vibration_zones: fb_detect::rules::limits::VibrationZones,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionSettings {
+    pub enabled: bool,
+    pub every_secs: u64,
+    pub store_every_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -507,6 +516,17 @@ impl Settings {
             bad_zones.is_none(),
             bad_zones.as_deref().unwrap_or_default(),
             "bounds must be positive and increasing: a_b < b_c < c_d",
+        );
+        let p = &self.prediction;
+        check(
+            (1..=3600).contains(&p.every_secs),
+            "prediction.every_secs",
+            "must be between 1 and 3600",
+        );
+        check(
+            (1..=86_400).contains(&p.store_every_secs),
+            "prediction.store_every_secs",
+            "must be between 1 and 86400",
         );
         let a = &self.alerts;
         check(

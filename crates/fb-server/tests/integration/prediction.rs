@@ -482,3 +482,127 @@ fn model_train_reads_cmapss_training_files() {
     assert_eq!(answer["params"]["live.secs_per_unit"], "3600");
     runtime.block_on(app.finish());
 }
+
+fn pump_machine(id: &str) -> serde_json::Value {
+    json!({
+        "id": id,
+        "name": id,
+        "machine_type": PUMP,
+        "location": {"site": "plant-a"},
+        "sensors": [
+            {"key": "temperature", "kind": "temperature", "unit": "C", "physical_min": -40, "physical_max": 250},
+            {"key": "vibration", "kind": "vibration", "unit": "mm/s", "physical_min": 0, "physical_max": 100}
+        ]
+    })
+}
+
+/// Waits (bounded) until `check` holds, polling every 100 ms; the figures it checks come from
+/// the prediction task's ticks.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} never happened");
+}
+
+#[tokio::test]
+async fn readings_posted_over_http_become_predictions_on_the_machine_and_in_metrics() {
+    let app = TestApp::with_env(vec![
+        ("FB__PREDICTION__EVERY_SECS".into(), "1".into()),
+        ("FB__PREDICTION__STORE_EVERY_SECS".into(), "1".into()),
+    ])
+    .await;
+    let (app, registry) = with_server_registry(app);
+    let admin = app.admin_token().await;
+    for id in ["pump-new", "pump-worn"] {
+        let created = app
+            .post("/api/v1/machines", Some(&admin), pump_machine(id))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    }
+    for kind in [ModelKind::Failure, ModelKind::Rul] {
+        let stored = register(&*registry, &tiny_model(kind, 1), PUMP).await;
+        registry
+            .promote(&Principal::system(), stored.id)
+            .await
+            .unwrap();
+    }
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let task = wire::spawn_prediction(&app.settings, &app.storage, &app.state, registry, stop)
+        .unwrap()
+        .unwrap();
+
+    // Forty minutes of readings from yesterday, every 10 s: one pump near the start of its
+    // bearing's life, one ten minutes from failure.
+    let start = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let mut rng = SplitMix64::new(11);
+    let mut batch = Vec::new();
+    for step in 0..240 {
+        let ts = start + time::Duration::seconds(step * 10);
+        let ts = ts
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        for (id, life) in [("pump-new", 5.0), ("pump-worn", 190.0)] {
+            let [vibration, temperature] = pump(life + step as f64 / 6.0, &mut rng);
+            batch.push(json!({"machine": id, "sensor": "vibration", "ts": ts, "value": vibration}));
+            batch.push(
+                json!({"machine": id, "sensor": "temperature", "ts": ts, "value": temperature}),
+            );
+        }
+    }
+    let posted = app
+        .post(
+            "/api/v1/readings",
+            Some(&admin),
+            serde_json::Value::Array(batch),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::OK, "{}", posted.body);
+
+    let figures = |id: &'static str| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let m = app
+                .get(&format!("/api/v1/machines/{id}"), Some(admin))
+                .await;
+            (
+                m.body["failure_probability"].as_f64(),
+                m.body["rul_hours"].as_f64(),
+            )
+        }
+    };
+    eventually("both machines' predictions stored", || async {
+        let (a, b) = (figures("pump-new").await, figures("pump-worn").await);
+        a.0.is_some() && a.1.is_some() && b.0.is_some() && b.1.is_some()
+    })
+    .await;
+    let (p_new, rul_new) = figures("pump-new").await;
+    let (p_worn, rul_worn) = figures("pump-worn").await;
+    let (p_new, p_worn) = (p_new.unwrap(), p_worn.unwrap());
+    assert!(p_new < 0.2 && p_worn > 0.6, "new {p_new}, worn {p_worn}");
+    assert!(
+        rul_new.unwrap() > rul_worn.unwrap() + 0.5,
+        "{rul_new:?} {rul_worn:?}"
+    );
+
+    let metrics = app.get("/metrics", Some(&admin)).await;
+    let text = metrics.body.as_str().unwrap().to_owned();
+    for line in [
+        "fb_machine_failure_probability{machine=\"pump-worn\"}",
+        "fb_machine_rul_hours{machine=\"pump-new\"}",
+        "fb_predictions_total",
+    ] {
+        assert!(text.contains(line), "{line} missing from /metrics");
+    }
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    app.finish().await;
+}
