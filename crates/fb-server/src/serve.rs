@@ -111,6 +111,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         tokio::spawn(crate::demo::run(
             state.plant.clone(),
             state.ingest.clone(),
+            state.models.clone(),
             stop_rx,
         ))
     });
