@@ -17,7 +17,7 @@ pub const BENCH: &str = "fb-bench";
 pub const TESTKIT: &str = "fb-testkit";
 /// Driven adapters: implement ports with a technology. They depend on fb-core (and the SQL
 /// support library) only.
-pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres", "fb-redis"];
+pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres", "fb-redis", "fb-inference"];
 /// The plant simulator: domain readings out, no I/O, fb-core only.
 pub const SIMULATOR: &str = "fb-sim";
 /// Detection: streaming features, detectors and benchmark scoring; pure computation, no I/O.

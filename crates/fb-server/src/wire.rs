@@ -385,14 +385,66 @@ pub fn spawn_detection(
     Ok(tokio::spawn(service.run(sources, stop)))
 }
 
-/// Live prediction's settings (the remote backend comes from `prediction.remote`).
-pub fn prediction_options(settings: &Settings) -> fb_app::prediction::Options {
+/// Live prediction's settings, with the remote model server of `prediction.remote` if any.
+pub fn prediction_options(settings: &Settings) -> anyhow::Result<fb_app::prediction::Options> {
     let p = &settings.prediction;
-    fb_app::prediction::Options {
+    Ok(fb_app::prediction::Options {
         tick: Duration::from_secs(p.every_secs),
         store_every: Duration::from_secs(p.store_every_secs),
+        remote: remote_inference(settings)?,
         ..fb_app::prediction::Options::default()
-    }
+    })
+}
+
+/// The remote model server, when `prediction.remote.url` is set. Its API key is read from the
+/// environment variable `prediction.remote.api_key_env` names, now, and kept redacted.
+#[cfg(feature = "remote-inference")]
+pub fn remote_inference(settings: &Settings) -> anyhow::Result<Option<fb_app::prediction::Remote>> {
+    use crate::settings::RemoteProtocol;
+    let r = &settings.prediction.remote;
+    let Some(url) = r.url()? else {
+        return Ok(None);
+    };
+    let api_key = if r.api_key_env.is_empty() {
+        None
+    } else {
+        let key = std::env::var(&r.api_key_env).map_err(|_| {
+            anyhow::anyhow!(
+                "prediction.remote.api_key_env: the environment variable {} is not set",
+                r.api_key_env
+            )
+        })?;
+        Some(fb_inference::ApiKey::new(key))
+    };
+    let protocol = match r.protocol {
+        RemoteProtocol::KserveV2 => fb_inference::Protocol::KServeV2,
+        RemoteProtocol::Openai => fb_inference::Protocol::OpenAi,
+    };
+    tracing::info!(
+        url = %url,
+        protocol = ?protocol,
+        budget_ms = r.timeout_ms,
+        "Live prediction asks a remote model server, with the local models as the fallback."
+    );
+    let budget = Duration::from_millis(r.timeout_ms);
+    let client = fb_inference::RemoteModelServer::new(fb_inference::Options {
+        url,
+        protocol,
+        timeout: budget,
+        api_key,
+    })
+    .map_err(|e| anyhow::anyhow!("prediction.remote.url: {e}"))?;
+    Ok(Some(fb_app::prediction::Remote {
+        client: Arc::new(client),
+        model_name: r.model.clone(),
+        budget,
+    }))
+}
+
+/// Settings refuse `prediction.remote.url` in a build without remote inference.
+#[cfg(not(feature = "remote-inference"))]
+pub fn remote_inference(_: &Settings) -> anyhow::Result<Option<fb_app::prediction::Remote>> {
+    Ok(None)
 }
 
 /// Starts live prediction on what ingest stores, when enabled, with the active models of this
@@ -412,7 +464,7 @@ pub fn spawn_prediction(
         storage.machines.clone(),
         models,
         Arc::new(SystemClock),
-        prediction_options(settings),
+        prediction_options(settings)?,
     );
     Ok(Some(tokio::spawn(service.run(readings, stop))))
 }

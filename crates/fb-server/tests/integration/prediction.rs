@@ -496,30 +496,13 @@ fn pump_machine(id: &str) -> serde_json::Value {
     })
 }
 
-/// Waits (bounded) until `check` holds, polling every 100 ms; the figures it checks come from
-/// the prediction task's ticks.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{what} never happened");
-}
+/// Both pumps' figures as stored on the machines: (failure probability, RUL hours).
+type Figures = [(f64, f64); 2];
 
-#[tokio::test]
-async fn readings_posted_over_http_become_predictions_on_the_machine_and_in_metrics() {
-    let app = TestApp::with_env(vec![
-        ("FB__PREDICTION__EVERY_SECS".into(), "1".into()),
-        ("FB__PREDICTION__STORE_EVERY_SECS".into(), "1".into()),
-    ])
-    .await;
-    let (app, registry) = with_server_registry(app);
+/// Registers and promotes the tiny models, runs the server's prediction task, posts forty
+/// minutes of readings from yesterday (every 10 s: "pump-new" near the start of its bearing's
+/// life, "pump-worn" ten minutes from failure) and waits for both machines' figures.
+async fn predict_live(app: &TestApp, registry: Arc<ModelRegistry>) -> Figures {
     let admin = app.admin_token().await;
     for id in ["pump-new", "pump-worn"] {
         let created = app
@@ -538,9 +521,6 @@ async fn readings_posted_over_http_become_predictions_on_the_machine_and_in_metr
     let task = wire::spawn_prediction(&app.settings, &app.storage, &app.state, registry, stop)
         .unwrap()
         .unwrap();
-
-    // Forty minutes of readings from yesterday, every 10 s: one pump near the start of its
-    // bearing's life, one ten minutes from failure.
     let start = time::OffsetDateTime::now_utc() - time::Duration::days(1);
     let mut rng = SplitMix64::new(11);
     let mut batch = Vec::new();
@@ -565,9 +545,7 @@ async fn readings_posted_over_http_become_predictions_on_the_machine_and_in_metr
         )
         .await;
     assert_eq!(posted.status, StatusCode::OK, "{}", posted.body);
-
     let figures = |id: &'static str| {
-        let app = &app;
         let admin = &admin;
         async move {
             let m = app
@@ -579,20 +557,35 @@ async fn readings_posted_over_http_become_predictions_on_the_machine_and_in_metr
             )
         }
     };
-    eventually("both machines' predictions stored", || async {
+    let mut found = None;
+    for _ in 0..300 {
         let (a, b) = (figures("pump-new").await, figures("pump-worn").await);
-        a.0.is_some() && a.1.is_some() && b.0.is_some() && b.1.is_some()
-    })
-    .await;
-    let (p_new, rul_new) = figures("pump-new").await;
-    let (p_worn, rul_worn) = figures("pump-worn").await;
-    let (p_new, p_worn) = (p_new.unwrap(), p_worn.unwrap());
-    assert!(p_new < 0.2 && p_worn > 0.6, "new {p_new}, worn {p_worn}");
-    assert!(
-        rul_new.unwrap() > rul_worn.unwrap() + 0.5,
-        "{rul_new:?} {rul_worn:?}"
-    );
+        if let ((Some(pa), Some(ra)), (Some(pb), Some(rb))) = (a, b) {
+            found = Some([(pa, ra), (pb, rb)]);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(true);
+    task.await.unwrap();
+    found.expect("both machines' predictions were never stored")
+}
 
+fn fast_prediction() -> Vec<(String, String)> {
+    vec![
+        ("FB__PREDICTION__EVERY_SECS".into(), "1".into()),
+        ("FB__PREDICTION__STORE_EVERY_SECS".into(), "1".into()),
+    ]
+}
+
+#[tokio::test]
+async fn readings_posted_over_http_become_predictions_on_the_machine_and_in_metrics() {
+    let (app, registry) = with_server_registry(TestApp::with_env(fast_prediction()).await);
+    let [(p_new, rul_new), (p_worn, rul_worn)] = predict_live(&app, registry).await;
+    assert!(p_new < 0.2 && p_worn > 0.6, "new {p_new}, worn {p_worn}");
+    assert!(rul_new > rul_worn + 0.5, "{rul_new} {rul_worn}");
+
+    let admin = app.admin_token().await;
     let metrics = app.get("/metrics", Some(&admin)).await;
     let text = metrics.body.as_str().unwrap().to_owned();
     for line in [
@@ -602,7 +595,92 @@ async fn readings_posted_over_http_become_predictions_on_the_machine_and_in_metr
     ] {
         assert!(text.contains(line), "{line} missing from /metrics");
     }
-    let _ = stop_tx.send(true);
-    task.await.unwrap();
     app.finish().await;
+}
+
+/// A KServe v2 model server on 127.0.0.1 that answers `value` for every row, or fails with
+/// `status`; the number of calls it got.
+async fn fake_model_server(
+    value: f64,
+    status: axum::http::StatusCode,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::State;
+    use axum::response::IntoResponse;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new()
+        .route(
+            "/v2/models/{name}/infer",
+            axum::routing::post(
+                move |State(calls): State<Arc<std::sync::atomic::AtomicUsize>>,
+                      axum::Json(body): axum::Json<serde_json::Value>| async move {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if status != StatusCode::OK {
+                        return (status, "no").into_response();
+                    }
+                    let rows = body["inputs"][0]["shape"][0].as_u64().unwrap() as usize;
+                    axum::Json(json!({"outputs": [{"name": "p", "shape": [rows], "datatype": "FP64", "data": vec![value; rows]}]}))
+                        .into_response()
+                },
+            ),
+        )
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), calls)
+}
+
+fn with_remote(url: &str) -> Vec<(String, String)> {
+    let mut env = fast_prediction();
+    env.push(("FB__PREDICTION__REMOTE__URL".into(), url.into()));
+    // Far above any answer's time here, so that the answering server is never cut off.
+    env.push(("FB__PREDICTION__REMOTE__TIMEOUT_MS".into(), "5000".into()));
+    env
+}
+
+#[tokio::test]
+async fn a_remote_model_server_answers_for_the_local_models() {
+    let (url, calls) = fake_model_server(0.4242, StatusCode::OK).await;
+    let (app, registry) = with_server_registry(TestApp::with_env(with_remote(&url)).await);
+    let [(p_new, rul_new), (p_worn, rul_worn)] = predict_live(&app, registry).await;
+    // Its numbers are used as they are: a probability, and a RUL in the model's unit (hours).
+    assert_eq!((p_new, p_worn), (0.4242, 0.4242));
+    assert_eq!((rul_new, rul_worn), (0.42, 0.42));
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn the_local_models_answer_when_the_remote_fails() {
+    let (url, calls) = fake_model_server(0.4242, StatusCode::SERVICE_UNAVAILABLE).await;
+    let (app, registry) = with_server_registry(TestApp::with_env(with_remote(&url)).await);
+    let [(p_new, _), (p_worn, _)] = predict_live(&app, registry).await;
+    assert!(p_new < 0.2 && p_worn > 0.6, "new {p_new}, worn {p_worn}");
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    app.finish().await;
+}
+
+#[test]
+fn remote_settings_are_checked_when_they_load() {
+    let problems = |env: &[(&str, &str)]| {
+        fb_server::settings::Settings::load(&fb_server::settings::Layers {
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..Default::default()
+        })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+    };
+    let text = problems(&[("FB__PREDICTION__REMOTE__URL", "http://169.254.169.254/")]);
+    assert!(text.contains("prediction.remote.url"), "{text}");
+    let text = problems(&[("FB__PREDICTION__REMOTE__URL", "ftp://models.local/")]);
+    assert!(text.contains("prediction.remote.url"), "{text}");
+    let text = problems(&[("FB__PREDICTION__REMOTE__TIMEOUT_MS", "0")]);
+    assert!(text.contains("prediction.remote.timeout_ms"), "{text}");
+    let text = problems(&[("FB__PREDICTION__REMOTE__PROTOCOL", "grpc")]);
+    assert!(text.contains("prediction.remote.protocol"), "{text}");
+    assert!(problems(&[("FB__PREDICTION__REMOTE__URL", "http://10.0.0.5:8080")]).is_empty());
 }
