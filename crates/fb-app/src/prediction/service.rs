@@ -164,7 +164,7 @@ impl Service {
                     Ok(())
                 }
                 Event::Batch(Err(broadcast::error::RecvError::Closed)) => break,
-                Event::Tick => self.tick().await,
+                Event::Tick => self.tick().await.map(|_| ()),
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e, "Prediction could not store its results; it goes on.");
@@ -211,8 +211,8 @@ impl Service {
     }
 
     /// Swaps in newly active models, predicts for every machine with a new observation, and
-    /// stores what changed.
-    pub async fn tick(&mut self) -> Result<(), Error> {
+    /// stores what changed. Returns the number of predictions made.
+    pub async fn tick(&mut self) -> Result<usize, Error> {
         let started = Instant::now();
         self.follow_models();
         // Local predictions first: always available, and the fallback.
@@ -244,7 +244,8 @@ impl Service {
                 .record(started.elapsed().as_secs_f64());
             metrics::counter!("fb_predictions_total").increment(predicted as u64);
         }
-        self.store().await
+        self.store().await?;
+        Ok(predicted)
     }
 
     /// The predictions of a machine, as last made (None for a machine not followed).
