@@ -292,13 +292,19 @@ impl Service {
                         }
                     } else {
                         let previous = self.tracked.remove(id);
+                        // Sensors edited: the figures stand until the new predictors answer.
+                        // Another type: they are cleared unless its models answer.
+                        let current = previous
+                            .as_ref()
+                            .filter(|p| p.machine_type == machine.machine_type)
+                            .map_or_else(MachinePrediction::default, |p| p.current);
                         let mut tracked = Tracked {
                             machine_type: machine.machine_type.clone(),
                             sensors: machine.sensors.clone(),
                             checked_at: Instant::now(),
                             slots: [None, None],
                             unusable: Vec::new(),
-                            current: MachinePrediction::default(),
+                            current,
                             stored: previous.and_then(|p| p.stored),
                         };
                         refresh_slots(&*self.models, id, &mut tracked);
@@ -429,7 +435,8 @@ impl Service {
             if let Some(h) = current.rul_hours {
                 metrics::gauge!("fb_machine_rul_hours", "machine" => id.0.clone()).set(h);
             }
-            if current == MachinePrediction::default() {
+            // Nothing predicted yet, and nothing stored before to clear.
+            if current == MachinePrediction::default() && tracked.stored.is_none() {
                 continue;
             }
             let due = match tracked.stored {

@@ -464,3 +464,53 @@ async fn the_loader_reads_only_consistent_models_with_their_live_parameters() {
     .unwrap_err();
     assert!(e.contains("not \"factorybrain.predict.model\""), "{e}");
 }
+
+#[tokio::test]
+async fn a_machine_moved_to_a_type_without_models_loses_its_figures() {
+    let world = World::new();
+    world
+        .storage
+        .machines
+        .insert_machine(&machine("worn", TYPE))
+        .await
+        .unwrap();
+    world.promote(&train(ModelKind::Failure, 1)).await;
+    let mut service = Service::new(
+        world.storage.machines.clone(),
+        world.registry.clone(),
+        world.clock.clone(),
+        Options {
+            store_every: Duration::ZERO,
+            spec_recheck: Duration::ZERO,
+            ..Options::default()
+        },
+    );
+    service
+        .accept(&feed(&[("worn", 170.0)], 0, 30, 7))
+        .await
+        .unwrap();
+    assert_eq!(service.tick().await.unwrap(), 1);
+    let id = MachineId("worn".into());
+    let stored = |world: &World| {
+        let machines = world.storage.machines.clone();
+        let id = id.clone();
+        async move { machines.machine(&id).await.unwrap().unwrap() }
+    };
+    assert!(stored(&world).await.failure_probability.is_some());
+
+    // Re-typed: the next reading re-reads it; no model serves the new type.
+    world
+        .storage
+        .machines
+        .update_machine(&machine("worn", "press"))
+        .await
+        .unwrap();
+    service
+        .accept(&feed(&[("worn", 200.0)], 30, 1, 8))
+        .await
+        .unwrap();
+    assert_eq!(service.tick().await.unwrap(), 0);
+    assert_eq!(service.prediction(&id), Some(MachinePrediction::default()));
+    let after = stored(&world).await;
+    assert_eq!((after.failure_probability, after.rul_hours), (None, None));
+}
