@@ -29,11 +29,14 @@ enum Behaviour {
     Garbage,
 }
 
+/// (path, authorization header, body) of each request the fake got.
+type Seen = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+
 #[derive(Clone)]
 struct Fake {
     behaviour: Arc<Mutex<Behaviour>>,
     calls: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<(String, Option<String>, Value)>>>,
+    seen: Seen,
 }
 
 async fn answer(fake: &Fake, path: String, headers: HeaderMap, body: Value) -> Response {

@@ -263,7 +263,7 @@ fn print(
     ));
     let report = &meta.report;
     println_out(&format!(
-        "  trained on {} units, {} observations ({} labelled) in {:.1} s: {} parameter sets × {} folds by unit, {} trees, {} regime(s), sensors kept: {}",
+        "  trained on {} units, {} observations ({} labelled) in {:.1} s: {} parameter set(s) × {} folds by unit, {} trees, {} regime(s), sensors kept: {}",
         meta.units,
         meta.observations,
         report.labelled_rows,
@@ -274,10 +274,19 @@ fn print(
         report.regimes,
         report.sensors_kept.join(", ")
     ));
+    // The out-of-fold figures; counts and the in-sample `train.*` ones are in --json.
+    const COUNTS: [&str; 6] = [
+        "observations",
+        "positives",
+        "rows",
+        "training_seconds",
+        "trees",
+        "units",
+    ];
     let shown: Vec<String> = stored
         .metrics
         .iter()
-        .filter(|(name, _)| !name.contains('.'))
+        .filter(|(name, _)| !name.contains('.') && !COUNTS.contains(&name.as_str()))
         .map(|(name, value)| format!("{name}={}", round(*value)))
         .collect();
     println_out(&format!(
