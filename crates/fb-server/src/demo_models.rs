@@ -15,9 +15,9 @@
 //! with the condition features (window statistics and EWMAs of the five sensors; no age, since
 //! a live predictor starts in the middle of a machine's life), one parameter set, three folds
 //! by unit. In the demo, sim-compressor-7 starts with a worn bearing (0.4) that keeps wearing
-//! (0.14 an hour): its RUL falls from about three and a half hours and its failure
-//! probability rises past the failure-risk threshold within the first hour; the other machines
-//! stay new, with a low probability and the RUL at its cap.
+//! (0.14 an hour): its RUL falls from about three hours and its failure probability rises past
+//! the failure-risk threshold within the first half hour (measured in the README); the other
+//! machines stay new, with a low probability and the RUL near its cap.
 
 use std::time::Instant;
 
