@@ -17,7 +17,13 @@ pub const BENCH: &str = "fb-bench";
 pub const TESTKIT: &str = "fb-testkit";
 /// Driven adapters: implement ports with a technology. They depend on fb-core (and the SQL
 /// support library) only.
-pub const DRIVEN: &[&str] = &["fb-sqlite", "fb-postgres", "fb-redis", "fb-nats"];
+pub const DRIVEN: &[&str] = &[
+    "fb-sqlite",
+    "fb-postgres",
+    "fb-redis",
+    "fb-nats",
+    "fb-inference",
+];
 /// The plant simulator: domain readings out, no I/O, fb-core only.
 pub const SIMULATOR: &str = "fb-sim";
 /// Detection: streaming features, detectors and benchmark scoring; pure computation, no I/O.
@@ -137,7 +143,7 @@ pub fn dependency_violations(meta: &Metadata) -> Vec<String> {
         let to = edge.to.as_str();
         let allowed_internal: Option<&[&str]> = match from {
             CORE => Some(&[]),
-            APP => Some(&[CORE, DETECT, OUTBOUND]),
+            APP => Some(&[CORE, DETECT, PREDICT, OUTBOUND]),
             TESTKIT => Some(&[CORE, APP]),
             SQL_SUPPORT | SIMULATOR | DETECT | PREDICT | OUTBOUND => Some(&[CORE]),
             EVAL => Some(&[CORE, DETECT, PREDICT]),

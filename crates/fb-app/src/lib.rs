@@ -14,5 +14,6 @@ pub mod machine_cache;
 pub mod maintenance;
 pub mod models;
 pub mod plant;
+pub mod prediction;
 pub mod rate_limit;
 pub mod scope;

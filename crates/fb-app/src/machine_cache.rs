@@ -181,6 +181,32 @@ impl MachineStore for CachedMachineStore {
         }
         Ok(found)
     }
+
+    /// Like health: updated in place, so that ingest keeps its lookups in memory.
+    async fn set_machine_prediction(
+        &self,
+        id: &MachineId,
+        failure_probability: Option<f64>,
+        rul_hours: Option<f64>,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let found = self
+            .inner
+            .set_machine_prediction(id, failure_probability, rul_hours, at)
+            .await?;
+        if let Some((_, Some(machine))) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .get_mut(id)
+        {
+            machine.failure_probability = failure_probability;
+            machine.rul_hours = rul_hours;
+            machine.updated_at = at;
+        }
+        Ok(found)
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! memory for the predictors.
 //!
 //! The registry does not know how to read a model: the caller supplies a [`ModelLoader`] that
-//! turns a stored payload into whatever its predictor runs (fb-predict's model, later), so this
-//! crate needs no prediction engine. A model is made active only after this node has loaded
+//! turns a stored payload into whatever its predictor runs ([`crate::prediction::PredictLoader`]
+//! reads fb-predict's models), so the registry itself reads no model format. A model is made active only after this node has loaded
 //! it: promoting a model whose format the loader does not read, or whose payload it refuses, or
 //! whose payload no longer matches its SHA-256, fails and leaves the active model as it was.
 //!

@@ -1,6 +1,7 @@
 //! `cargo run --release -p fb-bench -- [READINGS] [http|mqtt|pg]`: end-to-end ingest rates on
 //! this machine (`-- detect`: detection's cost per reading and reading → alert latency, see
-//! [`detect`]), each next to the raw rate of the same rows written by a minimal direct loop, in
+//! [`detect`]; `-- predict [READINGS]`: live prediction's cost and its effect on ingest, see
+//! [`predict`]), each next to the raw rate of the same rows written by a minimal direct loop, in
 //! one run. `FB_BENCH_CPU=1` also prints the CPU used per thread during each HTTP run.
 //!
 //! Workload: 100 machines × 5 sensors, readings arriving time-major (one reading per sensor per
@@ -38,6 +39,7 @@ use fb_server::settings::{Layers, Settings};
 use fb_server::wire;
 
 mod detect;
+mod predict;
 
 const MACHINES: usize = 100;
 const SENSORS: [&str; 5] = ["temperature", "vibration", "pressure", "flow", "power"];
@@ -264,12 +266,19 @@ fn json_payloads(rows: &[Row], senders: Senders) -> Arc<Vec<Vec<String>>> {
     )
 }
 
+/// With `prediction`, the prediction task follows ingest with these (failure, RUL) models
+/// active for the benchmark's machines.
 async fn http_run(
     payloads: &Arc<Vec<Vec<String>>>,
     readings: usize,
     env: Vec<(String, String)>,
+    prediction: Option<[&fb_predict::Model; 2]>,
 ) -> anyhow::Result<Measured> {
     let server = Server::start(env).await?;
+    let predicting = match prediction {
+        Some(models) => Some(predict::start_prediction(&server, models).await?),
+        None => None,
+    };
     let cpu_before = thread_cpu();
     let start = Instant::now();
     let workers: Vec<_> = (0..CONNECTIONS)
@@ -322,6 +331,10 @@ async fn http_run(
             "  CPU by thread: {}",
             cpu_shares(&cpu_before, &thread_cpu(), elapsed.as_secs_f64())
         );
+    }
+    if let Some((stop, task)) = predicting {
+        let _ = stop.send(true);
+        let _ = task.await;
     }
     server.stop().await;
     let (p50_ms, p99_ms) = percentiles(latencies);
@@ -655,6 +668,14 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some("detect") {
         return detect::run().await;
     }
+    if std::env::args().nth(1).as_deref() == Some("predict") {
+        let readings = std::env::args()
+            .nth(2)
+            .map(|a| a.parse())
+            .transpose()?
+            .unwrap_or(1_000_000);
+        return predict::run(readings).await;
+    }
     let readings: usize = std::env::args()
         .nth(1)
         .map(|a| a.parse())
@@ -672,7 +693,7 @@ async fn main() -> anyhow::Result<()> {
     if wants("http") || wants("mqtt") {
         let raw = repeat(|| async { raw_sqlite(&rows).map(rate_only) }).await?;
         if wants("http") {
-            let http = repeat(|| http_run(&payloads, readings, Vec::new())).await?;
+            let http = repeat(|| http_run(&payloads, readings, Vec::new(), None)).await?;
             report(
                 "HTTP JSON -> SQLite",
                 &http,
@@ -680,7 +701,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(("raw SQLite", &raw)),
             );
             let interleaved = json_payloads(&rows, Senders::Interleaved);
-            let http = repeat(|| http_run(&interleaved, readings, Vec::new())).await?;
+            let http = repeat(|| http_run(&interleaved, readings, Vec::new(), None)).await?;
             report(
                 "  same, interleaved",
                 &http,
@@ -710,7 +731,7 @@ async fn main() -> anyhow::Result<()> {
                 ("FB__STORAGE__URL".into(), PG_URL.into()),
                 ("FB__STORAGE__SCHEMA".into(), schema.clone()),
             ];
-            let measured = http_run(&payloads, readings, env).await;
+            let measured = http_run(&payloads, readings, env, None).await;
             fb_postgres::PgStore::drop_schema(PG_URL, &schema).await?;
             measured
         })

@@ -3,7 +3,7 @@
 //!
 //! The registry does not read a model: its payload (the trainer's document: trees, regime
 //! model, scalers, feature spec) is opaque bytes here, described by a `format` such as
-//! `fb-predict/1` so that a server can tell whether it reads it before trying. What the
+//! `factorybrain.predict.model/1` (fb-predict's) so that a server can tell whether it reads it before trying. What the
 //! registry understands is the metadata below, each field validated with its name.
 
 use std::collections::BTreeMap;
@@ -66,7 +66,7 @@ pub struct ModelDraft {
     /// The machines the model serves: a machine type such as `centrifugal_pump`
     /// (`Machine.machine_type`).
     pub machine_type: String,
-    /// `<name>/<version>` of the payload's format, e.g. `fb-predict/1`.
+    /// `<name>/<version>` of the payload's format, e.g. `factorybrain.predict.model/1`.
     pub format: String,
     /// A hash of the training data, so that a model can be traced to what it learnt from.
     pub data_hash: String,
@@ -252,7 +252,7 @@ pub fn validate_format(field: &str, format: &str) -> Result<(), FieldError> {
         Err(FieldError::new(
             field,
             format!(
-                "must be <name>/<version>, e.g. fb-predict/1: a name of lowercase letters, digits, '.', '_' or '-' and a positive version, at most {FORMAT_MAX} characters"
+                "must be <name>/<version>, e.g. factorybrain.predict.model/1: a name of lowercase letters, digits, '.', '_' or '-' and a positive version, at most {FORMAT_MAX} characters"
             ),
         ))
     }

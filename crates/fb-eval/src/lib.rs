@@ -5,6 +5,7 @@
 pub mod ai4i;
 pub mod cmapss;
 pub mod csv;
+pub mod history;
 pub mod nab;
 
 use std::path::{Path, PathBuf};

@@ -130,6 +130,19 @@ impl FeatureSpec {
         }
     }
 
+    /// For machines watched live from the middle of their life: the same window statistics and
+    /// EWMAs as [`Self::run_to_failure`], without the unit's age and the drift from its first
+    /// readings. A live predictor starts when the server starts (or a model is promoted), not
+    /// when the machine was last repaired, so features measured from "the start" would mean
+    /// something else live than in training.
+    pub fn condition() -> Self {
+        let mut spec = Self::run_to_failure();
+        spec.sensor_features
+            .retain(|f| !matches!(f, SensorFeature::DriftFromStart { .. }));
+        spec.age = false;
+        spec
+    }
+
     /// The ring length: the longest window any feature needs.
     pub fn window(&self) -> usize {
         self.sensor_features

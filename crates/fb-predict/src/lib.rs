@@ -53,7 +53,8 @@ pub mod train;
 
 pub use data::{History, Observation, Reading, Schema, Target, Unit};
 pub use features::{FeatureSpec, FeatureState};
-pub use model::{Model, ModelKind, ModelMeta, Prediction};
+pub use live::{InputMap, LiveSpec, Resampled, Resampler};
+pub use model::{Model, ModelKind, ModelMeta, Prediction, REGISTRY_FORMAT};
 pub use stream::MachinePredictor;
 pub use train::{Progress, TrainConfig, TrainingReport, train};
 

@@ -21,6 +21,10 @@ use crate::train::{TrainConfig, TrainingReport};
 pub const FORMAT: &str = "factorybrain.predict.model";
 /// Bumped on any change a version-1 reader would misread.
 pub const FORMAT_VERSION: u32 = 1;
+/// The payload format as the model registry names it (`<name>/<version>`): [`FORMAT`] and
+/// [`FORMAT_VERSION`] in one string, the one constant the trainer registers models under and
+/// the server's loader reads (a test holds the three together).
+pub const REGISTRY_FORMAT: &str = "factorybrain.predict.model/1";
 /// The engine that trained a model, for the registry's listing.
 pub const ENGINE: &str = concat!("fb-predict ", env!("CARGO_PKG_VERSION"), " gbdt");
 

@@ -368,3 +368,27 @@ fn invalid_training_input_names_every_field() {
         ]
     );
 }
+
+#[test]
+fn the_registry_format_is_the_files_format_and_version() {
+    assert_eq!(
+        crate::REGISTRY_FORMAT,
+        format!("{}/{}", crate::model::FORMAT, crate::model::FORMAT_VERSION)
+    );
+    assert!(fb_core::model::validate_format("format", crate::REGISTRY_FORMAT).is_ok());
+}
+
+#[test]
+fn the_condition_features_leave_out_what_counts_from_the_units_start() {
+    let spec = crate::FeatureSpec::condition();
+    assert!(!spec.age);
+    assert!(
+        spec.sensor_features
+            .iter()
+            .all(|f| !matches!(f, crate::features::SensorFeature::DriftFromStart { .. }))
+    );
+    assert_eq!(
+        spec.sensor_features.len() + 1,
+        crate::FeatureSpec::run_to_failure().sensor_features.len()
+    );
+}

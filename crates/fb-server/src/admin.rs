@@ -22,6 +22,7 @@ use crate::settings::Settings;
 use crate::wire;
 
 mod models;
+mod train;
 
 pub(crate) use models::model;
 

@@ -337,10 +337,83 @@ pub struct ModelLineArgs {
     pub machine_type: String,
 }
 
+/// The file format of a training history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryFormat {
+    /// Your machines' histories: unit, time, settings, sensors, failed (see the README).
+    Csv,
+    /// A NASA C-MAPSS training file (train_FD00x.txt): every engine runs to failure.
+    Cmapss,
+}
+
+/// Which features the model computes from each input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeatureSet {
+    /// Window statistics and EWMAs only: for machines watched live from the middle of their
+    /// life (the server's predictors start when it does).
+    Condition,
+    /// Also the unit's age and the drift from its first readings: for histories and live feeds
+    /// that start when the unit does (C-MAPSS engines).
+    RunToFailure,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelTrainArgs {
+    #[arg(long, value_enum)]
+    pub kind: ModelKindArg,
+    /// The history to learn from: a CSV file of your machines' units, or a C-MAPSS training
+    /// file.
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: HistoryFormat,
+    /// The machine type the model serves, as in the machines' `machine_type` [default for
+    /// C-MAPSS: turbofan; required for CSV].
+    #[arg(long, value_name = "TYPE")]
+    pub machine_type: Option<String>,
+    /// Failure models: the probability is of failing within this many time units [default: 30].
+    #[arg(long, value_name = "H")]
+    pub horizon: Option<f64>,
+    /// RUL models: the remaining life is capped at this many time units (it cannot be told
+    /// early in life) [default: 125].
+    #[arg(long, value_name = "C")]
+    pub cap: Option<f64>,
+    /// Seconds in one unit of the history's time (3600: hours; a C-MAPSS cycle counts as an
+    /// hour unless told otherwise). Live, RUL in hours = RUL × this / 3600.
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0)]
+    pub time_unit_secs: f64,
+    /// Seconds per observation when the model runs live: readings are averaged over this
+    /// interval [default: the history's median step].
+    #[arg(long, value_name = "SECS")]
+    pub sample_secs: Option<f64>,
+    /// CSV: columns that are operating settings (load, speed…), comma-separated.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub settings: Vec<String>,
+    /// CSV: columns to leave out (text, identifiers), comma-separated.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// CSV: field separator, one character, or \t for a tab.
+    #[arg(long, value_name = "CHAR", default_value = ",")]
+    pub sep: String,
+    /// [default: condition for CSV, run-to-failure for C-MAPSS]
+    #[arg(long, value_enum)]
+    pub features: Option<FeatureSet>,
+    /// A note kept with the model in the registry.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Make the new model active at once (as `model promote` would).
+    #[arg(long)]
+    pub promote: bool,
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    // `model train` joins these with the prediction engine (issue #6): it trains a model and
-    // registers it, and is the only way models enter the registry.
+    /// Train a model on a history (cross-validation by unit, a bounded parameter search) and
+    /// register it as the next version of its kind and machine type: the way models enter the
+    /// registry. A progress bar goes to stderr when it is a terminal.
+    Train(Box<ModelTrainArgs>),
     /// List registered models (never their payloads), newest version first for each kind and
     /// machine type; ACTIVE marks the model in use.
     List {

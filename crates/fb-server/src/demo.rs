@@ -108,11 +108,13 @@ fn items(readings: Vec<fb_core::plant::Reading>) -> Vec<Item> {
         .collect()
 }
 
-/// Registers the demo machines (if missing) and streams simulated readings every second until
-/// `stop` turns true.
+/// Registers the demo machines (if missing), makes sure their types have active prediction
+/// models (trained on simulated histories when missing, see [`crate::demo_models`]), and
+/// streams simulated readings every second until `stop` turns true.
 pub(crate) async fn run(
     plant: Arc<plant::Service>,
     ingest: Arc<ingest::Service>,
+    models: Arc<dyn fb_app::models::Registry>,
     mut stop: watch::Receiver<bool>,
 ) {
     let system = Principal::system();
@@ -138,6 +140,15 @@ pub(crate) async fn run(
                 return;
             }
         }
+    }
+    let mut kinds: Vec<fb_sim::MachineKind> = Vec::new();
+    for (_, kind) in &machines {
+        if !kinds.contains(kind) {
+            kinds.push(*kind);
+        }
+    }
+    if let Err(e) = crate::demo_models::ensure(&*models, &kinds).await {
+        tracing::warn!(error = %e, "Demo: prediction models could not be trained; the plant runs without predictions.");
     }
     let origin = Origin {
         source: "demo".into(),

@@ -136,7 +136,7 @@ fn print_figures(f: &Figures, positive: usize, flagged: usize) {
 }
 
 /// The RUL configuration every subset gets (no per-file settings), with the search's budget.
-fn search_config(
+pub(crate) fn search_config(
     mut config: fb_predict::TrainConfig,
     args: &SearchArgs,
 ) -> fb_predict::TrainConfig {
@@ -150,12 +150,12 @@ fn search_config(
 }
 
 /// A one-line progress bar on stderr while training, when stderr is a terminal.
-struct ProgressBar {
+pub(crate) struct ProgressBar {
     draw: bool,
 }
 
 impl ProgressBar {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         use std::io::IsTerminal;
         Self {
             draw: std::io::stderr().is_terminal(),
@@ -163,7 +163,7 @@ impl ProgressBar {
     }
 
     #[allow(clippy::print_stderr)] // The bar is the command's interface while it trains.
-    fn update(&self, label: &str, progress: fb_predict::Progress) {
+    pub(crate) fn update(&self, label: &str, progress: fb_predict::Progress) {
         if !self.draw {
             return;
         }

@@ -6,6 +6,7 @@
 mod admin;
 pub mod cli;
 pub mod demo;
+pub mod demo_models;
 mod eval;
 mod logging;
 mod serve;

@@ -13,7 +13,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let _ = fb_http::metrics_handle();
     let startup_op_id = uuid::Uuid::now_v7().to_string();
     let startup = tracing::info_span!("startup", op_id = %startup_op_id);
-    let (storage, state, listener, signal) = async {
+    let (storage, state, models, listener, signal) = async {
         let storage = wire::open_storage(&settings).await?;
         tracing::info!(backend = storage.health.backend(), "Store open, migrations applied.");
         let auth = wire::auth_service(&settings, &storage).await?;
@@ -22,7 +22,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             tracing::info!(username = %user.username, "First admin created; its password was printed to the console.");
             record_first_admin(&storage, &user, &startup_op_id).await;
         }
-        let state = wire::http_state(&settings, &storage, auth).await?;
+        let (state, models) = wire::http_state_and_models(&settings, &storage, auth).await?;
         let signal = shutdown_signal()?;
         let addr = settings.listen_addr()?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -30,7 +30,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr().context("cannot read the listening address")?;
         tracing::info!(addr = %local, "Listening.");
-        anyhow::Ok((storage, state, listener, signal))
+        anyhow::Ok((storage, state, models, listener, signal))
     }
     .instrument(startup)
     .await?;
@@ -106,10 +106,17 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let tickets_task = wire::spawn_auto_tickets(&storage, &state, stop_rx.clone());
     let detection_task = wire::spawn_detection(&settings, &storage, &state, stop_rx.clone())?;
     tracing::info!(enabled = settings.detection.enabled, "Detection started.");
+    let prediction_task =
+        wire::spawn_prediction(&settings, &storage, &state, models.clone(), stop_rx.clone())?;
+    tracing::info!(
+        enabled = settings.prediction.enabled,
+        "Live prediction started."
+    );
     let demo_task = demo.then(|| {
         tokio::spawn(crate::demo::run(
             state.plant.clone(),
             state.ingest.clone(),
+            state.models.clone(),
             stop_rx,
         ))
     });
@@ -156,6 +163,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         Some(detection_task),
         Some(bus_task),
         Some(tickets_task),
+        prediction_task,
     ]
     .into_iter()
     .flatten()

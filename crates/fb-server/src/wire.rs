@@ -144,33 +144,17 @@ pub fn audit_service(storage: &Storage) -> Arc<fb_app::audit::Service> {
     ))
 }
 
-/// Reads the model formats this build can run: none yet. The prediction engine (fb-predict)
-/// brings the loader of its format, and the live-inference step of issue #6 plugs it in here;
-/// until then models are registered, listed and kept, and promoting one answers
-/// `model_format_unsupported`, which names the formats this server reads (none).
-#[derive(Debug, Default)]
-pub struct ServerModelLoader {
-    formats: Vec<String>,
-}
+/// Reads the model formats this build runs: fb-predict's ([`fb_predict::REGISTRY_FORMAT`],
+/// `factorybrain.predict.model/1`), into a model ready for live prediction (the model file and
+/// its live parameters from the registry's params). Promoting a model of any other format
+/// answers `model_format_unsupported`, naming this one.
+pub type ServerModelLoader = fb_app::prediction::PredictLoader;
 
-impl fb_app::models::ModelLoader for ServerModelLoader {
-    /// Nothing can be loaded without a format to read.
-    type Loaded = std::convert::Infallible;
-
-    fn formats(&self) -> &[String] {
-        &self.formats
-    }
-
-    fn load(&self, model: &fb_core::model::StoredModel, _: &[u8]) -> Result<Self::Loaded, String> {
-        Err(format!(
-            "this build reads no model format, not {:?}",
-            model.format
-        ))
-    }
-}
+/// The model registry as this server runs it.
+pub type ModelRegistry = fb_app::models::Service<ServerModelLoader>;
 
 /// The model registry on the given store, loading models with this build's loader.
-pub fn model_registry(storage: &Storage) -> Arc<fb_app::models::Service<ServerModelLoader>> {
+pub fn model_registry(storage: &Storage) -> Arc<ModelRegistry> {
     Arc::new(fb_app::models::Service::new(
         storage.models.clone(),
         Arc::new(SystemClock),
@@ -187,6 +171,16 @@ pub async fn http_state(
     storage: &Storage,
     auth: Arc<auth::Service>,
 ) -> anyhow::Result<fb_http::AppState> {
+    Ok(http_state_and_models(settings, storage, auth).await?.0)
+}
+
+/// The HTTP application state, and the model registry in it as its own type (live prediction
+/// reads the loaded models from it).
+pub async fn http_state_and_models(
+    settings: &Settings,
+    storage: &Storage,
+    auth: Arc<auth::Service>,
+) -> anyhow::Result<(fb_http::AppState, Arc<ModelRegistry>)> {
     let options = fb_http::Options {
         max_body_bytes: usize::try_from(settings.server.max_body_bytes).unwrap_or(usize::MAX),
         request_timeout: Duration::from_secs(settings.server.request_timeout_secs),
@@ -267,7 +261,8 @@ pub async fn http_state(
             topic_prefix: settings.mqtt.topic_prefix.clone(),
         }),
     );
-    Ok(fb_http::AppState::new(
+    let models = model_registry(storage);
+    let state = fb_http::AppState::new(
         fb_http::Services {
             auth,
             plant,
@@ -276,13 +271,14 @@ pub async fn http_state(
             maintenance,
             audit,
             devices,
-            models: model_registry(storage),
+            models: models.clone(),
         },
         storage.health.clone(),
         fb_http::metrics_handle(),
         options,
     )
-    .with_rate_limits(rate_limits(settings)?))
+    .with_rate_limits(rate_limits(settings)?);
+    Ok((state, models))
 }
 
 fn max_json_depth(settings: &Settings) -> usize {
@@ -468,6 +464,90 @@ pub fn spawn_auto_tickets(
         state.alerts.subscribe(),
         stop,
     ))
+}
+
+/// Live prediction's settings, with the remote model server of `prediction.remote` if any.
+pub fn prediction_options(settings: &Settings) -> anyhow::Result<fb_app::prediction::Options> {
+    let p = &settings.prediction;
+    Ok(fb_app::prediction::Options {
+        tick: Duration::from_secs(p.every_secs),
+        store_every: Duration::from_secs(p.store_every_secs),
+        remote: remote_inference(settings)?,
+        ..fb_app::prediction::Options::default()
+    })
+}
+
+/// The remote model server, when `prediction.remote.url` is set. Its API key is read from the
+/// environment variable `prediction.remote.api_key_env` names, now, and kept redacted.
+#[cfg(feature = "remote-inference")]
+pub fn remote_inference(settings: &Settings) -> anyhow::Result<Option<fb_app::prediction::Remote>> {
+    use crate::settings::RemoteProtocol;
+    let r = &settings.prediction.remote;
+    let Some(url) = r.url()? else {
+        return Ok(None);
+    };
+    let api_key = if r.api_key_env.is_empty() {
+        None
+    } else {
+        let key = std::env::var(&r.api_key_env).map_err(|_| {
+            anyhow::anyhow!(
+                "prediction.remote.api_key_env: the environment variable {} is not set",
+                r.api_key_env
+            )
+        })?;
+        Some(fb_inference::ApiKey::new(key))
+    };
+    let protocol = match r.protocol {
+        RemoteProtocol::KserveV2 => fb_inference::Protocol::KServeV2,
+        RemoteProtocol::Openai => fb_inference::Protocol::OpenAi,
+    };
+    tracing::info!(
+        url = %url,
+        protocol = ?protocol,
+        budget_ms = r.timeout_ms,
+        "Live prediction asks a remote model server, with the local models as the fallback."
+    );
+    let budget = Duration::from_millis(r.timeout_ms);
+    let client = fb_inference::RemoteModelServer::new(fb_inference::Options {
+        url,
+        protocol,
+        timeout: budget,
+        api_key,
+    })
+    .map_err(|e| anyhow::anyhow!("prediction.remote.url: {e}"))?;
+    Ok(Some(fb_app::prediction::Remote {
+        client: Arc::new(client),
+        model_name: r.model.clone(),
+        budget,
+    }))
+}
+
+/// Settings refuse `prediction.remote.url` in a build without remote inference.
+#[cfg(not(feature = "remote-inference"))]
+pub fn remote_inference(_: &Settings) -> anyhow::Result<Option<fb_app::prediction::Remote>> {
+    Ok(None)
+}
+
+/// Starts live prediction on what ingest stores, when enabled, with the active models of this
+/// node's registry. Subscribes at once: readings ingested after this returns are used.
+pub fn spawn_prediction(
+    settings: &Settings,
+    storage: &Storage,
+    state: &fb_http::AppState,
+    models: Arc<ModelRegistry>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !settings.prediction.enabled {
+        return Ok(None);
+    }
+    let readings = state.ingest.subscribe();
+    let service = fb_app::prediction::Service::new(
+        storage.machines.clone(),
+        models,
+        Arc::new(SystemClock),
+        prediction_options(settings)?,
+    );
+    Ok(Some(tokio::spawn(service.run(readings, stop))))
 }
 
 /// The alert rules' timing, from settings.

@@ -148,6 +148,15 @@ impl Simulator {
         }
     }
 
+    /// A machine's bearing wear now (0 new, 1 worn out): the ground truth a run-to-failure
+    /// history is labelled with.
+    pub fn wear(&self, machine: &MachineId) -> Option<f64> {
+        self.machines
+            .iter()
+            .find(|m| m.id == *machine)
+            .map(|m| m.wear)
+    }
+
     /// Expected faults per machine per hour (default 0.05).
     pub fn with_fault_rate(mut self, per_machine_per_hour: f64) -> Self {
         self.fault_rate = per_machine_per_hour.max(0.0);

@@ -185,6 +185,26 @@ macro_rules! sql_machine_store {
                 .execute(&self.pool);
                 Ok(Self::timed("machines.set_health", query).await?.rows_affected() == 1)
             }
+
+            async fn set_machine_prediction(
+                &self,
+                id: &$crate::__private::fb_core::plant::MachineId,
+                failure_probability: Option<f64>,
+                rul_hours: Option<f64>,
+                at: $crate::__private::OffsetDateTime,
+            ) -> Result<bool, $crate::__private::fb_core::ports::StoreError> {
+                let _turn = self.write_turn().await;
+                let query = $crate::__private::sqlx::query(
+                    "UPDATE machines SET failure_probability = $2, rul_hours = $3, updated_at = $4 \
+                     WHERE id = $1",
+                )
+                .bind(&id.0)
+                .bind(failure_probability)
+                .bind(rul_hours)
+                .bind(at)
+                .execute(&self.pool);
+                Ok(Self::timed("machines.set_prediction", query).await?.rows_affected() == 1)
+            }
         }
     };
 }

@@ -584,6 +584,24 @@ impl MachineStore for MemoryStore {
             None => false,
         }))
     }
+
+    async fn set_machine_prediction(
+        &self,
+        id: &MachineId,
+        failure_probability: Option<f64>,
+        rul_hours: Option<f64>,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.machines.get_mut(id) {
+            Some(m) => {
+                m.failure_probability = failure_probability;
+                m.rul_hours = rul_hours;
+                m.updated_at = at;
+                true
+            }
+            None => false,
+        }))
+    }
 }
 
 fn micros(t: OffsetDateTime) -> i128 {

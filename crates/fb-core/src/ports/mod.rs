@@ -5,6 +5,7 @@ mod audit;
 mod bus;
 mod detection;
 mod device;
+mod inference;
 mod maintenance;
 mod model;
 mod plant;
@@ -21,6 +22,7 @@ pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };
 pub use device::DeviceStore;
+pub use inference::{InferenceError, InferenceRequest, RemoteInference};
 pub use maintenance::{TicketFilter, TicketStore};
 pub use model::{Activator, ModelFilter, ModelStore, NewModel};
 pub use plant::{

@@ -30,6 +30,16 @@ pub trait MachineStore: Send + Sync {
         health: f64,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Sets the failure probability and remaining useful life live prediction computed (None:
+    /// no active model of that kind serves the machine), leaving every other field alone;
+    /// `false` if there is no such machine.
+    async fn set_machine_prediction(
+        &self,
+        id: &MachineId,
+        failure_probability: Option<f64>,
+        rul_hours: Option<f64>,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What an append did: readings newly stored, and readings skipped because their

@@ -27,6 +27,7 @@ pub(crate) async fn model(
     let audit = CommandAudit::new(&storage, op_id);
     let system = Principal::system();
     let result = match command {
+        ModelCommand::Train(args) => super::train::train(&registry, &audit, *args).await,
         ModelCommand::List { kind, machine_type } => {
             let filter = ModelFilter {
                 kind: kind.map(ModelKind::from),

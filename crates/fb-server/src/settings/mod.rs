@@ -37,6 +37,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub mqtt: MqttSettings,
     pub detection: DetectionSettings,
+    pub prediction: PredictionSettings,
     pub alerts: AlertSettings,
     pub retention: RetentionSettings,
     pub query: QuerySettings,
@@ -106,6 +107,42 @@ pub struct DetectionSettings {
     pub novelty: bool,
     pub mode_settle_secs: u64,
     pub vibration_zones: fb_detect::rules::limits::VibrationZones,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionSettings {
+    pub enabled: bool,
+    pub every_secs: u64,
+    pub store_every_secs: u64,
+    pub remote: RemoteInferenceSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteInferenceSettings {
+    pub url: String,
+    pub protocol: RemoteProtocol,
+    pub model: String,
+    pub timeout_ms: u64,
+    pub api_key_env: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteProtocol {
+    KserveV2,
+    Openai,
+}
+
+impl RemoteInferenceSettings {
+    /// The server's URL, checked by the SSRF guard; None when no remote is configured.
+    pub fn url(&self) -> Result<Option<fb_outbound::OutboundUrl>, SettingsErrors> {
+        if self.url.trim().is_empty() {
+            return Ok(None);
+        }
+        urls::inference(&self.url).map(Some).map_err(SettingsErrors)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -518,6 +555,45 @@ impl Settings {
             bad_zones.as_deref().unwrap_or_default(),
             "bounds must be positive and increasing: a_b < b_c < c_d",
         );
+        let p = &self.prediction;
+        check(
+            (1..=3600).contains(&p.every_secs),
+            "prediction.every_secs",
+            "must be between 1 and 3600",
+        );
+        check(
+            (1..=86_400).contains(&p.store_every_secs),
+            "prediction.store_every_secs",
+            "must be between 1 and 86400",
+        );
+        let r = &p.remote;
+        check(
+            (1..=10_000).contains(&r.timeout_ms),
+            "prediction.remote.timeout_ms",
+            "must be between 1 and 10000",
+        );
+        check(
+            !r.model.trim().is_empty() && r.model.len() <= 200,
+            "prediction.remote.model",
+            "must be 1 to 200 characters",
+        );
+        check(
+            r.api_key_env.is_empty()
+                || r.api_key_env
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "prediction.remote.api_key_env",
+            "must be an environment variable's name (letters, digits, '_') or empty",
+        );
+        check(
+            r.url.trim().is_empty() || cfg!(feature = "remote-inference"),
+            "prediction.remote.url",
+            "this build has no remote inference; build with the 'remote-inference' feature",
+        );
+        let remote_url_problems = match r.url() {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.0,
+        };
         let a = &self.alerts;
         check(
             (1..=1000).contains(&a.raise_after),
@@ -534,6 +610,12 @@ impl Settings {
             "alerts.escalate_after_secs",
             "must be between 60 and 604800",
         );
+        errors.extend(remote_url_problems);
+        let mut check = |ok: bool, path: &str, message: &str| {
+            if !ok {
+                errors.push(SettingsError::new(path, message));
+            }
+        };
         let r = &self.retention;
         check(
             (1..=36_500).contains(&r.raw_days),

@@ -88,6 +88,18 @@ pub(super) fn postgres(url: &str) -> Vec<SettingsError> {
     errors
 }
 
+/// `prediction.remote.url`: a model server on the plant's network or a hosted endpoint.
+/// Credentials go in the environment variable `prediction.remote.api_key_env` names, not in
+/// the URL.
+pub(super) fn inference(url: &str) -> Result<OutboundUrl, Vec<SettingsError>> {
+    UrlPolicy::internal()
+        .with_schemes(&["http", "https"])
+        .with_default_port("http", 80)
+        .with_default_port("https", 443)
+        .check("prediction.remote.url", url.trim())
+        .map_err(settings_errors)
+}
+
 /// An IPv6 address as a URL host.
 fn bracketed(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {

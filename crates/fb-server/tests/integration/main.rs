@@ -22,6 +22,7 @@ mod machines;
 mod models;
 mod mqtt;
 mod owasp;
+mod prediction;
 mod ratelimit;
 mod readings;
 mod schemathesis;

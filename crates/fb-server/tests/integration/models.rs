@@ -337,7 +337,7 @@ async fn another_node_follows_a_promotion_at_its_next_reload() {
 
 #[tokio::test]
 async fn the_server_says_which_model_formats_it_reads() {
-    // The server as wired: its loader reads no format until the prediction engine is plugged in.
+    // The server as wired reads fb-predict's models, and refuses any other format by name.
     let app = TestApp::new().await;
     let model = app
         .state
@@ -351,7 +351,10 @@ async fn the_server_says_which_model_formats_it_reads() {
         .unwrap();
     let admin = app.admin_token().await;
     let listed = app.get("/api/v1/models", Some(&admin)).await;
-    assert_eq!(listed.body["readable_formats"], json!([]));
+    assert_eq!(
+        listed.body["readable_formats"],
+        json!([fb_predict::REGISTRY_FORMAT])
+    );
     let refused = promote(&app, &admin, model.id).await;
     assert_eq!(
         (refused.status, refused.code()),
@@ -359,7 +362,7 @@ async fn the_server_says_which_model_formats_it_reads() {
     );
     let message = refused.body["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("\"fb-predict/1\"") && message.contains("no model format"),
+        message.contains("\"fb-predict/1\"") && message.contains("factorybrain.predict.model/1"),
         "{message}"
     );
     assert!(
@@ -410,7 +413,7 @@ fn the_command_line_lists_models_shows_history_and_records_its_changes() {
     let (ok, out) = run(&["model", "list", "--kind", "failure"]);
     assert!(ok && out.lines().count() == 1, "{out}");
 
-    // The binary reads no model format yet: it refuses to make one active, and says so.
+    // The binary reads fb-predict's models only: it refuses to make another format active.
     let (ok, out) = run(&["model", "promote", &v2.id.to_string()]);
     assert!(!ok && out.contains("model_format_unsupported"), "{out}");
     let (ok, out) = run(&["model", "promote", "not-an-id"]);

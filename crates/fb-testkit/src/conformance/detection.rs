@@ -338,3 +338,49 @@ pub async fn machine_health_is_set_alone(storage: &Storage) {
             .unwrap()
     );
 }
+
+pub async fn machine_prediction_is_set_alone(storage: &Storage) {
+    let store = &storage.machines;
+    let machine = fixtures::machine("m8");
+    store.insert_machine(&machine).await.unwrap();
+    let at = base() + Duration::microseconds(7);
+    assert!(
+        store
+            .set_machine_prediction(&machine.id, Some(0.83), Some(12.5), at)
+            .await
+            .unwrap()
+    );
+    let stored = store.machine(&machine.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.failure_probability,
+            stored.rul_hours,
+            stored.updated_at
+        ),
+        (Some(0.83), Some(12.5), at)
+    );
+    assert_eq!(
+        (stored.name, stored.sensors, stored.health_score),
+        (
+            machine.name.clone(),
+            machine.sensors.clone(),
+            machine.health_score
+        )
+    );
+    // No model of a kind: that figure is cleared.
+    store
+        .set_machine_prediction(&machine.id, None, Some(3.0), at)
+        .await
+        .unwrap();
+    let stored = store.machine(&machine.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.failure_probability, stored.rul_hours),
+        (None, Some(3.0))
+    );
+    assert!(
+        !store
+            .set_machine_prediction(&MachineId("nobody".into()), Some(0.1), None, at)
+            .await
+            .unwrap()
+    );
+}

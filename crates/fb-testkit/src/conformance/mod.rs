@@ -79,6 +79,7 @@ macro_rules! storage_conformance {
             anomalies_round_trip_in_time_order,
             scores_round_trip_and_the_first_score_stays,
             machine_health_is_set_alone,
+            machine_prediction_is_set_alone,
             audit_chain_starts_at_genesis_and_round_trips,
             audit_lists_with_filters_and_pages_both_ways,
             concurrent_audit_appends_form_one_chain,
