@@ -491,9 +491,16 @@ impl Service {
         let margin = time::Duration::seconds(1);
         let tickets: Vec<Ticket> = self
             .store
-            .machine_tickets(&id, from - margin, to + margin, RELIABILITY_TICKETS_MAX)
+            .machine_tickets(
+                &id,
+                from.checked_sub(margin).unwrap_or(from),
+                to.checked_add(margin).unwrap_or(to),
+                RELIABILITY_TICKETS_MAX,
+            )
             .await?
             .into_iter()
+            // A machine that moved keeps its old site's tickets: those are not this caller's.
+            .filter(|t| caller.can_access_site(&t.site))
             .filter(|t| failure_type.is_none_or(|f| f == t.failure_type))
             .collect();
         Ok(reliability(&tickets, from, to, Some(machine.created_at)))

@@ -429,12 +429,11 @@ impl Service {
         let mut writes = Vec::new();
         for (id, tracked) in &mut self.tracked {
             let current = tracked.current;
-            if let Some(p) = current.failure_probability {
-                metrics::gauge!("fb_machine_failure_probability", "machine" => id.0.clone()).set(p);
-            }
-            if let Some(h) = current.rul_hours {
-                metrics::gauge!("fb_machine_rul_hours", "machine" => id.0.clone()).set(h);
-            }
+            // A cleared figure is NaN in /metrics, not its last value.
+            metrics::gauge!("fb_machine_failure_probability", "machine" => id.0.clone())
+                .set(current.failure_probability.unwrap_or(f64::NAN));
+            metrics::gauge!("fb_machine_rul_hours", "machine" => id.0.clone())
+                .set(current.rul_hours.unwrap_or(f64::NAN));
             // Nothing predicted yet, and nothing stored before to clear.
             if current == MachinePrediction::default() && tracked.stored.is_none() {
                 continue;
@@ -445,21 +444,35 @@ impl Service {
             };
             if due {
                 writes.push((id.clone(), current));
-                tracked.stored = Some((current, Instant::now()));
             }
         }
+        // A figure counts as stored only once its write succeeded; a failed one is tried
+        // again at the next tick, and one failure does not hold back the other machines.
+        let mut failed = None;
         for (id, p) in writes {
             let rounded = |v: Option<f64>, digits: i32| {
                 v.map(|v| (v * 10f64.powi(digits)).round() / 10f64.powi(digits))
             };
-            self.machines
+            let written = self
+                .machines
                 .set_machine_prediction(
                     &id,
                     rounded(p.failure_probability, 4),
                     rounded(p.rul_hours, 2),
                     now,
                 )
-                .await?;
+                .await;
+            match written {
+                Ok(_) => {
+                    if let Some(tracked) = self.tracked.get_mut(&id) {
+                        tracked.stored = Some((p, Instant::now()));
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
         }
         Ok(())
     }
