@@ -150,8 +150,10 @@ impl Service {
             let event = tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break,
-                batch = readings.recv() => Event::Batch(batch),
+                // The tick before the readings: a queue that never empties (ingest faster than
+                // prediction) must not starve the predictions.
                 _ = tick.tick() => Event::Tick,
+                batch = readings.recv() => Event::Batch(batch),
             };
             let result = match event {
                 Event::Batch(Ok(batch)) => self.accept(&batch).await,
