@@ -66,8 +66,8 @@ impl ApprovalRow {
     }
 
     fn check(self) -> Result<ApprovalItem, String> {
-        let status =
-            ApprovalStatus::parse(&self.status).ok_or_else(|| format!("status {:?}", self.status))?;
+        let status = ApprovalStatus::parse(&self.status)
+            .ok_or_else(|| format!("status {:?}", self.status))?;
         let answer = match (self.answered_by, self.answered_at_us) {
             (Some(by), Some(at)) => Some(Answer {
                 status,

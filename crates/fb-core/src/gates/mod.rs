@@ -194,7 +194,10 @@ fn text(errors: &mut Vec<FieldError>, field: &str, value: &str, required: bool) 
             format!("must be at most {TEXT_MAX_CHARS} characters"),
         ));
     } else if value.chars().any(char::is_control) && field != "payload" {
-        errors.push(FieldError::new(field, "must not contain control characters"));
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
 }
 
@@ -413,7 +416,12 @@ impl Answer {
             errors.push(FieldError::new("status", "an answer is never pending"));
         }
         match &self.reason {
-            Some(r) => text(&mut errors, "reason", r, self.status == ApprovalStatus::Rejected),
+            Some(r) => text(
+                &mut errors,
+                "reason",
+                r,
+                self.status == ApprovalStatus::Rejected,
+            ),
             None if self.status == ApprovalStatus::Rejected => {
                 errors.push(FieldError::new("reason", "is required to reject"));
             }

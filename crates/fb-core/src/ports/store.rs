@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
-    AlertStore, AnomalyStore, ApprovalStore, AuditStore, DeadLetterStore, DecisionStore, DeviceStore,
-    MachineStore, MfaStore, ModelStore, ReadingStore, ScoreStore, SessionStore, TicketStore,
+    AlertStore, AnomalyStore, ApprovalStore, AuditStore, DeadLetterStore, DecisionStore,
+    DeviceStore, MachineStore, MfaStore, ModelStore, ReadingStore, ScoreStore, SessionStore,
+    TicketStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.

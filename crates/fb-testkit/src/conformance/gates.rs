@@ -88,7 +88,10 @@ pub async fn approvals_round_trip_and_are_answered_once(storage: &Storage) {
     // A second answer of any kind changes nothing.
     for status in [ApprovalStatus::Rejected, ApprovalStatus::Approved] {
         assert_eq!(
-            store.answer_approval(a.id, &answer(status, 6)).await.unwrap(),
+            store
+                .answer_approval(a.id, &answer(status, 6))
+                .await
+                .unwrap(),
             None
         );
     }
@@ -119,7 +122,13 @@ pub async fn approvals_expire_only_once_their_time_is_up(storage: &Storage) {
             .unwrap(),
         None
     );
-    assert!(store.due_approvals(a.expires_at - Duration::MICROSECOND, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .due_approvals(a.expires_at - Duration::MICROSECOND, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         store
             .answer_approval(a.id, &answer(ApprovalStatus::Approved, minutes))
@@ -141,7 +150,13 @@ pub async fn approvals_expire_only_once_their_time_is_up(storage: &Storage) {
         .unwrap()
         .expect("expires at its time");
     assert_eq!(expired.status, ApprovalStatus::Expired);
-    assert!(store.due_approvals(a.expires_at, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .due_approvals(a.expires_at, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn concurrent_answers_take_an_approval_once(storage: &Storage) {
@@ -156,7 +171,10 @@ pub async fn concurrent_answers_take_an_approval_once(storage: &Storage) {
             ApprovalStatus::Rejected
         };
         tasks.push(tokio::spawn(async move {
-            store.answer_approval(a.id, &answer(status, 1)).await.unwrap()
+            store
+                .answer_approval(a.id, &answer(status, 1))
+                .await
+                .unwrap()
         }));
     }
     let mut taken = 0;
@@ -181,19 +199,31 @@ pub async fn approvals_are_listed_newest_first_with_filters(storage: &Storage) {
         .unwrap();
     let ids = |items: Vec<ApprovalItem>| items.into_iter().map(|i| i.id).collect::<Vec<_>>();
     let all = ApprovalFilter::new(SiteScope::All, 10);
-    assert_eq!(ids(store.list_approvals(&all).await.unwrap()), [c.id, b.id, a.id]);
+    assert_eq!(
+        ids(store.list_approvals(&all).await.unwrap()),
+        [c.id, b.id, a.id]
+    );
     let pending = ApprovalFilter {
         status: Some(ApprovalStatus::Pending),
         ..all.clone()
     };
-    assert_eq!(ids(store.list_approvals(&pending).await.unwrap()), [c.id, b.id]);
+    assert_eq!(
+        ids(store.list_approvals(&pending).await.unwrap()),
+        [c.id, b.id]
+    );
     let orders = ApprovalFilter {
         kind: Some(ActionKind::PurchaseOrder),
         ..all.clone()
     };
-    assert_eq!(ids(store.list_approvals(&orders).await.unwrap()), [c.id, a.id]);
+    assert_eq!(
+        ids(store.list_approvals(&orders).await.unwrap()),
+        [c.id, a.id]
+    );
     let site_a = ApprovalFilter::new(SiteScope::Sites(["plant-a".to_owned()].into()), 10);
-    assert_eq!(ids(store.list_approvals(&site_a).await.unwrap()), [b.id, a.id]);
+    assert_eq!(
+        ids(store.list_approvals(&site_a).await.unwrap()),
+        [b.id, a.id]
+    );
     let none = ApprovalFilter::new(SiteScope::Sites(Default::default()), 10);
     assert!(store.list_approvals(&none).await.unwrap().is_empty());
     let page = ApprovalFilter {
@@ -242,9 +272,15 @@ pub async fn decisions_round_trip_and_list_with_filters(storage: &Storage) {
         to: Some(instant() + Duration::minutes(20)),
         ..all.clone()
     };
-    assert_eq!(ordered(store.list_decisions(&window).await.unwrap()), [d2.id]);
+    assert_eq!(
+        ordered(store.list_decisions(&window).await.unwrap()),
+        [d2.id]
+    );
     let site_b = DecisionFilter::new(SiteScope::Sites(["plant-b".to_owned()].into()), 10);
-    assert_eq!(ordered(store.list_decisions(&site_b).await.unwrap()), [d3.id]);
+    assert_eq!(
+        ordered(store.list_decisions(&site_b).await.unwrap()),
+        [d3.id]
+    );
     let page = DecisionFilter {
         before: Some(d3.id),
         limit: 1,

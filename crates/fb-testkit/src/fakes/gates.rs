@@ -7,9 +7,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use fb_core::clock::truncate_to_micros;
-use fb_core::gates::{
-    AgentDecision, Answer, ApprovalId, ApprovalItem, ApprovalStatus, DecisionId,
-};
+use fb_core::gates::{AgentDecision, Answer, ApprovalId, ApprovalItem, ApprovalStatus, DecisionId};
 use fb_core::ports::{ApprovalFilter, ApprovalStore, DecisionFilter, DecisionStore, StoreError};
 
 use super::{MemoryStore, State};
