@@ -17,7 +17,7 @@
 //! caller's sites.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -145,7 +145,7 @@ pub struct Service {
     gates: Gates,
     executors: RwLock<BTreeMap<ActionKind, Arc<dyn GatedExecutor>>>,
     audit: Arc<audit::Service>,
-    bus: Option<Arc<dyn EventBus>>,
+    bus: OnceLock<Arc<dyn EventBus>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -163,15 +163,21 @@ impl Service {
             gates,
             executors: RwLock::new(BTreeMap::new()),
             audit,
-            bus: None,
+            bus: OnceLock::new(),
             clock,
         }
     }
 
     /// Publishes gate verdicts and decisions on `bus`.
-    pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
-        self.bus = Some(bus);
+    pub fn with_bus(self, bus: Arc<dyn EventBus>) -> Self {
+        self.attach_bus(bus);
         self
+    }
+
+    /// Publishes gate verdicts and decisions on `bus` from now on (the server opens its bus
+    /// after the API's services are built). The first bus attached stays.
+    pub fn attach_bus(&self, bus: Arc<dyn EventBus>) {
+        let _ = self.bus.set(bus);
     }
 
     /// The executor approved actions of `kind` are handed to (replacing any before it).
@@ -551,14 +557,20 @@ impl Service {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => break,
-                _ = ticks.tick() => {
-                    match self.sweep().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(expired = n, "Expired unanswered approval items."),
-                        Err(e) => tracing::warn!(error = %e, "Could not sweep the approval queue; trying again later."),
-                    }
+            // The arms only pick what happened; the sweep runs after the select, so that no
+            // borrow of the stop signal lives across it.
+            let stopped = tokio::select! {
+                _ = stop.wait_for(|s| *s) => true,
+                _ = ticks.tick() => false,
+            };
+            if stopped {
+                break;
+            }
+            match self.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "Expired unanswered approval items."),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Could not sweep the approval queue; trying again later.")
                 }
             }
         }
@@ -640,7 +652,7 @@ impl Service {
     /// Publishes on the bus when one is attached. The store holds the truth: a failed publish
     /// is logged and counted, never undoes the change.
     async fn publish(&self, site: &str, at: OffsetDateTime, event: Event) {
-        let Some(bus) = &self.bus else { return };
+        let Some(bus) = self.bus.get() else { return };
         let name = event.name();
         let envelope = Envelope::new(SOURCE, Some(site), at, event);
         if let Err(e) = bus.publish(&envelope).await {
