@@ -115,6 +115,10 @@ pub struct Submission {
 
 /// The gate's verdict as the agent sees it.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per submission, matched at once by the agent"
+)]
 pub enum Submitted {
     /// Passed the gate: the caller carries the action out now.
     Proceed { decision: AgentDecision },
