@@ -184,6 +184,12 @@ error_codes! {
     ticket_already_open => Conflict;
     /// The ticket changed since the `version` the request names; read it again and retry.
     ticket_version_conflict => Conflict;
+    /// No approval item has this id (or its site is outside the caller's sites).
+    approval_not_found => NotFound;
+    /// The approval item was answered already (approved, rejected or expired); an item is answered once.
+    approval_already_decided => Conflict;
+    /// The approval item's time to answer ran out; it expires and its action does not run.
+    approval_expired => Conflict;
     /// No model in the registry has this id.
     model_not_found => NotFound;
     /// The model's payload format is not one this server reads (the message lists those it does); it cannot be made active here.

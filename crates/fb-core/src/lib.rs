@@ -11,6 +11,7 @@ pub mod detection;
 pub mod device;
 pub mod error;
 pub mod events;
+pub mod gates;
 pub mod identity;
 pub mod maintenance;
 pub mod model;

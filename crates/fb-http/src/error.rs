@@ -166,6 +166,12 @@ impl From<fb_app::maintenance::Error> for ApiError {
     }
 }
 
+impl From<fb_app::gates::Error> for ApiError {
+    fn from(e: fb_app::gates::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
 impl From<fb_app::audit::Error> for ApiError {
     fn from(e: fb_app::audit::Error) -> Self {
         Self::from_coded(&e)

@@ -247,7 +247,7 @@ pub async fn http_state_and_models(
         machines,
         storage.readings.clone(),
         storage.dead_letters.clone(),
-        clock,
+        clock.clone(),
         ingest_options,
     ));
     // Dead letters are replayed with the parser of the door they came in by; MQTT letters stay
@@ -261,6 +261,13 @@ pub async fn http_state_and_models(
             topic_prefix: settings.mqtt.topic_prefix.clone(),
         }),
     );
+    let gates = Arc::new(fb_app::gates::Service::new(
+        storage.approvals.clone(),
+        storage.decisions.clone(),
+        settings.gates.gates(),
+        audit.clone(),
+        clock.clone(),
+    ));
     let models = model_registry(storage);
     let state = fb_http::AppState::new(
         fb_http::Services {
@@ -269,6 +276,7 @@ pub async fn http_state_and_models(
             ingest,
             alerts,
             maintenance,
+            gates,
             audit,
             devices,
             models: models.clone(),
@@ -453,6 +461,20 @@ pub fn spawn_bus_publisher(
 /// machine's active one for its failure type) on the alert changes of this node until `stop`
 /// turns true. Subscribes at once: alerts opened after this returns are followed; earlier ones
 /// are caught up with from the store.
+/// Expires unanswered approval items every `gates.sweep_interval_secs`.
+pub fn spawn_gate_sweeper(
+    settings: &Settings,
+    state: &fb_http::AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(
+        state
+            .gates
+            .clone()
+            .run_sweeper(settings.gates.sweep_interval(), stop),
+    )
+}
+
 pub fn spawn_auto_tickets(
     storage: &Storage,
     state: &fb_http::AppState,

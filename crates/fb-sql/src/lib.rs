@@ -10,6 +10,7 @@ pub mod audit;
 mod dead_letters;
 pub mod detection;
 mod devices;
+pub mod gates;
 mod identities;
 mod machines;
 pub mod models;

@@ -76,6 +76,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tickets",
         include_str!("../migrations/0012_tickets.sql"),
     ),
+    (13, "gates", include_str!("../migrations/0013_gates.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -195,6 +196,7 @@ fb_sql::sql_session_store!(SqliteStore, SqliteRow);
 fb_sql::sql_device_store!(SqliteStore, SqliteRow);
 fb_sql::sql_model_store!(SqliteStore, SqliteRow);
 fb_sql::sql_ticket_store!(SqliteStore, SqliteRow);
+fb_sql::sql_gate_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 
@@ -234,6 +236,10 @@ fn map_err(e: sqlx::Error) -> StoreError {
             "alert_active"
         } else if message.contains("devices.name") {
             "device_name"
+        } else if message.contains("approvals.id") {
+            "approval_id"
+        } else if message.contains("agent_decisions.id") {
+            "decision_id"
         } else {
             "unique"
         }

@@ -232,6 +232,8 @@ wire_enum! {
         Skipped => "skipped",
         /// It tried and failed.
         Failed => "failed",
+        /// A person rejected it at its confidence gate.
+        Rejected => "rejected",
     }
 }
 

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
-    AlertStore, AnomalyStore, AuditStore, DeadLetterStore, DeviceStore, MachineStore, MfaStore,
-    ModelStore, ReadingStore, ScoreStore, SessionStore, TicketStore,
+    AlertStore, AnomalyStore, ApprovalStore, AuditStore, DeadLetterStore, DecisionStore,
+    DeviceStore, MachineStore, MfaStore, ModelStore, ReadingStore, ScoreStore, SessionStore,
+    TicketStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -133,6 +134,8 @@ pub struct Storage {
     pub devices: Arc<dyn DeviceStore>,
     pub models: Arc<dyn ModelStore>,
     pub tickets: Arc<dyn TicketStore>,
+    pub approvals: Arc<dyn ApprovalStore>,
+    pub decisions: Arc<dyn DecisionStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -154,6 +157,8 @@ impl Storage {
             + DeviceStore
             + ModelStore
             + TicketStore
+            + ApprovalStore
+            + DecisionStore
             + StoreHealth
             + 'static,
     {
@@ -172,6 +177,8 @@ impl Storage {
             devices: backend.clone(),
             models: backend.clone(),
             tickets: backend.clone(),
+            approvals: backend.clone(),
+            decisions: backend.clone(),
             health: backend,
         }
     }

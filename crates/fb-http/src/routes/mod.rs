@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod devices;
 pub(crate) mod events;
+pub(crate) mod gates;
 pub(crate) mod machines;
 pub(crate) mod meta;
 pub(crate) mod models;
@@ -473,6 +474,41 @@ pub fn table() -> Vec<Route> {
             Requires(P::TicketsRead),
             "machine.reliability",
             get(tickets::reliability),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/approvals",
+            Requires(P::PlantRead),
+            "approval.list",
+            get(gates::list),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/approvals/{id}",
+            Requires(P::PlantRead),
+            "approval.get",
+            get(gates::get),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/approvals/{id}/approve",
+            Requires(P::OrdersApprove),
+            "approval.approve",
+            post(gates::approve),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/approvals/{id}/reject",
+            Requires(P::OrdersApprove),
+            "approval.reject",
+            post(gates::reject),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/decisions",
+            Requires(P::PlantRead),
+            "decision.list",
+            get(gates::decisions),
         ),
         route(
             Method::GET,

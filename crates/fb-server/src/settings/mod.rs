@@ -8,6 +8,7 @@
 
 mod bus;
 mod events;
+mod gates;
 mod layers;
 mod rate_limits;
 mod secret;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 
 pub use bus::{BusKind, BusSettings};
 pub use events::EventSettings;
+pub use gates::GateSettings;
 pub use layers::{Layers, SettingsError, SettingsErrors};
 pub use rate_limits::{QuotaSetting, RateLimitSettings};
 pub use secret::Secret;
@@ -43,6 +45,7 @@ pub struct Settings {
     pub query: QuerySettings,
     pub events: EventSettings,
     pub bus: BusSettings,
+    pub gates: GateSettings,
     pub log: LogSettings,
 }
 
@@ -431,6 +434,7 @@ impl Settings {
         self.rate_limits.validate(&mut errors);
         self.events.validate(&mut errors);
         self.bus.validate(&mut errors);
+        self.gates.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {

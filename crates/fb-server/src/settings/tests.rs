@@ -390,3 +390,32 @@ fn bus_settings_are_checked_field_by_field() {
         assert_eq!(paths(&nats.unwrap_err()), ["bus.kind"]);
     }
 }
+
+#[test]
+fn gate_settings_are_checked_field_by_field() {
+    let defaults = Settings::load(&layers()).unwrap();
+    assert_eq!(defaults.gates.gates(), fb_core::gates::Gates::default());
+    let f = file(
+        "gates:\n  purchase_order:\n    min_confidence: 1.5\n    max_amount_minor: -1\n    \
+         timeout_secs: 0\n  machine_command:\n    allowed_commands: ['']\n    \
+         timeout_secs: 9999999\n  sweep_interval_secs: 0\n",
+    );
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    let mut found = paths(&errors);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "gates.machine_command.allowed_commands",
+            "gates.machine_command.timeout_secs",
+            "gates.purchase_order.max_amount_minor",
+            "gates.purchase_order.min_confidence",
+            "gates.purchase_order.timeout_secs",
+            "gates.sweep_interval_secs",
+        ]
+    );
+}

@@ -17,6 +17,7 @@ mod devices;
 mod docs;
 mod e2e;
 mod events;
+mod gates;
 mod hardening;
 mod machines;
 mod models;

@@ -12,6 +12,7 @@ mod bus;
 mod dead_letters;
 mod detection;
 mod devices;
+mod gates;
 mod identities;
 mod machines;
 mod models;
@@ -26,6 +27,7 @@ pub use bus::*;
 pub use dead_letters::*;
 pub use detection::*;
 pub use devices::*;
+pub use gates::*;
 pub use identities::*;
 pub use machines::*;
 pub use models::*;
@@ -108,6 +110,11 @@ macro_rules! storage_conformance {
             an_alert_is_linked_to_one_ticket,
             tickets_are_listed_newest_first_with_filters,
             machine_tickets_are_those_that_bear_on_the_window,
+            approvals_round_trip_and_are_answered_once,
+            approvals_expire_only_once_their_time_is_up,
+            concurrent_answers_take_an_approval_once,
+            approvals_are_listed_newest_first_with_filters,
+            decisions_round_trip_and_list_with_filters,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
