@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tickets",
         include_str!("../migrations/0011_tickets.sql"),
     ),
+    (14, "energy", include_str!("../migrations/0014_energy.sql")),
 ];
 
 #[derive(Clone)]
@@ -193,6 +194,7 @@ fb_sql::sql_session_store!(PgStore, PgRow);
 fb_sql::sql_device_store!(PgStore, PgRow);
 fb_sql::sql_model_store!(PgStore, PgRow);
 fb_sql::sql_ticket_store!(PgStore, PgRow);
+fb_sql::sql_recommendation_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 
@@ -207,6 +209,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         Some("devices_name_key") => "device_name",
         Some("tickets_one_active") => "ticket_active",
         Some("ticket_alerts_pkey") => "ticket_alert",
+        Some("energy_recommendations_one_open") => "recommendation_open",
         _ => "unique",
     };
     // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many

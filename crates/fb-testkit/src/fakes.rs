@@ -24,6 +24,7 @@ use fb_core::ports::{MfaStore, SessionStore};
 use fb_core::session::{EndReason, RefreshToken, Rotation, Session, SessionId, Totp};
 use uuid::Uuid;
 
+mod energy;
 mod models;
 mod tickets;
 
@@ -54,6 +55,7 @@ struct State {
     device_touches: usize,
     models: models::ModelState,
     tickets: tickets::TicketState,
+    recommendations: BTreeMap<fb_core::energy::RecommendationId, fb_core::energy::Recommendation>,
 }
 
 /// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).

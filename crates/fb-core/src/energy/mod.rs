@@ -15,6 +15,7 @@
 //! - Tariffs: [`Tariff`] windows by weekday and time of day (UTC), a window may cross midnight.
 
 mod recommend;
+mod recommendation;
 mod tariff;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,9 @@ pub use crate::events::EnergyAction;
 pub use recommend::{
     EfficiencySample, IdleSample, PeakSample, Proposal, RecommendRules, load_reductions,
     shift_off_peak, standby,
+};
+pub use recommendation::{
+    CommandState, Recommendation, RecommendationId, RecommendationStatus, command_of,
 };
 pub use tariff::{Tariff, TariffError, TariffWindow, TimeOfDay};
 

@@ -5,6 +5,7 @@ mod audit;
 mod bus;
 mod detection;
 mod device;
+mod energy;
 mod inference;
 mod maintenance;
 mod model;
@@ -22,6 +23,7 @@ pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };
 pub use device::DeviceStore;
+pub use energy::{RecommendationFilter, RecommendationStore};
 pub use inference::{InferenceError, InferenceRequest, RemoteInference};
 pub use maintenance::{TicketFilter, TicketStore};
 pub use model::{Activator, ModelFilter, ModelStore, NewModel};

@@ -9,7 +9,7 @@ use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
     AlertStore, AnomalyStore, AuditStore, DeadLetterStore, DeviceStore, MachineStore, MfaStore,
-    ModelStore, ReadingStore, ScoreStore, SessionStore, TicketStore,
+    ModelStore, ReadingStore, RecommendationStore, ScoreStore, SessionStore, TicketStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -133,6 +133,7 @@ pub struct Storage {
     pub devices: Arc<dyn DeviceStore>,
     pub models: Arc<dyn ModelStore>,
     pub tickets: Arc<dyn TicketStore>,
+    pub recommendations: Arc<dyn RecommendationStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -154,6 +155,7 @@ impl Storage {
             + DeviceStore
             + ModelStore
             + TicketStore
+            + RecommendationStore
             + StoreHealth
             + 'static,
     {
@@ -172,6 +174,7 @@ impl Storage {
             devices: backend.clone(),
             models: backend.clone(),
             tickets: backend.clone(),
+            recommendations: backend.clone(),
             health: backend,
         }
     }

@@ -12,6 +12,7 @@ mod bus;
 mod dead_letters;
 mod detection;
 mod devices;
+mod energy;
 mod identities;
 mod machines;
 mod models;
@@ -26,6 +27,7 @@ pub use bus::*;
 pub use dead_letters::*;
 pub use detection::*;
 pub use devices::*;
+pub use energy::*;
 pub use identities::*;
 pub use machines::*;
 pub use models::*;
@@ -108,6 +110,9 @@ macro_rules! storage_conformance {
             an_alert_is_linked_to_one_ticket,
             tickets_are_listed_newest_first_with_filters,
             machine_tickets_are_those_that_bear_on_the_window,
+            recommendations_round_trip_and_are_decided_once,
+            one_open_recommendation_per_machine_and_action,
+            recommendations_expire_and_are_listed_by_site_and_status,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
