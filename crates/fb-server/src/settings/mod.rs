@@ -7,6 +7,7 @@
 //! and reported together, each with its path.
 
 mod bus;
+mod energy;
 mod events;
 mod layers;
 mod rate_limits;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use bus::{BusKind, BusSettings};
+pub use energy::EnergySettings;
 pub use events::EventSettings;
 pub use layers::{Layers, SettingsError, SettingsErrors};
 pub use rate_limits::{QuotaSetting, RateLimitSettings};
@@ -43,6 +45,7 @@ pub struct Settings {
     pub query: QuerySettings,
     pub events: EventSettings,
     pub bus: BusSettings,
+    pub energy: EnergySettings,
     pub log: LogSettings,
 }
 
@@ -431,6 +434,7 @@ impl Settings {
         self.rate_limits.validate(&mut errors);
         self.events.validate(&mut errors);
         self.bus.validate(&mut errors);
+        self.energy.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {
