@@ -30,7 +30,8 @@ pub use recommend::{
     shift_off_peak, standby,
 };
 pub use recommendation::{
-    CommandState, Recommendation, RecommendationId, RecommendationStatus, command_of,
+    CommandState, MachineCommand, Recommendation, RecommendationId, RecommendationStatus,
+    command_of,
 };
 pub use tariff::{Tariff, TariffError, TariffWindow, TimeOfDay};
 

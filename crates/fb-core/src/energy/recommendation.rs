@@ -129,3 +129,32 @@ impl Recommendation {
         }
     }
 }
+
+/// A command to a machine, as an accepted recommendation issues it (the MQTT adapter writes it
+/// as JSON on `factorybrain/{site}/{machine}/cmd`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineCommand {
+    pub id: Uuid,
+    pub recommendation: RecommendationId,
+    pub site: String,
+    pub machine: MachineId,
+    /// `standby`, `reduce_load` or `defer_run` ([`command_of`]).
+    pub command: String,
+    pub reason: String,
+    pub issued_at: OffsetDateTime,
+}
+
+impl MachineCommand {
+    /// The command of an accepted recommendation, with the command id its acceptance recorded.
+    pub fn of(r: &Recommendation, id: Uuid, issued_at: OffsetDateTime) -> Self {
+        Self {
+            id,
+            recommendation: r.id,
+            site: r.site.clone(),
+            machine: r.machine.clone(),
+            command: command_of(r.action).to_owned(),
+            reason: r.reason.clone(),
+            issued_at,
+        }
+    }
+}
