@@ -21,7 +21,7 @@
 //! gates (issue #7, E5)**. With no sink wired the command stays pending; once one is, the
 //! command goes to it and, when it takes it, is marked `sent`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
@@ -176,8 +176,8 @@ pub struct Service {
     audit: Arc<audit::Service>,
     clock: Arc<dyn Clock>,
     config: Config,
-    bus: Option<Arc<dyn EventBus>>,
-    commands: Option<Arc<dyn CommandSink>>,
+    bus: OnceLock<Arc<dyn EventBus>>,
+    commands: OnceLock<Arc<dyn CommandSink>>,
 }
 
 fn power_buckets(stats: &[BucketStats]) -> Vec<PowerBucket> {
@@ -211,21 +211,21 @@ impl Service {
             audit,
             clock,
             config,
-            bus: None,
-            commands: None,
+            bus: OnceLock::new(),
+            commands: OnceLock::new(),
         }
     }
 
-    /// Publishes an `energy.recommended` event for every new recommendation.
-    pub fn with_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
-        self.bus = Some(bus);
-        self
+    /// Publishes an `energy.recommended` event for every new recommendation from now on (the
+    /// server wires its bus once, after the API state exists); `false` if one was set already.
+    pub fn set_bus(&self, bus: Arc<dyn EventBus>) -> bool {
+        self.bus.set(bus).is_ok()
     }
 
-    /// Sends accepted recommendations' commands to `sink` (the gate's seam).
-    pub fn with_commands(mut self, sink: Arc<dyn CommandSink>) -> Self {
-        self.commands = Some(sink);
-        self
+    /// Sends accepted recommendations' commands to `sink`, the gate's seam (wired once);
+    /// `false` if one was set already.
+    pub fn set_commands(&self, sink: Arc<dyn CommandSink>) -> bool {
+        self.commands.set(sink).is_ok()
     }
 
     pub fn config(&self) -> &Config {
@@ -437,7 +437,7 @@ impl Service {
         if !decided {
             return Err(Error::NotOpen(stored.status.as_str()));
         }
-        if let (Some(command), Some(sink)) = (command, &self.commands) {
+        if let (Some(command), Some(sink)) = (command, self.commands.get()) {
             let cmd = MachineCommand::of(&stored, command, now);
             match sink.submit(&cmd).await {
                 Ok(()) => {
@@ -566,7 +566,7 @@ impl Service {
                 .into(),
             })
             .await;
-        let Some(bus) = &self.bus else { return };
+        let Some(bus) = self.bus.get() else { return };
         let event = Event::EnergyRecommendation(EnergyRecommendationEvent {
             recommendation: r.id.0,
             machine: r.machine.clone(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use fb_app::detection::{AnomalyFeed, HealthFeed};
-use fb_app::{alerts, audit, auth, devices, ingest, maintenance, models, plant};
+use fb_app::{alerts, audit, auth, devices, energy, ingest, maintenance, models, plant};
 use fb_core::ports::StoreHealth;
 
 use crate::events::{EventLimits, EventStreams};
@@ -51,6 +51,7 @@ pub struct Services {
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
     pub maintenance: Arc<maintenance::Service>,
+    pub energy: Arc<energy::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     /// The model registry, whatever this server loads models into.
@@ -65,6 +66,7 @@ pub struct AppState {
     pub ingest: Arc<ingest::Service>,
     pub alerts: Arc<alerts::Service>,
     pub maintenance: Arc<maintenance::Service>,
+    pub energy: Arc<energy::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     pub models: Arc<dyn models::Registry>,
@@ -95,6 +97,7 @@ impl AppState {
             ingest,
             alerts,
             maintenance,
+            energy,
             audit,
             devices,
             models,
@@ -105,6 +108,7 @@ impl AppState {
             ingest,
             alerts,
             maintenance,
+            energy,
             audit,
             devices,
             models,

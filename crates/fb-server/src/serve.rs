@@ -101,6 +101,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     });
     let bus = wire::open_bus(&settings).await?;
     tracing::info!(backend = bus.backend(), stream = %settings.bus.stream, prefix = %settings.bus.subject_prefix, "Event bus open.");
+    let energy_task = wire::spawn_energy(&settings, &state, bus.clone(), stop_rx.clone());
     let bus_task = wire::spawn_bus_publisher(&storage, &state, bus, stop_rx.clone());
     // Subscribed before detection starts, so that no critical alert it opens is missed.
     let tickets_task = wire::spawn_auto_tickets(&storage, &state, stop_rx.clone());
@@ -163,6 +164,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         Some(detection_task),
         Some(bus_task),
         Some(tickets_task),
+        energy_task,
         prediction_task,
     ]
     .into_iter()

@@ -84,17 +84,17 @@ async fn fixture(sink: Option<Arc<dyn CommandSink>>) -> Fixture {
         storage.machines.insert_machine(&m).await.unwrap();
     }
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::new(100));
-    let mut service = Service::new(
+    let service = Service::new(
         storage.machines.clone(),
         storage.readings.clone(),
         storage.recommendations.clone(),
         Arc::new(audit::Service::new(storage.audit.clone(), clock.clone())),
         clock.clone(),
         config(),
-    )
-    .with_bus(bus.clone());
+    );
+    assert!(service.set_bus(bus.clone()));
     if let Some(sink) = sink {
-        service = service.with_commands(sink);
+        assert!(service.set_commands(sink));
     }
     Fixture {
         service,
