@@ -171,7 +171,7 @@ async fn idle_machines_get_standby_and_the_command_reaches_the_machine_on(app: T
     assert_eq!(bad.body["error"]["details"][0]["field"], "bucket");
     let audit = app
         .get(
-            "/api/v1/audit?action=energy.recommendation.accept",
+            "/api/v1/audit?action=energy_recommendation.accept",
             Some(&admin),
         )
         .await;
