@@ -16,7 +16,6 @@ pub struct EnergySettings {
     pub enabled: bool,
     pub emission_factor: f64,
     pub site_emission_factors: Vec<SiteFactor>,
-    pub max_gap_secs: u64,
     pub baseline_days: u32,
     pub tariff: TariffSettings,
     pub recommendations: RecommendationSettings,
@@ -124,10 +123,6 @@ impl EnergySettings {
         }
     }
 
-    pub fn max_gap(&self) -> Duration {
-        Duration::seconds(i64::try_from(self.max_gap_secs).unwrap_or(i64::MAX))
-    }
-
     pub(super) fn validate(&self, errors: &mut Vec<SettingsError>) {
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {
@@ -152,11 +147,6 @@ impl EnergySettings {
                 "must be between 0 and 10 (kg CO2 per kWh)",
             );
         }
-        check(
-            (1..=86_400).contains(&self.max_gap_secs),
-            "energy.max_gap_secs",
-            "must be between 1 and 86400",
-        );
         check(
             (1..=90).contains(&self.baseline_days),
             "energy.baseline_days",

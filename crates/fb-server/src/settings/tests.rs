@@ -406,7 +406,7 @@ fn energy_settings_become_the_domain_and_are_checked_field_by_field() {
 
     let f = file(
         "energy:\n  emission_factor: -1\n  site_emission_factors: [{ site: 'plant-b', kg_per_kwh: 0.2 }, \
-         { site: '', kg_per_kwh: 11 }]\n  max_gap_secs: 0\n  baseline_days: 0\n  tariff:\n    \
+         { site: '', kg_per_kwh: 11 }]\n  baseline_days: 0\n  tariff:\n    \
          off_peak_price: -0.1\n    windows:\n      - { name: '', peak: true, days: ['monday'], \
          start: '25:00', end: '08:00', price_per_kwh: 0.3 }\n      - { name: night, peak: false, \
          days: [], start: '22:00', end: '22:00', price_per_kwh: 0.05 }\n  recommendations:\n    \
@@ -425,7 +425,6 @@ fn energy_settings_become_the_domain_and_are_checked_field_by_field() {
         [
             "energy.baseline_days",
             "energy.emission_factor",
-            "energy.max_gap_secs",
             "energy.recommendations.efficiency_margin",
             "energy.recommendations.idle_max_kw",
             "energy.recommendations.idle_min_minutes",
