@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bus;
 pub mod detection;
 pub mod devices;
+pub mod energy;
 pub mod gates;
 pub mod ingest;
 pub mod machine_cache;

@@ -190,6 +190,10 @@ error_codes! {
     approval_already_decided => Conflict;
     /// The approval item's time to answer ran out; it expires and its action does not run.
     approval_expired => Conflict;
+    /// No energy recommendation has this id (or its site is outside the caller's sites).
+    recommendation_not_found => NotFound;
+    /// The energy recommendation is not proposed any more (accepted, dismissed or expired): it is decided once.
+    recommendation_not_open => Conflict;
     /// No model in the registry has this id.
     model_not_found => NotFound;
     /// The model's payload format is not one this server reads (the message lists those it does); it cannot be made active here.

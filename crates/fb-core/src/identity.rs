@@ -112,6 +112,8 @@ pub enum Permission {
     TicketsClose,
     /// Approve purchase orders and gated actions.
     OrdersApprove,
+    /// Accept or dismiss energy recommendations (C3).
+    EnergyManage,
     /// List users.
     UsersRead,
     /// Create, disable and enable users and change their role and sites.
@@ -127,7 +129,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::SelfRead,
         Permission::SelfPassword,
         Permission::SelfSecurity,
@@ -139,6 +141,7 @@ impl Permission {
         Permission::TicketsManage,
         Permission::TicketsClose,
         Permission::OrdersApprove,
+        Permission::EnergyManage,
         Permission::UsersRead,
         Permission::UsersManage,
         Permission::ApiKeysManage,
@@ -160,6 +163,7 @@ impl Permission {
             Permission::TicketsManage => "tickets.manage",
             Permission::TicketsClose => "tickets.close",
             Permission::OrdersApprove => "orders.approve",
+            Permission::EnergyManage => "energy.manage",
             Permission::UsersRead => "users.read",
             Permission::UsersManage => "users.manage",
             Permission::ApiKeysManage => "api_keys.manage",
@@ -200,6 +204,9 @@ impl Permission {
             }
             Permission::TicketsClose => "Close resolved maintenance tickets (sign the repair off)",
             Permission::OrdersApprove => "Approve purchase orders and gated actions",
+            Permission::EnergyManage => {
+                "Accept or dismiss energy recommendations (an accepted one becomes a machine command)"
+            }
             Permission::UsersRead => "List users",
             Permission::UsersManage => {
                 "Create, disable and enable users and change their role and sites"
@@ -602,6 +609,9 @@ mod tests {
         }
         assert!(Role::Supervisor.allows(Permission::OrdersApprove));
         assert!(!Role::Operator.allows(Permission::OrdersApprove));
+        assert!(Role::Supervisor.allows(Permission::EnergyManage));
+        assert!(!Role::Operator.allows(Permission::EnergyManage));
+        assert!(!Role::Viewer.allows(Permission::EnergyManage));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod clock;
 pub mod detection;
 pub mod device;
+pub mod energy;
 pub mod error;
 pub mod events;
 pub mod gates;

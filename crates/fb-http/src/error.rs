@@ -160,6 +160,12 @@ impl From<fb_app::alerts::Error> for ApiError {
     }
 }
 
+impl From<fb_app::energy::Error> for ApiError {
+    fn from(e: fb_app::energy::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
 impl From<fb_app::maintenance::Error> for ApiError {
     fn from(e: fb_app::maintenance::Error) -> Self {
         Self::from_coded(&e)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use fb_app::detection::{AnomalyFeed, HealthFeed};
-use fb_app::{alerts, audit, auth, devices, gates, ingest, maintenance, models, plant};
+use fb_app::{alerts, audit, auth, devices, energy, gates, ingest, maintenance, models, plant};
 use fb_core::ports::StoreHealth;
 
 use crate::events::{EventLimits, EventStreams};
@@ -52,6 +52,7 @@ pub struct Services {
     pub alerts: Arc<alerts::Service>,
     pub maintenance: Arc<maintenance::Service>,
     pub gates: Arc<gates::Service>,
+    pub energy: Arc<energy::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     /// The model registry, whatever this server loads models into.
@@ -67,6 +68,7 @@ pub struct AppState {
     pub alerts: Arc<alerts::Service>,
     pub maintenance: Arc<maintenance::Service>,
     pub gates: Arc<gates::Service>,
+    pub energy: Arc<energy::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     pub models: Arc<dyn models::Registry>,
@@ -98,6 +100,7 @@ impl AppState {
             alerts,
             maintenance,
             gates,
+            energy,
             audit,
             devices,
             models,
@@ -109,6 +112,7 @@ impl AppState {
             alerts,
             maintenance,
             gates,
+            energy,
             audit,
             devices,
             models,

@@ -8,6 +8,7 @@
 //! When ingest is overloaded or the store is down, the batch is retried and its messages stay
 //! unacknowledged, which stops the broker from sending more (its in-flight window is full).
 
+pub mod commands;
 mod payload;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use fb_app::auth::SystemPrincipal;
 use fb_app::ingest::{self, Origin};
 use fb_core::identity::Principal;
 
+pub use commands::{CommandOptions, CommandPublisher};
 pub use payload::parse_message;
 
 /// Content type of MQTT dead letters: the message payload as sent, whose machine and sensor are

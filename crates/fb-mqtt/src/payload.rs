@@ -40,6 +40,8 @@ pub fn parse_message(prefix: &str, topic: &str, payload: &Bytes) -> Vec<Item> {
         .map(|t| t.split('/').collect())
         .unwrap_or_default();
     match levels.as_slice() {
+        // Commands to machines (`crate::commands`) share the prefix: they are not readings.
+        [_site, _machine, crate::commands::COMMAND_LEVEL] => Vec::new(),
         [_site, machine, sensor] => {
             let reading = |ts, value, unit| Item::Parsed {
                 reading: RawReading {
@@ -117,6 +119,11 @@ mod tests {
 
     fn parse(topic: &str, payload: &'static [u8]) -> Vec<Item> {
         parse_message("fb", topic, &Bytes::from_static(payload))
+    }
+
+    #[test]
+    fn command_topics_are_not_readings() {
+        assert!(parse("fb/site/m1/cmd", br#"{"id":"x","command":"standby"}"#).is_empty());
     }
 
     #[test]

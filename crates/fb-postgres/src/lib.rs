@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0011_tickets.sql"),
     ),
     (13, "gates", include_str!("../migrations/0013_gates.sql")),
+    (14, "energy", include_str!("../migrations/0014_energy.sql")),
 ];
 
 #[derive(Clone)]
@@ -195,6 +196,7 @@ fb_sql::sql_device_store!(PgStore, PgRow);
 fb_sql::sql_model_store!(PgStore, PgRow);
 fb_sql::sql_ticket_store!(PgStore, PgRow);
 fb_sql::sql_gate_store!(PgStore, PgRow);
+fb_sql::sql_recommendation_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 
@@ -211,6 +213,7 @@ fn map_err(e: sqlx::Error) -> StoreError {
         Some("ticket_alerts_pkey") => "ticket_alert",
         Some("approvals_pkey") => "approval_id",
         Some("agent_decisions_pkey") => "decision_id",
+        Some("energy_recommendations_one_open") => "recommendation_open",
         _ => "unique",
     };
     // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many

@@ -103,6 +103,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     tracing::info!(backend = bus.backend(), stream = %settings.bus.stream, prefix = %settings.bus.subject_prefix, "Event bus open.");
     // Gate verdicts and agent decisions take the same bus.
     state.gates.attach_bus(bus.clone());
+    let energy_task = wire::spawn_energy(&settings, &state, bus.clone(), stop_rx.clone());
     let bus_task = wire::spawn_bus_publisher(&storage, &state, bus, stop_rx.clone());
     let gates_task = wire::spawn_gate_sweeper(&settings, &state, stop_rx.clone());
     // Subscribed before detection starts, so that no critical alert it opens is missed.
@@ -167,6 +168,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
         Some(bus_task),
         Some(tickets_task),
         Some(gates_task),
+        energy_task,
         prediction_task,
     ]
     .into_iter()

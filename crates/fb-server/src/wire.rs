@@ -223,6 +223,14 @@ pub async fn http_state_and_models(
         audit.clone(),
         clock.clone(),
     ));
+    let energy = Arc::new(fb_app::energy::Service::new(
+        machines.clone(),
+        storage.readings.clone(),
+        storage.recommendations.clone(),
+        audit.clone(),
+        clock.clone(),
+        energy_config(settings),
+    ));
     let alerts = Arc::new(
         fb_app::alerts::Service::start(
             storage.alerts.clone(),
@@ -277,6 +285,7 @@ pub async fn http_state_and_models(
             alerts,
             maintenance,
             gates,
+            energy,
             audit,
             devices,
             models: models.clone(),
@@ -486,6 +495,56 @@ pub fn spawn_auto_tickets(
         state.alerts.subscribe(),
         stop,
     ))
+}
+
+/// The energy service's settings.
+pub fn energy_config(settings: &Settings) -> fb_app::energy::Config {
+    let e = &settings.energy;
+    fb_app::energy::Config {
+        factors: e.emission_factors(),
+        tariff: e.tariff(),
+        rules: e.rules(),
+        baseline_days: e.baseline_days,
+        lookback: time::Duration::minutes(i64::from(e.recommendations.lookback_minutes)),
+        expire_after: time::Duration::minutes(i64::from(e.recommendations.expire_after_minutes)),
+    }
+}
+
+/// Publishes new energy recommendations on `bus` and, when `energy.enabled`, runs the
+/// generator every `energy.recommendations.every_secs` until `stop` turns true. Accepted
+/// recommendations' commands stay pending: the command sink (the confidence gate, issue #7
+/// E5, in front of `fb_mqtt::CommandPublisher`) is wired when the gates are.
+pub fn spawn_energy(
+    settings: &Settings,
+    state: &fb_http::AppState,
+    bus: Arc<dyn fb_core::ports::EventBus>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    state.energy.set_bus(bus);
+    if !settings.energy.enabled {
+        return None;
+    }
+    let energy = state.energy.clone();
+    let every = Duration::from_secs(settings.energy.recommendations.every_secs);
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            match energy.generate().await {
+                Ok(created) if !created.is_empty() => {
+                    tracing::info!(created = created.len(), "Energy recommendations proposed.");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "Energy recommendations not generated this round.")
+                }
+            }
+        }
+    }))
 }
 
 /// Live prediction's settings, with the remote model server of `prediction.remote` if any.

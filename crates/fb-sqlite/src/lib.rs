@@ -77,6 +77,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0012_tickets.sql"),
     ),
     (13, "gates", include_str!("../migrations/0013_gates.sql")),
+    (14, "energy", include_str!("../migrations/0014_energy.sql")),
 ];
 
 #[derive(Debug, Clone)]
@@ -197,6 +198,7 @@ fb_sql::sql_device_store!(SqliteStore, SqliteRow);
 fb_sql::sql_model_store!(SqliteStore, SqliteRow);
 fb_sql::sql_ticket_store!(SqliteStore, SqliteRow);
 fb_sql::sql_gate_store!(SqliteStore, SqliteRow);
+fb_sql::sql_recommendation_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 
@@ -222,7 +224,9 @@ fn map_err(e: sqlx::Error) -> StoreError {
     // SQLite names the column, not a constraint: "UNIQUE constraint failed: users.username".
     let constraint_of = |db: &dyn sqlx::error::DatabaseError| {
         let message = db.message();
-        if message.contains("tickets.machine_id") {
+        if message.contains("energy_recommendations.machine_id") {
+            "recommendation_open"
+        } else if message.contains("tickets.machine_id") {
             "ticket_active"
         } else if message.contains("ticket_alerts.alert_id") {
             "ticket_alert"

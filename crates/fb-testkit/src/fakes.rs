@@ -24,6 +24,7 @@ use fb_core::ports::{MfaStore, SessionStore};
 use fb_core::session::{EndReason, RefreshToken, Rotation, Session, SessionId, Totp};
 use uuid::Uuid;
 
+mod energy;
 mod gates;
 mod models;
 mod tickets;
@@ -56,6 +57,7 @@ struct State {
     models: models::ModelState,
     tickets: tickets::TicketState,
     gates: gates::GateState,
+    recommendations: BTreeMap<fb_core::energy::RecommendationId, fb_core::energy::Recommendation>,
 }
 
 /// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).

@@ -5,6 +5,7 @@ mod audit;
 mod bus;
 mod detection;
 mod device;
+mod energy;
 mod gates;
 mod inference;
 mod maintenance;
@@ -23,6 +24,7 @@ pub use detection::{
     AlertFilter, AlertStore, AnomalyFilter, AnomalyStore, ScoreStore, ScoredPoint,
 };
 pub use device::DeviceStore;
+pub use energy::{RecommendationFilter, RecommendationStore};
 pub use gates::{ApprovalFilter, ApprovalStore, DecisionFilter, DecisionStore};
 pub use inference::{InferenceError, InferenceRequest, RemoteInference};
 pub use maintenance::{TicketFilter, TicketStore};

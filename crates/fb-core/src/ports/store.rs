@@ -9,8 +9,8 @@ use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
     AlertStore, AnomalyStore, ApprovalStore, AuditStore, DeadLetterStore, DecisionStore,
-    DeviceStore, MachineStore, MfaStore, ModelStore, ReadingStore, ScoreStore, SessionStore,
-    TicketStore,
+    DeviceStore, MachineStore, MfaStore, ModelStore, ReadingStore, RecommendationStore, ScoreStore,
+    SessionStore, TicketStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -136,6 +136,7 @@ pub struct Storage {
     pub tickets: Arc<dyn TicketStore>,
     pub approvals: Arc<dyn ApprovalStore>,
     pub decisions: Arc<dyn DecisionStore>,
+    pub recommendations: Arc<dyn RecommendationStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -159,6 +160,7 @@ impl Storage {
             + TicketStore
             + ApprovalStore
             + DecisionStore
+            + RecommendationStore
             + StoreHealth
             + 'static,
     {
@@ -179,6 +181,7 @@ impl Storage {
             tickets: backend.clone(),
             approvals: backend.clone(),
             decisions: backend.clone(),
+            recommendations: backend.clone(),
             health: backend,
         }
     }

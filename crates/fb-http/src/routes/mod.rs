@@ -5,6 +5,7 @@ pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod devices;
+pub(crate) mod energy;
 pub(crate) mod events;
 pub(crate) mod gates;
 pub(crate) mod machines;
@@ -404,6 +405,34 @@ pub fn table() -> Vec<Route> {
             Requires(P::AlertsManage),
             "alert.resolve",
             post(alerts::resolve),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/energy",
+            Requires(P::PlantRead),
+            "energy.report",
+            get(energy::report),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/energy/recommendations",
+            Requires(P::PlantRead),
+            "energy_recommendation.list",
+            get(energy::list),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/energy/recommendations/{id}/accept",
+            Requires(P::EnergyManage),
+            "energy_recommendation.accept",
+            post(energy::accept),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/energy/recommendations/{id}/dismiss",
+            Requires(P::EnergyManage),
+            "energy_recommendation.dismiss",
+            post(energy::dismiss),
         ),
         route(
             Method::GET,

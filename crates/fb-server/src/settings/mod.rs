@@ -7,6 +7,7 @@
 //! and reported together, each with its path.
 
 mod bus;
+mod energy;
 mod events;
 mod gates;
 mod layers;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use bus::{BusKind, BusSettings};
+pub use energy::EnergySettings;
 pub use events::EventSettings;
 pub use gates::GateSettings;
 pub use layers::{Layers, SettingsError, SettingsErrors};
@@ -46,6 +48,7 @@ pub struct Settings {
     pub events: EventSettings,
     pub bus: BusSettings,
     pub gates: GateSettings,
+    pub energy: EnergySettings,
     pub log: LogSettings,
 }
 
@@ -435,6 +438,7 @@ impl Settings {
         self.events.validate(&mut errors);
         self.bus.validate(&mut errors);
         self.gates.validate(&mut errors);
+        self.energy.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {

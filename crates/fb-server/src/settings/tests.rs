@@ -392,6 +392,56 @@ fn bus_settings_are_checked_field_by_field() {
 }
 
 #[test]
+fn energy_settings_become_the_domain_and_are_checked_field_by_field() {
+    let defaults = Settings::load(&layers()).unwrap();
+    let e = &defaults.energy;
+    assert!((e.emission_factors().factor("anywhere") - 0.5).abs() < 1e-12);
+    let tariff = e.tariff();
+    assert_eq!(tariff.windows.len(), 1);
+    // Wednesday noon is peak at 0.30; Saturday noon off-peak at 0.12.
+    let wed = time::macros::datetime!(2026-12-02 12:00 UTC);
+    assert!(tariff.is_peak(wed));
+    assert!((tariff.price_at(wed + time::Duration::days(3)) - 0.12).abs() < 1e-12);
+    assert_eq!(e.rules().horizon, time::Duration::hours(1));
+
+    let f = file(
+        "energy:\n  emission_factor: -1\n  site_emission_factors: [{ site: 'plant-b', kg_per_kwh: 0.2 }, \
+         { site: '', kg_per_kwh: 11 }]\n  baseline_days: 0\n  tariff:\n    \
+         off_peak_price: -0.1\n    windows:\n      - { name: '', peak: true, days: ['monday'], \
+         start: '25:00', end: '08:00', price_per_kwh: 0.3 }\n      - { name: night, peak: false, \
+         days: [], start: '22:00', end: '22:00', price_per_kwh: 0.05 }\n  recommendations:\n    \
+         idle_max_kw: 0\n    standby_kw: 1\n    idle_min_minutes: 61\n    efficiency_margin: -1\n    \
+         non_critical_types: ['']\n",
+    );
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    let mut found = paths(&errors);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "energy.baseline_days",
+            "energy.emission_factor",
+            "energy.recommendations.efficiency_margin",
+            "energy.recommendations.idle_max_kw",
+            "energy.recommendations.idle_min_minutes",
+            "energy.recommendations.non_critical_types[0]",
+            "energy.recommendations.standby_kw",
+            "energy.site_emission_factors[1].kg_per_kwh",
+            "energy.site_emission_factors[1].site",
+            "energy.tariff.off_peak_price",
+            "energy.tariff.windows[0].days[0]",
+            "energy.tariff.windows[0].name",
+            "energy.tariff.windows[0].start",
+            "energy.tariff.windows[1].end",
+        ]
+    );
+}
+
+#[test]
 fn gate_settings_are_checked_field_by_field() {
     let defaults = Settings::load(&layers()).unwrap();
     assert_eq!(defaults.gates.gates(), fb_core::gates::Gates::default());

@@ -16,6 +16,7 @@ mod detection;
 mod devices;
 mod docs;
 mod e2e;
+mod energy;
 mod events;
 mod gates;
 mod hardening;

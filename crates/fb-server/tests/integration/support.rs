@@ -106,6 +106,13 @@ impl TestApp {
         }
     }
 
+    /// Marks the app's PostgreSQL schema as its own, dropped by `finish` (for apps built with
+    /// `with_env` on PostgreSQL).
+    pub fn with_pg_schema(mut self, schema: String) -> Self {
+        self.pg_schema = Some(schema);
+        self
+    }
+
     /// The data directory (SQLite keeps `factorybrain.db` there).
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()

@@ -12,6 +12,7 @@ mod bus;
 mod dead_letters;
 mod detection;
 mod devices;
+mod energy;
 mod gates;
 mod identities;
 mod machines;
@@ -27,6 +28,7 @@ pub use bus::*;
 pub use dead_letters::*;
 pub use detection::*;
 pub use devices::*;
+pub use energy::*;
 pub use gates::*;
 pub use identities::*;
 pub use machines::*;
@@ -115,6 +117,9 @@ macro_rules! storage_conformance {
             concurrent_answers_take_an_approval_once,
             approvals_are_listed_newest_first_with_filters,
             decisions_round_trip_and_list_with_filters,
+            recommendations_round_trip_and_are_decided_once,
+            one_open_recommendation_per_machine_and_action,
+            recommendations_expire_and_are_listed_by_site_and_status,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {

@@ -398,6 +398,7 @@ pub struct Readiness {
 mod alerts;
 mod audit;
 mod devices;
+mod energy;
 mod events;
 mod gates;
 mod machines;
@@ -408,6 +409,7 @@ mod tickets;
 pub use alerts::*;
 pub use audit::*;
 pub use devices::*;
+pub use energy::*;
 pub use events::*;
 pub use gates::*;
 pub use machines::*;
