@@ -53,7 +53,7 @@ pub const SWEEP_BATCH: usize = 500;
 pub enum Error {
     #[error("this role lacks the permission {0}")]
     PermissionDenied(Permission),
-    #[error("invalid {}", describe(.0))]
+    #[error("invalid {}", FieldError::names(.0))]
     Validation(Vec<FieldError>),
     #[error("no approval item has this id")]
     NotFound,
@@ -63,14 +63,6 @@ pub enum Error {
     Expired(OffsetDateTime),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn describe(fields: &[FieldError]) -> String {
-    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-    match names.as_slice() {
-        [one] => format!("field '{one}'"),
-        many => format!("fields '{}'", many.join("', '")),
-    }
 }
 
 impl Coded for Error {

@@ -81,7 +81,7 @@ impl TicketEvent {
 pub enum Error {
     #[error("this role lacks the permission {0}")]
     PermissionDenied(Permission),
-    #[error("invalid {}", describe(.0))]
+    #[error("invalid {}", FieldError::names(.0))]
     Validation(Vec<FieldError>),
     #[error("no ticket has this id")]
     NotFound,
@@ -97,14 +97,6 @@ pub enum Error {
     VersionConflict { expected: u64, current: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn describe(fields: &[FieldError]) -> String {
-    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-    match names.as_slice() {
-        [one] => format!("field '{one}'"),
-        many => format!("fields '{}'", many.join("', '")),
-    }
 }
 
 impl Coded for Error {

@@ -29,7 +29,7 @@ use fb_core::ports::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid {}", describe(.0))]
+    #[error("invalid {}", FieldError::names(.0))]
     Validation(Vec<FieldError>),
     #[error("no machine has the id '{0}'")]
     NotFound(String),
@@ -43,14 +43,6 @@ pub enum Error {
     QueryTooLarge(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn describe(fields: &[FieldError]) -> String {
-    let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-    match names.as_slice() {
-        [one] => format!("field '{one}'"),
-        many => format!("fields '{}'", many.join("', '")),
-    }
 }
 
 impl Coded for Error {

@@ -230,6 +230,16 @@ impl FieldError {
             reason: reason.into(),
         }
     }
+
+    /// The fields named, for an error message: `field 'a'` or `fields 'a', 'b'` (the reasons
+    /// travel in the details).
+    pub fn names(fields: &[FieldError]) -> String {
+        let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+        match names.as_slice() {
+            [one] => format!("field '{one}'"),
+            many => format!("fields '{}'", many.join("', '")),
+        }
+    }
 }
 
 /// Implemented by every area error so the edges can render it uniformly.
@@ -246,6 +256,14 @@ pub trait Coded: std::error::Error {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn field_names_read_as_a_phrase() {
+        let one = [FieldError::new("unit", "empty")];
+        assert_eq!(FieldError::names(&one), "field 'unit'");
+        let two = [FieldError::new("a", "x"), FieldError::new("b.c", "y")];
+        assert_eq!(FieldError::names(&two), "fields 'a', 'b.c'");
+    }
 
     #[test]
     fn codes_are_unique_snake_case_and_documented() {
