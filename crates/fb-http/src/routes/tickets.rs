@@ -241,12 +241,7 @@ pub(crate) async fn start(
     AppPath(id): AppPath<uuid::Uuid>,
     OptionalJson(body): OptionalJson<TicketMoveRequest>,
 ) -> Result<(AuditFacts, Json<Ticket>), ApiError> {
-    let request = Move {
-        comment: body.comment,
-        actual_cost_minor: None,
-        expected_version: body.version,
-    };
-    move_ticket(&state, &caller, id, Transition::Start, request).await
+    move_ticket(&state, &caller, id, Transition::Start, body.into()).await
 }
 
 /// In progress → resolved: the repair is done. May record what it cost.
@@ -288,12 +283,7 @@ pub(crate) async fn close(
     AppPath(id): AppPath<uuid::Uuid>,
     OptionalJson(body): OptionalJson<TicketMoveRequest>,
 ) -> Result<(AuditFacts, Json<Ticket>), ApiError> {
-    let request = Move {
-        comment: body.comment,
-        actual_cost_minor: None,
-        expected_version: body.version,
-    };
-    move_ticket(&state, &caller, id, Transition::Close, request).await
+    move_ticket(&state, &caller, id, Transition::Close, body.into()).await
 }
 
 /// Resolved → in progress: the repair did not hold. Refused while the machine has another
@@ -312,12 +302,7 @@ pub(crate) async fn reopen(
     AppPath(id): AppPath<uuid::Uuid>,
     OptionalJson(body): OptionalJson<TicketMoveRequest>,
 ) -> Result<(AuditFacts, Json<Ticket>), ApiError> {
-    let request = Move {
-        comment: body.comment,
-        actual_cost_minor: None,
-        expected_version: body.version,
-    };
-    move_ticket(&state, &caller, id, Transition::Reopen, request).await
+    move_ticket(&state, &caller, id, Transition::Reopen, body.into()).await
 }
 
 /// A machine's MTBF, MTTR and availability over a window, from its tickets.

@@ -266,6 +266,16 @@ pub struct TicketMoveRequest {
     pub version: Option<u64>,
 }
 
+impl From<TicketMoveRequest> for fb_app::maintenance::Move {
+    fn from(body: TicketMoveRequest) -> Self {
+        Self {
+            comment: body.comment,
+            actual_cost_minor: None,
+            expected_version: body.version,
+        }
+    }
+}
+
 /// Resolving: the repair is done.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
