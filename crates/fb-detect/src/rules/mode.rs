@@ -85,16 +85,18 @@ impl ModeWatch {
                 Some(false) | None => None,
             };
         }
+        let recent = |since: &Option<u64>| since.is_some_and(|s| row - s < ONSET_ROWS);
+        // Counted first: this runs on every row, and a change is rare.
+        if self.away_since.iter().filter(|s| recent(s)).count() < self.needed {
+            return None;
+        }
         let moved: Vec<usize> = self
             .away_since
             .iter()
             .enumerate()
-            .filter(|(_, since)| since.is_some_and(|s| row - s < ONSET_ROWS))
+            .filter(|(_, since)| recent(since))
             .map(|(i, _)| i)
             .collect();
-        if moved.len() < self.needed {
-            return None;
-        }
         self.away_since.iter_mut().for_each(|s| *s = None);
         self.settling_until = Some(ts_micros.saturating_add(self.settle_micros));
         self.changes += 1;
