@@ -406,6 +406,14 @@ impl Service {
             };
             places.push(place);
         }
+        // Each series arrived now: silence is judged from arrival as well as from the
+        // readings' own times, so that late or replayed history is not called a silence.
+        let arrived = to_micros(self.clock.now());
+        for (machine, sensor, _) in places.iter().flatten() {
+            if let Some(tracked) = self.tracked.get_mut(machine) {
+                tracked.detector.heard(*sensor, arrived);
+            }
+        }
         let mut signals = std::mem::take(&mut self.signals);
         let mut per_machine: FxHashMap<MachineId, Vec<Signal>> = FxHashMap::default();
         let mut rules = Vec::with_capacity(batch.len());

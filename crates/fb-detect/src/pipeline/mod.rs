@@ -350,6 +350,14 @@ impl MachineDetector {
         }
     }
 
+    /// A reading of `sensor` arrived at `at_micros` (server time): see
+    /// [`Cadence::heard`](crate::rules::faults::Cadence::heard).
+    pub fn heard(&mut self, sensor: usize, at_micros: i64) {
+        if let Some(detector) = self.sensors.get_mut(sensor) {
+            detector.heard(at_micros);
+        }
+    }
+
     /// Time passed: sensors silent for too long have no data.
     pub fn tick(&mut self, now_micros: i64, out: &mut Vec<Signal>) {
         let no_data = self.no_data_micros;

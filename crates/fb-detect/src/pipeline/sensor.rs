@@ -386,6 +386,10 @@ impl SensorDetector {
         }));
     }
 
+    pub(super) fn heard(&mut self, at_micros: i64) {
+        self.cadence.heard(at_micros);
+    }
+
     pub(super) fn check_silence(
         &mut self,
         index: usize,

@@ -113,6 +113,8 @@ impl SpikeCheck {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cadence {
     last_micros: Option<i64>,
+    /// When a reading of the sensor last arrived, if the caller says (server time).
+    heard_micros: Option<i64>,
     /// Exponentially weighted interval, microseconds.
     interval: Option<f64>,
 }
@@ -137,13 +139,20 @@ impl Cadence {
         self.last_micros
     }
 
+    /// A reading of the sensor arrived at `at_micros` (server time). Silence counts from the
+    /// later of the newest reading's time and its arrival: history replayed or uploaded late
+    /// (a gateway's buffer, a restart's backfill) is not a silence while it keeps arriving.
+    pub fn heard(&mut self, at_micros: i64) {
+        self.heard_micros = Some(self.heard_micros.map_or(at_micros, |h| h.max(at_micros)));
+    }
+
     pub fn interval_micros(&self) -> Option<f64> {
         self.interval
     }
 
     /// Silent longer than `min_silence` and than five usual intervals at `now`: the silence.
     pub fn silence(&self, now_micros: i64, min_silence_micros: i64) -> Option<i64> {
-        let last = self.last_micros?;
+        let last = self.last_micros?.max(self.heard_micros.unwrap_or(i64::MIN));
         let silence = now_micros - last;
         let usual = self.interval.unwrap_or(0.0) * 5.0;
         (silence as f64 > usual && silence > min_silence_micros).then_some(silence)
@@ -210,5 +219,30 @@ mod tests {
         // A long dropout does not make long silences usual.
         c.update(last + 200_000_000);
         assert!(c.interval_micros().is_some_and(|i| i < 2_000_000.0));
+    }
+
+    #[test]
+    fn replayed_history_that_keeps_arriving_is_not_a_silence() {
+        const SEC: i64 = 1_000_000;
+        let mut c = Cadence::default();
+        // Readings from ten minutes ago, replayed now, one a second.
+        let now = 10_000 * SEC;
+        for i in 0..60 {
+            c.update(now - 600 * SEC + i * SEC);
+        }
+        assert!(
+            c.silence(now, 30 * SEC).is_some(),
+            "by reading time alone: silent"
+        );
+        c.heard(now);
+        assert_eq!(
+            c.silence(now + SEC, 30 * SEC),
+            None,
+            "it arrived a second ago"
+        );
+        assert!(
+            c.silence(now + 60 * SEC, 30 * SEC).is_some(),
+            "then nothing came"
+        );
     }
 }
