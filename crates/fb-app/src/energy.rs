@@ -16,10 +16,15 @@
 //! action, in every store), records each in the audit log and publishes an
 //! `energy.recommended` event on the bus.
 //!
-//! Accepting a recommendation records its machine command as `pending`. The command reaches the
-//! machine only through the [`CommandSink`] the server wires: **the seam for the confidence
-//! gates (issue #7, E5)**. With no sink wired the command stays pending; once one is, the
-//! command goes to it and, when it takes it, is marked `sent`.
+//! Accepting a recommendation records its machine command as `pending` and routes it through
+//! the [`CommandRoute`] the server wires: the machine-command confidence gate
+//! ([`gated::GatedCommands`], issue #7 E5), which sends it at once when the gate lets it pass
+//! (the command is then `sent`) or holds it in the approval queue, where an approval sends it.
+//! With no route wired the command stays pending.
+//!
+//! The energy agent ([`Service::act_on`], run on `energy.recommended` events by the server's
+//! agent runner) accepts recommendations itself, with the confidence of
+//! [`fb_core::energy::confidence_of`], so the gate decides alone what runs without a person.
 
 use std::sync::{Arc, OnceLock};
 
@@ -30,10 +35,10 @@ use uuid::Uuid;
 use fb_core::Clock;
 use fb_core::audit::AuditEntry;
 use fb_core::energy::{
-    EfficiencySample, EmissionFactors, FLOW_SENSOR, IdleSample, MachineCommand, POWER_SENSOR,
-    PeakSample, PowerBucket, Proposal, RecommendRules, Recommendation, RecommendationId,
-    RecommendationStatus, Tariff, baseline_kwh, baseline_periods, integrate_buckets,
-    load_reductions, reduction_pct, shift_off_peak, standby,
+    CommandState, EfficiencySample, EmissionFactors, FLOW_SENSOR, IdleSample, MachineCommand,
+    POWER_SENSOR, PeakSample, PowerBucket, Proposal, RecommendRules, Recommendation,
+    RecommendationId, RecommendationStatus, Tariff, baseline_kwh, baseline_periods,
+    integrate_buckets, load_reductions, reduction_pct, shift_off_peak, standby,
 };
 use fb_core::error::{Code, Coded, FieldError};
 use fb_core::events::{EnergyRecommendationEvent, Envelope, Event};
@@ -45,6 +50,8 @@ use fb_core::ports::{
 };
 
 use crate::audit;
+
+pub mod gated;
 
 /// The `source` of the events and audit records of the generator.
 pub const SOURCE: &str = "agent:energy";
@@ -68,13 +75,33 @@ pub struct Config {
     pub expire_after: Duration,
 }
 
-/// Where an accepted recommendation's command goes: the seam for the confidence gates (issue
-/// #7, E5). The gate implements this (deciding, by its threshold and limits, whether the
-/// command goes out or waits for approval) and hands commands to the MQTT publisher.
+/// The transport of machine commands (the MQTT command publisher): only the confidence gate
+/// hands commands to it.
 #[async_trait]
 pub trait CommandSink: Send + Sync {
     /// Takes the command; `Ok` means it is on its way to the machine.
     async fn submit(&self, command: &MachineCommand) -> Result<(), CommandError>;
+}
+
+/// Where an accepted recommendation's command goes: through the machine-command gate.
+#[async_trait]
+pub trait CommandRoute: Send + Sync {
+    /// Routes the command of a recommendation accepted with `confidence` (in [0, 1]).
+    async fn route(
+        &self,
+        command: &MachineCommand,
+        confidence: f64,
+        accepted_by: &str,
+    ) -> Result<Routed, CommandError>;
+}
+
+/// What the gate did with a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// Passed the gate and taken by the transport.
+    Sent,
+    /// Waiting for a person in the approval queue.
+    Held(fb_core::gates::ApprovalId),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +118,8 @@ pub enum Error {
     NotFound,
     #[error("the recommendation is {0} already; it is decided once")]
     NotOpen(&'static str),
+    #[error("the command was not taken: {0}")]
+    CommandNotTaken(String),
     #[error(transparent)]
     OutOfScope(#[from] crate::scope::OutOfScope),
     #[error(transparent)]
@@ -104,6 +133,7 @@ impl Coded for Error {
             Error::Validation(_) => Code::invalid_field,
             Error::NotFound => Code::recommendation_not_found,
             Error::NotOpen(_) => Code::recommendation_not_open,
+            Error::CommandNotTaken(_) => Code::internal,
             Error::OutOfScope(e) => e.code(),
             Error::Store(StoreError::Unavailable(_)) => Code::storage_unavailable,
             Error::Store(_) => Code::internal,
@@ -177,7 +207,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     config: Config,
     bus: OnceLock<Arc<dyn EventBus>>,
-    commands: OnceLock<Arc<dyn CommandSink>>,
+    commands: OnceLock<Arc<dyn CommandRoute>>,
 }
 
 fn power_buckets(stats: &[BucketStats]) -> Vec<PowerBucket> {
@@ -222,10 +252,15 @@ impl Service {
         self.bus.set(bus).is_ok()
     }
 
-    /// Sends accepted recommendations' commands to `sink`, the gate's seam (wired once);
-    /// `false` if one was set already.
-    pub fn set_commands(&self, sink: Arc<dyn CommandSink>) -> bool {
-        self.commands.set(sink).is_ok()
+    /// Routes accepted recommendations' commands through `route`, the machine-command gate
+    /// (wired once); `false` if one was set already.
+    pub fn set_commands(&self, route: Arc<dyn CommandRoute>) -> bool {
+        self.commands.set(route).is_ok()
+    }
+
+    /// The recommendations' store (the command gate marks commands sent in it).
+    pub fn store(&self) -> Arc<dyn RecommendationStore> {
+        self.store.clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -417,7 +452,24 @@ impl Service {
         to: RecommendationStatus,
     ) -> Result<Recommendation, Error> {
         require(caller, Permission::EnergyManage)?;
-        let current = self.get(caller, id).await?;
+        self.get(caller, id).await?;
+        // A person who accepts a recommendation vouches for it: full confidence. The gate
+        // still holds commands it does not let run without an approver.
+        self.decide_as(&caller.describe(), id, to, 1.0).await
+    }
+
+    async fn decide_as(
+        &self,
+        actor: &str,
+        id: RecommendationId,
+        to: RecommendationStatus,
+        confidence: f64,
+    ) -> Result<Recommendation, Error> {
+        let current = self
+            .store
+            .recommendation(id)
+            .await?
+            .ok_or(Error::NotFound)?;
         let now = self.clock.now();
         if current.status.is_open() && current.expires_at <= now {
             // Past its time but not yet swept by the generator: it is expired, not decidable.
@@ -427,7 +479,7 @@ impl Service {
         let command = (to == RecommendationStatus::Accepted).then(Uuid::now_v7);
         let decided = self
             .store
-            .decide_recommendation(id, to, &caller.describe(), now, command)
+            .decide_recommendation(id, to, actor, now, command)
             .await?;
         let stored = self
             .store
@@ -437,19 +489,93 @@ impl Service {
         if !decided {
             return Err(Error::NotOpen(stored.status.as_str()));
         }
-        if let (Some(command), Some(sink)) = (command, self.commands.get()) {
-            let cmd = MachineCommand::of(&stored, command, now);
-            match sink.submit(&cmd).await {
-                Ok(()) => {
-                    self.store.mark_command_sent(id).await?;
-                    return self.store.recommendation(id).await?.ok_or(Error::NotFound);
-                }
-                Err(e) => {
-                    tracing::warn!(recommendation = %id.0, command = %command, error = %e, "An accepted recommendation's command was not taken; it stays pending.");
-                }
+        Ok(self.route_command(&stored, confidence).await?.0)
+    }
+
+    /// Hands an accepted recommendation's pending command to the gate, when one is wired;
+    /// the recommendation as it stands afterwards, and why the command was not taken if it
+    /// was not (it stays pending: the acceptance stands either way).
+    async fn route_command(
+        &self,
+        accepted: &Recommendation,
+        confidence: f64,
+    ) -> Result<(Recommendation, Option<CommandError>), Error> {
+        let (Some(command), Some(route)) = (accepted.command_id, self.commands.get()) else {
+            return Ok((accepted.clone(), None));
+        };
+        let mut refused = None;
+        let issued_at = accepted.decided_at.unwrap_or_else(|| self.clock.now());
+        let cmd = MachineCommand::of(accepted, command, issued_at);
+        let by = accepted.decided_by.clone().unwrap_or_default();
+        match route.route(&cmd, confidence, &by).await {
+            Ok(Routed::Sent) => {
+                self.store.mark_command_sent(accepted.id).await?;
+            }
+            Ok(Routed::Held(item)) => {
+                tracing::info!(recommendation = %accepted.id.0, command = %command, approval = %item, "An accepted recommendation's command waits for approval.");
+            }
+            Err(e) => {
+                tracing::warn!(recommendation = %accepted.id.0, command = %command, error = %e, "An accepted recommendation's command was not taken; it stays pending.");
+                refused = Some(e);
             }
         }
-        Ok(stored)
+        let now = self
+            .store
+            .recommendation(accepted.id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok((now, refused))
+    }
+
+    /// The energy agent's turn on one recommendation (an `energy.recommended` event): a
+    /// proposed one is accepted as [`SOURCE`] with the confidence of its kind, and its command
+    /// goes to the gate. Safe to repeat: one the agent accepted earlier whose command is still
+    /// pending (the node stopped between the acceptance and the gate) is routed again, with
+    /// the same command id, which the gate answers as the first time; anything else — decided
+    /// by a person, dismissed, expired, sent — is left alone. `None` when there was nothing to
+    /// do; [`Error::CommandNotTaken`] when the gate or the transport did not take the command
+    /// (it stays pending, and acting again routes it again).
+    pub async fn act_on(&self, id: RecommendationId) -> Result<Option<Recommendation>, Error> {
+        let Some(current) = self.store.recommendation(id).await? else {
+            return Ok(None);
+        };
+        let confidence = fb_core::energy::confidence_of(current.action);
+        match current.status {
+            RecommendationStatus::Proposed => {
+                match self
+                    .decide_as(SOURCE, id, RecommendationStatus::Accepted, confidence)
+                    .await
+                {
+                    Ok(r) if r.command_state == Some(CommandState::Pending) => {
+                        // Accepted, but was its command taken? Route again to learn it: the
+                        // gate answers a repeated command id as the first time.
+                        self.act_on_pending(&r, confidence).await
+                    }
+                    Ok(r) => Ok(Some(r)),
+                    // Someone decided it first, or it expired: theirs stands.
+                    Err(Error::NotOpen(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            RecommendationStatus::Accepted
+                if current.decided_by.as_deref() == Some(SOURCE)
+                    && current.command_state == Some(CommandState::Pending) =>
+            {
+                self.act_on_pending(&current, confidence).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn act_on_pending(
+        &self,
+        accepted: &Recommendation,
+        confidence: f64,
+    ) -> Result<Option<Recommendation>, Error> {
+        match self.route_command(accepted, confidence).await? {
+            (_, Some(refused)) => Err(Error::CommandNotTaken(refused.0)),
+            (now, None) => Ok(Some(now)),
+        }
     }
 
     /// One round of the generator at the clock's time; returns the new recommendations.

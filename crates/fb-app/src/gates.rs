@@ -195,6 +195,135 @@ impl Service {
     /// Judges an agent's action at its gate, records the decision, and stores the item when
     /// it is held.
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, Error> {
+        self.submit_as(DecisionId::new(), submission).await
+    }
+
+    /// [`submit`](Self::submit), once per `key` (the event or command the action answers):
+    /// the decision's id is [`DecisionId::for_key`] of the agent and the key, so an agent that
+    /// submits the same action again (a redelivered event, a restart between the submit and
+    /// its ack) gets the verdict it got the first time — the same decision and, for a held
+    /// action, the same approval item — and nothing is stored, audited or published twice.
+    pub async fn submit_once(&self, key: &str, submission: Submission) -> Result<Submitted, Error> {
+        let id = DecisionId::for_key(&submission.action.requested_by, key);
+        if let Some(first) = self.decisions.decision(id).await? {
+            return self.replay(first, &submission.action).await;
+        }
+        match self.submit_as(id, submission.clone()).await {
+            // Submitted at the same moment by another handle of the agent: theirs stands.
+            Err(Error::Store(StoreError::Conflict {
+                constraint: "decision_id",
+            })) => match self.decisions.decision(id).await? {
+                Some(first) => self.replay(first, &submission.action).await,
+                None => Err(Error::Store(StoreError::Unavailable(
+                    "a decision with this key was being stored; try again".into(),
+                ))),
+            },
+            other => other,
+        }
+    }
+
+    /// The verdict a keyed decision got, as `submit` answered it then. A held decision whose
+    /// approval item is missing (the node stopped between storing the two) gets its item now,
+    /// with the id the decision names.
+    async fn replay(&self, first: AgentDecision, action: &Action) -> Result<Submitted, Error> {
+        let Some(approval) = first.approval else {
+            return Ok(Submitted::Proceed { decision: first });
+        };
+        if let Some(item) = self.approvals.approval(approval).await? {
+            return Ok(Submitted::Held {
+                item,
+                decision: first,
+            });
+        }
+        let gate = self.gates.gate(action.kind);
+        let reasons = match gate.judge(action) {
+            Verdict::Hold { reasons } => reasons,
+            Verdict::Proceed => Vec::new(),
+        };
+        let mut item = ApprovalItem::held(action, gate, &reasons, Some(first.id), first.at);
+        item.id = approval;
+        self.store_held(&item, &first).await?;
+        Ok(Submitted::Held {
+            item,
+            decision: first,
+        })
+    }
+
+    /// Stores a held action's approval item, audits and publishes it.
+    async fn store_held(&self, item: &ApprovalItem, decision: &AgentDecision) -> Result<(), Error> {
+        self.approvals.insert_approval(item).await?;
+        self.record(
+            &item.requested_by,
+            "approval.hold",
+            item,
+            AuditOutcome::Success,
+            [("reasons", item.reasons.join("; "))],
+        )
+        .await;
+        self.publish_decision(decision).await;
+        self.publish_verdict(item, GateVerdict::Held, decision.at)
+            .await;
+        Ok(())
+    }
+
+    /// Runs the executor registered for `action`'s kind: what an agent calls for an action
+    /// that passed its gate, so that passed and approved actions are carried out by the same
+    /// code. `key` names the run (the decision or approval id) for the executor's logs.
+    pub async fn execute(&self, key: Uuid, action: &Action) -> Execution {
+        let executor = self
+            .executors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&action.kind)
+            .cloned();
+        match executor {
+            Some(executor) => match executor.execute(ApprovalId(key), action).await {
+                Ok(note) => Execution::Executed(note),
+                Err(why) => Execution::Failed(why),
+            },
+            None => Execution::Failed(format!("no executor is registered for {}", action.kind)),
+        }
+    }
+
+    /// Writes a decision an agent made without a gate (a rule it applies on its own, such as
+    /// opening a ticket for a critical alert) to the decision log, and publishes it.
+    pub async fn log(&self, decision: &AgentDecision) -> Result<(), Error> {
+        let errors = decision.validate();
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        self.decisions.insert_decision(decision).await?;
+        self.publish_decision(decision).await;
+        Ok(())
+    }
+
+    /// Carries out an action that passed its gate ([`Submitted::Proceed`]) with the executor
+    /// of its kind. A failure is written to the decision log as a follow-up of `decision`
+    /// (which says `executed`: the gate let it run).
+    pub async fn carry_out(&self, decision: &AgentDecision, action: &Action) -> Execution {
+        let execution = self.execute(decision.id.0, action).await;
+        if let Execution::Failed(why) = &execution {
+            let failed = AgentDecision {
+                id: DecisionId::new(),
+                outcome: DecisionOutcome::Failed,
+                reason: format!("passed its gate, then failed: {why}")
+                    .chars()
+                    .take(fb_core::gates::TEXT_MAX_CHARS)
+                    .collect(),
+                at: self.now(),
+                ..decision.clone()
+            };
+            match self.decisions.insert_decision(&failed).await {
+                Ok(()) => self.publish_decision(&failed).await,
+                Err(e) => {
+                    tracing::warn!(decision = %decision.id, error = %e, "Could not record that a passed action failed.")
+                }
+            }
+        }
+        execution
+    }
+
+    async fn submit_as(&self, id: DecisionId, submission: Submission) -> Result<Submitted, Error> {
         let Submission {
             action,
             inputs,
@@ -212,7 +341,7 @@ impl Service {
         let gate = self.gates.gate(action.kind);
         let now = self.now();
         let mut decision = AgentDecision {
-            id: DecisionId::new(),
+            id,
             agent: action.requested_by.clone(),
             site: action.site.clone(),
             machine: action.machine.clone(),
@@ -255,18 +384,10 @@ impl Service {
                 let item = ApprovalItem::held(&action, gate, &reasons, Some(decision.id), now);
                 decision.outcome = DecisionOutcome::Held;
                 decision.approval = Some(item.id);
-                self.approvals.insert_approval(&item).await?;
+                // The decision first: it is what a keyed submission finds again, and it names
+                // the item, so a stop between the two leaves nothing a replay cannot finish.
                 self.decisions.insert_decision(&decision).await?;
-                self.record(
-                    &action.requested_by,
-                    "approval.hold",
-                    &item,
-                    AuditOutcome::Success,
-                    [("reasons", item.reasons.join("; "))],
-                )
-                .await;
-                self.publish_decision(&decision).await;
-                self.publish_verdict(&item, GateVerdict::Held, now).await;
+                self.store_held(&item, &decision).await?;
                 Ok(Submitted::Held { item, decision })
             }
         }
@@ -323,19 +444,7 @@ impl Service {
         let item = self
             .answer(caller, id, ApprovalStatus::Approved, reason)
             .await?;
-        let executor = self
-            .executors
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&item.kind)
-            .cloned();
-        let execution = match executor {
-            Some(executor) => match executor.execute(item.id, &item.action()).await {
-                Ok(note) => Execution::Executed(note),
-                Err(why) => Execution::Failed(why),
-            },
-            None => Execution::Failed(format!("no executor is registered for {}", item.kind)),
-        };
+        let execution = self.execute(item.id.0, &item.action()).await;
         let (outcome, note) = match &execution {
             Execution::Executed(note) => (DecisionOutcome::Executed, note.clone()),
             Execution::Failed(why) => (DecisionOutcome::Failed, why.clone()),

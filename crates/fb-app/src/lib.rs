@@ -3,6 +3,7 @@
 //!
 //! Invariant: this crate orchestrates ports from `fb_core::ports` and never names an adapter.
 
+pub mod agents;
 pub mod alerts;
 pub mod audit;
 pub mod auth;

@@ -147,6 +147,7 @@ pub struct Service {
     audit: Arc<audit::Service>,
     clock: Arc<dyn Clock>,
     events: broadcast::Sender<TicketEvent>,
+    decision_log: std::sync::OnceLock<Arc<crate::gates::Service>>,
 }
 
 impl Service {
@@ -165,7 +166,14 @@ impl Service {
             audit,
             clock,
             events,
+            decision_log: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Writes what the auto-ticket rule does to the agents' decision log (wired once by the
+    /// server; `false` if one was set already).
+    pub fn attach_decision_log(&self, gates: Arc<crate::gates::Service>) -> bool {
+        self.decision_log.set(gates).is_ok()
     }
 
     /// Ticket changes as they are stored. A listener more than 1024 events behind misses the

@@ -103,6 +103,9 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     tracing::info!(backend = bus.backend(), stream = %settings.bus.stream, prefix = %settings.bus.subject_prefix, "Event bus open.");
     // Gate verdicts and agent decisions take the same bus.
     state.gates.attach_bus(bus.clone());
+    let command_publisher = wire::install_machine_commands(&settings, embedded.as_ref(), &state)?;
+    // The agents' consumers first: they receive what is published after they exist.
+    let agent_tasks = wire::spawn_agents(&settings, &state, bus.clone(), stop_rx.clone()).await;
     let energy_task = wire::spawn_energy(&settings, &state, bus.clone(), stop_rx.clone());
     let bus_task = wire::spawn_bus_publisher(&storage, &state, bus, stop_rx.clone());
     let gates_task = wire::spawn_gate_sweeper(&settings, &state, stop_rx.clone());
@@ -173,9 +176,12 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     ]
     .into_iter()
     .flatten()
+    .chain(agent_tasks)
     {
         let _ = task.await;
     }
+    // The gate holds the publisher too; the last handle dropped ends its connection.
+    drop(command_publisher);
     // Connections abandoned after the grace period may still hold pooled connections; closing
     // the pool waits for them, so it gets a bound of its own.
     if tokio::time::timeout(STORE_CLOSE_TIMEOUT, storage.health.close())

@@ -462,8 +462,90 @@ pub fn spawn_bus_publisher(
     tokio::spawn(publisher.run(
         state.alerts.subscribe(),
         state.anomaly_feed.subscribe(),
+        state.maintenance.subscribe(),
         stop,
     ))
+}
+
+/// Puts the `machine_command` confidence gate in front of an MQTT command publisher on the
+/// broker ingest uses (the built-in one, or `mqtt.broker`), and routes accepted energy
+/// recommendations through it. `None` when there is no broker: commands then stay pending.
+pub fn install_machine_commands(
+    settings: &Settings,
+    embedded: Option<&EmbeddedMqtt>,
+    state: &fb_http::AppState,
+) -> anyhow::Result<Option<Arc<fb_mqtt::CommandPublisher>>> {
+    let Some(options) = mqtt_options(settings, embedded)? else {
+        return Ok(None);
+    };
+    let publisher = Arc::new(
+        fb_mqtt::CommandPublisher::start(&fb_mqtt::CommandOptions {
+            host: options.host,
+            port: options.port,
+            client_id: format!("{}-commands", options.client_id),
+            username: options.username,
+            password: options.password,
+            tls_ca_file: options.tls_ca_file,
+            topic_prefix: options.topic_prefix,
+        })
+        .context("mqtt (machine commands)")?,
+    );
+    install_command_gate(state, publisher.clone());
+    Ok(Some(publisher))
+}
+
+/// Routes accepted energy recommendations through the `machine_command` gate to `transport`,
+/// which also carries out approved commands.
+pub fn install_command_gate(
+    state: &fb_http::AppState,
+    transport: Arc<dyn fb_app::energy::CommandSink>,
+) {
+    let gated = fb_app::energy::gated::GatedCommands::install(
+        state.gates.clone(),
+        state.energy.store(),
+        transport,
+    );
+    state.energy.set_commands(gated);
+}
+
+/// Starts the operations agents of `agents` on `bus`, each until `stop` turns true. Their
+/// consumers exist when this returns (when the bus is up), so call it before anything they
+/// react to is published.
+pub async fn spawn_agents(
+    settings: &Settings,
+    state: &fb_http::AppState,
+    bus: Arc<dyn fb_core::ports::EventBus>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let a = &settings.agents;
+    if !a.enabled {
+        return Vec::new();
+    }
+    let mut agents: Vec<Arc<dyn fb_app::agents::Agent>> = Vec::new();
+    if a.energy_auto_accept {
+        agents.push(Arc::new(fb_app::agents::EnergyAgent::new(
+            state.energy.clone(),
+        )));
+    }
+    let options = a.run_options();
+    for agent in &agents {
+        if let Err(e) = fb_app::agents::register(bus.as_ref(), agent.as_ref(), options).await {
+            // The runner keeps trying; what is published until then does not reach it.
+            tracing::warn!(agent = agent.name(), error = %e, "Could not create the agent's consumer yet.");
+        }
+    }
+    agents
+        .into_iter()
+        .map(|agent| {
+            tracing::info!(agent = agent.name(), "Agent starting.");
+            tokio::spawn(fb_app::agents::run(
+                bus.clone(),
+                agent,
+                options,
+                stop.clone(),
+            ))
+        })
+        .collect()
 }
 
 /// Runs the auto-ticket rule (a critical alert opens a maintenance ticket, or joins the
@@ -489,6 +571,7 @@ pub fn spawn_auto_tickets(
     state: &fb_http::AppState,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    state.maintenance.attach_decision_log(state.gates.clone());
     tokio::spawn(fb_app::maintenance::auto::follow_alerts(
         state.maintenance.clone(),
         storage.alerts.clone(),
@@ -512,8 +595,7 @@ pub fn energy_config(settings: &Settings) -> fb_app::energy::Config {
 
 /// Publishes new energy recommendations on `bus` and, when `energy.enabled`, runs the
 /// generator every `energy.recommendations.every_secs` until `stop` turns true. Accepted
-/// recommendations' commands stay pending: the command sink (the confidence gate, issue #7
-/// E5, in front of `fb_mqtt::CommandPublisher`) is wired when the gates are.
+/// recommendations' commands go through the gate `install_machine_commands` wires.
 pub fn spawn_energy(
     settings: &Settings,
     state: &fb_http::AppState,

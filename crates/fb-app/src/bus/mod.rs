@@ -27,12 +27,14 @@ use fb_core::plant::MachineId;
 use fb_core::ports::{EventBus, MachineStore, Published};
 
 use crate::alerts::AlertEvent;
+use crate::maintenance::TicketEvent;
 
 pub use memory::InProcessBus;
 
 /// The `source` of the events this node publishes for alerts and detection.
 pub const ALERTS_SOURCE: &str = "alerts";
 pub const DETECTION_SOURCE: &str = "detection";
+pub const MAINTENANCE_SOURCE: &str = "maintenance";
 
 /// What became of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,16 +72,14 @@ impl EventPublisher {
         self,
         mut alerts: broadcast::Receiver<AlertEvent>,
         mut anomalies: broadcast::Receiver<Arc<Vec<Anomaly>>>,
+        mut tickets: broadcast::Receiver<TicketEvent>,
         mut stop: watch::Receiver<bool>,
     ) {
-        #[expect(
-            clippy::large_enum_variant,
-            reason = "one value per turn of the loop, matched at once"
-        )]
         enum Next {
             Stop,
             Alert(Result<AlertEvent, broadcast::error::RecvError>),
             Anomalies(Result<Arc<Vec<Anomaly>>, broadcast::error::RecvError>),
+            Ticket(Result<TicketEvent, broadcast::error::RecvError>),
         }
         loop {
             // The arms only pick what happened; the work runs after the select, so that no
@@ -88,6 +88,7 @@ impl EventPublisher {
                 _ = stop.wait_for(|s| *s) => Next::Stop,
                 event = alerts.recv() => Next::Alert(event),
                 batch = anomalies.recv() => Next::Anomalies(batch),
+                ticket = tickets.recv() => Next::Ticket(ticket),
             };
             match next {
                 Next::Alert(Ok(event)) => {
@@ -96,13 +97,20 @@ impl EventPublisher {
                 Next::Anomalies(Ok(batch)) => {
                     self.anomalies(&batch).await;
                 }
+                Next::Ticket(Ok(event)) => {
+                    self.ticket(&event).await;
+                }
                 Next::Alert(Err(broadcast::error::RecvError::Lagged(n))) => self.missed("alert", n),
+                Next::Ticket(Err(broadcast::error::RecvError::Lagged(n))) => {
+                    self.missed("ticket.changed", n)
+                }
                 Next::Anomalies(Err(broadcast::error::RecvError::Lagged(n))) => {
                     self.missed("anomaly.detected", n)
                 }
                 Next::Stop
                 | Next::Alert(Err(broadcast::error::RecvError::Closed))
-                | Next::Anomalies(Err(broadcast::error::RecvError::Closed)) => break,
+                | Next::Anomalies(Err(broadcast::error::RecvError::Closed))
+                | Next::Ticket(Err(broadcast::error::RecvError::Closed)) => break,
             }
         }
         // Whatever was announced before the stop is published before the task ends.
@@ -111,6 +119,9 @@ impl EventPublisher {
         }
         while let Ok(batch) = anomalies.try_recv() {
             self.anomalies(&batch).await;
+        }
+        while let Ok(event) = tickets.try_recv() {
+            self.ticket(&event).await;
         }
     }
 
@@ -135,6 +146,25 @@ impl EventPublisher {
             self.publish(ALERTS_SOURCE, &alert.machine, at, bus_event)
                 .await,
         )
+    }
+
+    /// Publishes a ticket's opening and each change of its status as `ticket.changed` (the
+    /// subject's action token is the new status); `None` for edits and linked alerts, which
+    /// do not move it. The ticket's own site is the event's.
+    pub async fn ticket(&self, event: &TicketEvent) -> Option<Outcome> {
+        let ticket = event.ticket();
+        let at = match event {
+            TicketEvent::Opened(t) => t.created_at,
+            TicketEvent::Moved { ticket, .. } => ticket.updated_at,
+            TicketEvent::Updated(_) | TicketEvent::AlertLinked { .. } => return None,
+        };
+        let envelope = Envelope::new(
+            MAINTENANCE_SOURCE,
+            Some(&ticket.site),
+            at,
+            Event::Ticket(fb_core::events::TicketEvent::from(ticket)),
+        );
+        Some(self.send(&envelope, &ticket.machine).await)
     }
 
     /// Publishes one `anomaly.detected` event per anomaly.
@@ -163,20 +193,32 @@ impl EventPublisher {
                 // A machine deleted since has no site any more; the event still goes out.
                 let site = found.map(|m| m.location.site);
                 let envelope = Envelope::new(source, site.as_deref(), at, event);
-                match self.bus.publish(&envelope).await {
-                    Ok(Published::New) => Outcome::Published,
-                    Ok(Published::Duplicate) => Outcome::Duplicate,
-                    Err(e) => {
-                        tracing::warn!(event = name, id = %envelope.id(), machine = %machine, error = %e, "Could not publish an event on the bus; the store keeps the change.");
-                        Outcome::Failed
-                    }
-                }
+                return self.send(&envelope, machine).await;
             }
             Err(e) => {
                 tracing::warn!(event = name, machine = %machine, error = %e, "Could not look up the site of an event's machine; the event was not published.");
                 Outcome::Failed
             }
         };
+        self.count(name, outcome);
+        outcome
+    }
+
+    async fn send(&self, envelope: &Envelope, machine: &MachineId) -> Outcome {
+        let name = envelope.event().name();
+        let outcome = match self.bus.publish(envelope).await {
+            Ok(Published::New) => Outcome::Published,
+            Ok(Published::Duplicate) => Outcome::Duplicate,
+            Err(e) => {
+                tracing::warn!(event = name, id = %envelope.id(), machine = %machine, error = %e, "Could not publish an event on the bus; the store keeps the change.");
+                Outcome::Failed
+            }
+        };
+        self.count(name, outcome);
+        outcome
+    }
+
+    fn count(&self, name: &'static str, outcome: Outcome) {
         metrics::counter!(
             "fb_bus_published_total",
             "event" => name,
@@ -184,7 +226,6 @@ impl EventPublisher {
             "backend" => self.bus.backend()
         )
         .increment(1);
-        outcome
     }
 
     fn missed(&self, event: &'static str, n: u64) {

@@ -91,7 +91,9 @@ async fn the_alert_lifecycle_is_published_under_the_machines_site() {
     let feed = AnomalyFeed::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let publisher = EventPublisher::new(s.bus.clone(), s.storage.machines.clone());
-    let task = tokio::spawn(publisher.run(s.alerts.subscribe(), feed.subscribe(), stopped));
+    let (_tickets, tickets_rx) = tokio::sync::broadcast::channel(16);
+    let task =
+        tokio::spawn(publisher.run(s.alerts.subscribe(), feed.subscribe(), tickets_rx, stopped));
 
     s.alerts
         .observe(vec![hot("press-01", &s.clock)])
@@ -185,14 +187,61 @@ async fn what_was_announced_before_the_stop_is_still_published() {
     let feed = AnomalyFeed::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let publisher = EventPublisher::new(s.bus.clone(), s.storage.machines.clone());
-    let receivers = (s.alerts.subscribe(), feed.subscribe());
+    let (_tickets, tickets_rx) = tokio::sync::broadcast::channel(16);
+    let receivers = (s.alerts.subscribe(), feed.subscribe(), tickets_rx);
     // The change is announced, and the stop comes, before the publisher runs at all.
     s.alerts
         .observe(vec![hot("press-01", &s.clock)])
         .await
         .unwrap();
     stop.send(true).unwrap();
-    publisher.run(receivers.0, receivers.1, stopped).await;
+    publisher
+        .run(receivers.0, receivers.1, receivers.2, stopped)
+        .await;
     let opened = next(&mut alerts_out).await;
     assert_eq!(opened.subject(), "alerts.opened.plant-a.press-01");
+}
+
+#[tokio::test]
+async fn tickets_opened_and_moved_are_published_under_their_own_site() {
+    use crate::maintenance::TicketEvent;
+    use fb_core::maintenance::{FailureType, Transition};
+
+    let s = setup().await;
+    let mut tickets_out = consumer(&s.bus, "tickets.>").await;
+    let publisher = EventPublisher::new(s.bus.clone(), s.storage.machines.clone());
+    let mut ticket = fb_testkit::fixtures::ticket("press-01", "plant-b", FailureType::Bearing);
+    assert_eq!(
+        publisher.ticket(&TicketEvent::Opened(ticket.clone())).await,
+        Some(Outcome::Published)
+    );
+    // Edits do not move a ticket: they stay off the bus.
+    assert_eq!(
+        publisher
+            .ticket(&TicketEvent::Updated(ticket.clone()))
+            .await,
+        None
+    );
+    ticket.status = fb_core::maintenance::TicketStatus::InProgress;
+    assert_eq!(
+        publisher
+            .ticket(&TicketEvent::Moved {
+                ticket: ticket.clone(),
+                action: Transition::Start,
+            })
+            .await,
+        Some(Outcome::Published)
+    );
+
+    let opened = next(&mut tickets_out).await;
+    assert_eq!(opened.subject(), "tickets.open.plant-b.press-01");
+    assert_eq!(opened.source(), MAINTENANCE_SOURCE);
+    let Event::Ticket(payload) = opened.event() else {
+        panic!("a ticket event: {opened:?}")
+    };
+    assert_eq!(payload.ticket, ticket.id.0);
+    assert_eq!(payload.failure_type.as_deref(), Some("bearing"));
+    assert_eq!(payload.priority, fb_core::events::TicketPriority::High);
+    let started = next(&mut tickets_out).await;
+    assert_eq!(started.subject(), "tickets.in_progress.plant-b.press-01");
 }

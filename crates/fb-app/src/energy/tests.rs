@@ -5,6 +5,7 @@ use time::{Duration, Weekday};
 
 use fb_core::energy::{CommandState, EnergyAction, TariffWindow, TimeOfDay};
 use fb_core::events::SubjectFilter;
+use fb_core::gates::DecisionOutcome;
 use fb_core::identity::{Role, SiteScope, Subject, UserId};
 use fb_core::plant::{MachineId, Reading, ReadingBatch, SensorKind};
 use fb_core::ports::{AuditFilter, ConsumerName, ConsumerSpec, Storage};
@@ -55,10 +56,11 @@ fn config() -> Config {
 }
 
 struct Fixture {
-    service: Service,
+    service: Arc<Service>,
     storage: Storage,
     clock: Arc<FakeClock>,
     bus: Arc<dyn EventBus>,
+    gates: Arc<crate::gates::Service>,
 }
 
 async fn fixture(sink: Option<Arc<dyn CommandSink>>) -> Fixture {
@@ -93,14 +95,27 @@ async fn fixture(sink: Option<Arc<dyn CommandSink>>) -> Fixture {
         config(),
     );
     assert!(service.set_bus(bus.clone()));
+    let gates = Arc::new(
+        crate::gates::Service::new(
+            storage.approvals.clone(),
+            storage.decisions.clone(),
+            fb_core::gates::Gates::default(),
+            Arc::new(audit::Service::new(storage.audit.clone(), clock.clone())),
+            clock.clone(),
+        )
+        .with_bus(bus.clone()),
+    );
     if let Some(sink) = sink {
-        assert!(service.set_commands(sink));
+        let gated =
+            gated::GatedCommands::install(gates.clone(), storage.recommendations.clone(), sink);
+        assert!(service.set_commands(gated));
     }
     Fixture {
-        service,
+        service: Arc::new(service),
         storage,
         clock,
         bus,
+        gates,
     }
 }
 
@@ -452,5 +467,308 @@ async fn an_expired_recommendation_cannot_be_accepted() {
             .unwrap()
             .status,
         RecommendationStatus::Expired
+    );
+}
+
+/// A transport that refuses its first `failures` commands, then records them.
+struct Flaky {
+    failures: Mutex<u32>,
+    sent: Mutex<Vec<MachineCommand>>,
+}
+
+impl Flaky {
+    fn new(failures: u32) -> Arc<Self> {
+        Arc::new(Self {
+            failures: Mutex::new(failures),
+            sent: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn sent(&self) -> Vec<MachineCommand> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl CommandSink for Flaky {
+    async fn submit(&self, command: &MachineCommand) -> Result<(), CommandError> {
+        let mut failures = self.failures.lock().unwrap();
+        if *failures > 0 {
+            *failures -= 1;
+            return Err(CommandError("broker unreachable".into()));
+        }
+        self.sent.lock().unwrap().push(command.clone());
+        Ok(())
+    }
+}
+
+/// An idle press and a non-critical compressor in the peak: a standby and an off-peak
+/// recommendation, each announced on the bus.
+async fn idle_plant(f: &Fixture) -> (Recommendation, Recommendation) {
+    let now = f.clock.now_for_tests();
+    power(f, "press-01", now, 20, 1.5).await;
+    power(f, "comp-01", now, 20, 10.0).await;
+    let created = f.service.generate().await.unwrap();
+    let pick = |a: EnergyAction| created.iter().find(|r| r.action == a).unwrap().clone();
+    (
+        pick(EnergyAction::Standby),
+        pick(EnergyAction::ShiftOffPeak),
+    )
+}
+
+fn agent_options() -> crate::agents::RunOptions {
+    crate::agents::RunOptions {
+        ack_wait: StdDuration::from_millis(300),
+        max_deliver: 10,
+        poll: StdDuration::from_millis(20),
+    }
+}
+
+/// Waits (up to 10 s) until `done` holds.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..500 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+#[tokio::test]
+async fn a_person_accepting_a_command_its_gate_does_not_allow_waits_for_an_approver() {
+    let transport = Flaky::new(0);
+    let f = fixture(Some(transport.clone())).await;
+    let (_, shift) = idle_plant(&f).await;
+    let supervisor = person(Role::Supervisor, SiteScope::All);
+
+    // `defer_run` is not among the commands the gate lets run without a person.
+    let accepted = f.service.accept(&supervisor, shift.id).await.unwrap();
+    assert_eq!(accepted.command_state, Some(CommandState::Pending));
+    assert!(transport.sent().is_empty());
+    let held = f
+        .storage
+        .approvals
+        .list_approvals(&fb_core::ports::ApprovalFilter::new(SiteScope::All, 100))
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].command.as_deref(), Some("defer_run"));
+    assert_eq!(held[0].reasons, ["command_not_allowed: 'defer_run'"]);
+
+    // An operator cannot answer it; a supervisor's approval sends it, once.
+    let operator = person(Role::Operator, SiteScope::All);
+    let err = f
+        .gates
+        .approve(&operator, held[0].id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::permission_denied);
+    let approved = f
+        .gates
+        .approve(&supervisor, held[0].id, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        approved.execution,
+        crate::gates::Execution::Executed(_)
+    ));
+    let sent = transport.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].id, accepted.command_id.unwrap());
+    assert_eq!(
+        f.service
+            .get(&supervisor, shift.id)
+            .await
+            .unwrap()
+            .command_state,
+        Some(CommandState::Sent)
+    );
+}
+
+#[tokio::test]
+async fn the_energy_agent_sends_standby_through_its_gate_once_and_holds_the_rest() {
+    let transport = Flaky::new(0);
+    let f = fixture(Some(transport.clone())).await;
+    let agent: Arc<dyn crate::agents::Agent> =
+        Arc::new(crate::agents::EnergyAgent::new(f.service.clone()));
+    crate::agents::register(f.bus.as_ref(), agent.as_ref(), agent_options())
+        .await
+        .unwrap();
+    let (standby, shift) = idle_plant(&f).await;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(crate::agents::run(
+        f.bus.clone(),
+        agent.clone(),
+        agent_options(),
+        stop,
+    ));
+    let viewer = person(Role::Viewer, SiteScope::All);
+    eventually("both recommendations handled", async || {
+        let s = f.service.get(&viewer, standby.id).await.unwrap();
+        let o = f.service.get(&viewer, shift.id).await.unwrap();
+        s.command_state == Some(CommandState::Sent) && o.status == RecommendationStatus::Accepted
+    })
+    .await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+
+    let sent = transport.sent();
+    assert_eq!(
+        sent.len(),
+        1,
+        "only standby passes the gate alone: {sent:?}"
+    );
+    assert_eq!(sent[0].command, "standby");
+    let shift = f.service.get(&viewer, shift.id).await.unwrap();
+    assert_eq!(shift.decided_by.as_deref(), Some(SOURCE));
+    assert_eq!(shift.command_state, Some(CommandState::Pending));
+
+    // The decision log: standby executed at 0.95, the off-peak run held at 0.70.
+    let decisions = f
+        .storage
+        .decisions
+        .list_decisions(&fb_core::ports::DecisionFilter::new(SiteScope::All, 100))
+        .await
+        .unwrap();
+    let mut log: Vec<(String, f64, DecisionOutcome)> = decisions
+        .iter()
+        .map(|d| (d.agent.clone(), d.confidence, d.outcome))
+        .collect();
+    log.sort_by(|a, b| a.1.total_cmp(&b.1));
+    assert_eq!(
+        log,
+        [
+            (SOURCE.to_owned(), 0.7, DecisionOutcome::Held),
+            (SOURCE.to_owned(), 0.95, DecisionOutcome::Executed),
+        ]
+    );
+
+    // The same event handled again (a redelivery) does nothing more.
+    let envelope = Envelope::new(
+        SOURCE,
+        Some("plant-a"),
+        standby.created_at,
+        Event::EnergyRecommendation(EnergyRecommendationEvent {
+            recommendation: standby.id.0,
+            machine: standby.machine.clone(),
+            action: standby.action,
+            expected_kwh_saved: standby.expected_kwh_saved,
+            expected_co2_kg_saved: standby.expected_co2_kg_saved,
+            reason: standby.reason.clone(),
+        }),
+    );
+    assert_eq!(
+        agent.handle(&envelope).await.unwrap(),
+        crate::agents::Handled::Nothing
+    );
+    assert_eq!(transport.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn an_energy_agent_stopped_between_acceptance_and_gate_finishes_once_after_restart() {
+    let transport = Flaky::new(0);
+    let f = fixture(Some(transport.clone())).await;
+    let agent: Arc<dyn crate::agents::Agent> =
+        Arc::new(crate::agents::EnergyAgent::new(f.service.clone()));
+    crate::agents::register(f.bus.as_ref(), agent.as_ref(), agent_options())
+        .await
+        .unwrap();
+    let (standby, _) = idle_plant(&f).await;
+    // The agent accepted the standby and stopped before it reached the gate: the store says
+    // accepted, command pending, and the event was never acknowledged.
+    let command = Uuid::now_v7();
+    assert!(
+        f.storage
+            .recommendations
+            .decide_recommendation(
+                standby.id,
+                RecommendationStatus::Accepted,
+                SOURCE,
+                f.clock.now_for_tests(),
+                Some(command),
+            )
+            .await
+            .unwrap()
+    );
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(crate::agents::run(
+        f.bus.clone(),
+        agent,
+        agent_options(),
+        stop,
+    ));
+    eventually("the standby command sent", async || {
+        !transport.sent().is_empty()
+    })
+    .await;
+    // Long enough for any redelivery to have come and gone.
+    tokio::time::sleep(StdDuration::from_millis(700)).await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    let sent = transport.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].id, command,
+        "the command id the acceptance recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_command_the_transport_refuses_is_retried_until_it_goes_out_once() {
+    let transport = Flaky::new(2);
+    let f = fixture(Some(transport.clone())).await;
+    let agent: Arc<dyn crate::agents::Agent> =
+        Arc::new(crate::agents::EnergyAgent::new(f.service.clone()));
+    crate::agents::register(f.bus.as_ref(), agent.as_ref(), agent_options())
+        .await
+        .unwrap();
+    let (standby, _) = idle_plant(&f).await;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(crate::agents::run(
+        f.bus.clone(),
+        agent,
+        agent_options(),
+        stop,
+    ));
+    let viewer = person(Role::Viewer, SiteScope::All);
+    eventually("the standby command sent", async || {
+        f.service
+            .get(&viewer, standby.id)
+            .await
+            .unwrap()
+            .command_state
+            == Some(CommandState::Sent)
+    })
+    .await;
+    tokio::time::sleep(StdDuration::from_millis(700)).await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    assert_eq!(transport.sent().len(), 1);
+    // Two failed attempts, each in the decision log after the one gate decision.
+    let decisions = f
+        .storage
+        .decisions
+        .list_decisions(&fb_core::ports::DecisionFilter::new(SiteScope::All, 100))
+        .await
+        .unwrap();
+    let standby_log: Vec<DecisionOutcome> = decisions
+        .iter()
+        .filter(|d| d.confidence == 0.95)
+        .map(|d| d.outcome)
+        .collect();
+    assert_eq!(
+        standby_log
+            .iter()
+            .filter(|o| **o == DecisionOutcome::Executed)
+            .count(),
+        1
+    );
+    assert_eq!(
+        standby_log
+            .iter()
+            .filter(|o| **o == DecisionOutcome::Failed)
+            .count(),
+        2
     );
 }

@@ -81,6 +81,7 @@ impl Service {
                 match self.store.update_ticket(&ticket, stored).await {
                     Ok(true) => {
                         self.record(&ticket, "ticket.link_alert", alert).await;
+                        self.decided(&ticket, "ticket.link_alert", alert).await;
                         self.announce(TicketEvent::AlertLinked {
                             ticket: ticket.clone(),
                             alert: alert.id,
@@ -103,6 +104,7 @@ impl Service {
             match self.store.insert_ticket(&ticket).await {
                 Ok(()) => {
                     self.record(&ticket, "ticket.auto_open", alert).await;
+                    self.decided(&ticket, "ticket.auto_open", alert).await;
                     self.announce(TicketEvent::Opened(ticket.clone()));
                     return Ok(Outcome::Opened(ticket));
                 }
@@ -146,6 +148,44 @@ impl Service {
             }
         }
         Ok(acted)
+    }
+
+    /// Writes what the rule did to the agents' decision log, when one is attached. The rule
+    /// is certain of what it applies (confidence 1): the alert is critical and its failure
+    /// type fixed by its kind. A failed write is logged; the ticket and its audit record stand.
+    async fn decided(&self, ticket: &Ticket, action: &str, alert: &Alert) {
+        let Some(log) = self.decision_log.get() else {
+            return;
+        };
+        let decision = fb_core::gates::AgentDecision {
+            id: fb_core::gates::DecisionId::for_key(AGENT, &format!("{action}:{}", alert.id)),
+            agent: AGENT.to_owned(),
+            site: ticket.site.clone(),
+            machine: Some(ticket.machine.clone()),
+            inputs: serde_json::json!({
+                "alert": alert.id.to_string(),
+                "kind": alert.kind.as_str(),
+                "severity": "critical",
+                "title": alert.title,
+            })
+            .to_string(),
+            action: action.to_owned(),
+            reason: format!(
+                "critical {} alert: {} failure, {} priority",
+                alert.kind.as_str(),
+                ticket.failure_type.as_str(),
+                ticket.priority.as_str()
+            ),
+            confidence: 1.0,
+            outcome: fb_core::gates::DecisionOutcome::Executed,
+            approval: None,
+            ticket: Some(ticket.id.0),
+            alert: Some(alert.id.0),
+            at: self.clock.now(),
+        };
+        if let Err(e) = log.log(&decision).await {
+            tracing::warn!(ticket = %ticket.id, alert = %alert.id, error = %e, "Could not write the auto-ticket decision to the decision log.");
+        }
     }
 
     /// Records what the rule did in the audit log.
@@ -213,6 +253,9 @@ fn opening(alert: &Alert, failure_type: FailureType) -> NewTicket {
         alerts: vec![alert.id],
     }
 }
+
+/// The agent's name in the decision log.
+pub const AGENT: &str = "maintenance";
 
 /// How often [`follow_alerts`] catches up even when it kept up: what a failed attempt (a store
 /// hiccup) waits at most before the alert is looked at again.

@@ -31,7 +31,7 @@ pub use recommend::{
 };
 pub use recommendation::{
     CommandState, MachineCommand, Recommendation, RecommendationId, RecommendationStatus,
-    command_of,
+    command_of, confidence_of,
 };
 pub use tariff::{Tariff, TariffError, TariffWindow, TimeOfDay};
 

@@ -81,6 +81,26 @@ pub fn command_of(action: EnergyAction) -> &'static str {
     }
 }
 
+/// How sure the energy agent is that acting on a recommendation of this kind is right, as its
+/// gate reads it (issue #7, E5; the gate's default threshold for machine commands is 0.9).
+///
+/// - `standby`: 0.95. The machine ran at idle power through the whole look-back with no
+///   output; standby is reversed by `resume` at no cost but the warm-up.
+/// - `reduce_load`: 0.75. The efficiency figure rests on a flow sensor and a rated value, and
+///   lowering the load slows production: a person should confirm it.
+/// - `defer_run`: 0.7. Whether a run is non-critical is a planning question the readings
+///   cannot answer.
+///
+/// Below the threshold the command waits in the approval queue, so only standby runs alone by
+/// default, and only because `standby` is also in the gate's allowed commands.
+pub fn confidence_of(action: EnergyAction) -> f64 {
+    match action {
+        EnergyAction::Standby => 0.95,
+        EnergyAction::LoadReduction => 0.75,
+        EnergyAction::ShiftOffPeak => 0.7,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
     pub id: RecommendationId,

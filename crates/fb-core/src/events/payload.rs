@@ -141,11 +141,12 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// A ticket's priority, named as the tickets API names it.
     TicketPriority {
         Low => "low",
         Medium => "medium",
         High => "high",
-        Urgent => "urgent",
+        Critical => "critical",
     }
 }
 
@@ -159,9 +160,35 @@ pub struct TicketEvent {
     pub title: String,
     /// The failure type the ticket is about (a repair-step template's key), if known.
     pub failure_type: Option<String>,
-    /// The alert that opened it, for tickets opened from alerts.
+    /// The alert that opened it, for tickets opened from alerts (the first of its alerts).
     pub alert: Option<AlertId>,
     pub assignee: Option<String>,
+}
+
+impl From<&crate::maintenance::Ticket> for TicketEvent {
+    fn from(t: &crate::maintenance::Ticket) -> Self {
+        use crate::maintenance::{TicketPriority as P, TicketStatus as S};
+        Self {
+            ticket: t.id.0,
+            machine: t.machine.clone(),
+            status: match t.status {
+                S::Open => TicketStatus::Open,
+                S::InProgress => TicketStatus::InProgress,
+                S::Resolved => TicketStatus::Resolved,
+                S::Closed => TicketStatus::Closed,
+            },
+            priority: match t.priority {
+                P::Low => TicketPriority::Low,
+                P::Medium => TicketPriority::Medium,
+                P::High => TicketPriority::High,
+                P::Critical => TicketPriority::Critical,
+            },
+            title: t.title.clone(),
+            failure_type: Some(t.failure_type.as_str().to_owned()),
+            alert: t.alerts.first().copied(),
+            assignee: t.assignee.clone(),
+        }
+    }
 }
 
 wire_enum! {

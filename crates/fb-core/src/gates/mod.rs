@@ -382,6 +382,25 @@ impl DecisionId {
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// The id of the decision an agent makes about `key` (an event id, a command id): the
+    /// same agent and key always give the same id, so a decision made again after a
+    /// redelivery or a restart finds the first one instead of acting twice. The first 16
+    /// bytes of SHA-256 over the length-prefixed agent and key, marked as a custom (version 8)
+    /// UUID so that it never collides with the UUIDv7 of `new`.
+    pub fn for_key(agent: &str, key: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"factorybrain.decision/1");
+        for part in [agent, key] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        let digest = hash.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    }
 }
 
 impl Default for DecisionId {

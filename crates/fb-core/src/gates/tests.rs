@@ -197,3 +197,18 @@ fn names_round_trip() {
         assert_eq!(DecisionOutcome::parse(o.as_str()), Some(*o));
     }
 }
+
+#[test]
+fn keyed_decision_ids_are_stable_per_agent_and_key() {
+    let a = DecisionId::for_key("energy", "0190-cmd");
+    assert_eq!(a, DecisionId::for_key("energy", "0190-cmd"));
+    assert_ne!(a, DecisionId::for_key("procurement", "0190-cmd"));
+    assert_ne!(a, DecisionId::for_key("energy", "0190-cmd2"));
+    // Length-prefixed: moving a character between agent and key gives another id.
+    assert_ne!(
+        DecisionId::for_key("ab", "c"),
+        DecisionId::for_key("a", "bc")
+    );
+    assert_eq!(a.0.get_version_num(), 8);
+    assert_eq!(DecisionId::new().0.get_version_num(), 7);
+}

@@ -6,6 +6,7 @@
 //! exists is a key of the defaults; anything else is an unknown key. All problems are collected
 //! and reported together, each with its path.
 
+mod agents;
 mod bus;
 mod energy;
 mod events;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use agents::AgentSettings;
 pub use bus::{BusKind, BusSettings};
 pub use energy::EnergySettings;
 pub use events::EventSettings;
@@ -48,6 +50,7 @@ pub struct Settings {
     pub events: EventSettings,
     pub bus: BusSettings,
     pub gates: GateSettings,
+    pub agents: AgentSettings,
     pub energy: EnergySettings,
     pub log: LogSettings,
 }
@@ -438,6 +441,7 @@ impl Settings {
         self.events.validate(&mut errors);
         self.bus.validate(&mut errors);
         self.gates.validate(&mut errors);
+        self.agents.validate(&mut errors);
         self.energy.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {

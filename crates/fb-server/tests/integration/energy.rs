@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use fb_core::identity::Role;
 use fb_mqtt::{CommandOptions, CommandPublisher};
+use fb_server::wire;
 
 use crate::support::TestApp;
 
@@ -112,7 +113,7 @@ async fn idle_machines_get_standby_and_the_command_reaches_the_machine_on(app: T
         })
         .unwrap(),
     );
-    assert!(app.state.energy.set_commands(publisher));
+    wire::install_command_gate(&app.state, publisher);
 
     // An Operator may not accept; a Supervisor may, once.
     let operator = app.token_for("otto", Role::Operator).await;
