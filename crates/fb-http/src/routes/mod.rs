@@ -524,14 +524,20 @@ pub fn table() -> Vec<Route> {
             Requires(P::OrdersApprove),
             "approval.approve",
             post(gates::approve),
-        ),
+        )
+        // The gates service records every answer itself, with the item's kind, site and status
+        // and the outcome; the guard adds the refusals it makes before the service is asked.
+        .audit_refusals_only(),
         route(
             Method::POST,
             "/api/v1/approvals/{id}/reject",
             Requires(P::OrdersApprove),
             "approval.reject",
             post(gates::reject),
-        ),
+        )
+        // The gates service records every answer itself, with the item's kind, site and status
+        // and the outcome; the guard adds the refusals it makes before the service is asked.
+        .audit_refusals_only(),
         route(
             Method::GET,
             "/api/v1/decisions",
@@ -814,9 +820,13 @@ mod tests {
     #[test]
     fn every_state_change_is_recorded_except_the_listed_ones() {
         // Changing this list is a decision to leave a state change out of the audit log.
-        let refusals_only: BTreeSet<(String, &str)> = [("POST".to_owned(), "/api/v1/readings")]
-            .into_iter()
-            .collect();
+        let refusals_only: BTreeSet<(String, &str)> = [
+            ("POST".to_owned(), "/api/v1/readings"),
+            ("POST".to_owned(), "/api/v1/approvals/{id}/approve"),
+            ("POST".to_owned(), "/api/v1/approvals/{id}/reject"),
+        ]
+        .into_iter()
+        .collect();
         for route in table() {
             let reads = route.method == Method::GET || route.method == Method::HEAD;
             let expected =
