@@ -102,7 +102,9 @@ pub async fn register(
     agent: &dyn Agent,
     options: RunOptions,
 ) -> Result<(), BusError> {
-    bus.consumer(&consumer_spec(agent, options)?).await.map(drop)
+    bus.consumer(&consumer_spec(agent, options)?)
+        .await
+        .map(drop)
 }
 
 /// Creates (or opens) the agent's durable consumer on `bus` and hands it every event until `stop` turns

@@ -73,6 +73,12 @@ impl Service {
             let now = self.clock.now();
             if let Some(mut ticket) = self.active_for(&alert.machine, failure_type).await? {
                 let stored = ticket.version;
+                // The machine moved to another site since the ticket was opened: the ticket
+                // follows it, so that the people of the site that now sees the alerts see the
+                // ticket they join.
+                if ticket.site != machine.location.site {
+                    ticket.site = machine.location.site.clone();
+                }
                 if !ticket.link_alert(alert.id, now) {
                     // The ticket keeps the alerts that showed the failure first.
                     return Ok(Outcome::TicketFull(ticket.id));

@@ -544,3 +544,81 @@ async fn reliability_comes_from_the_machines_tickets() {
         .unwrap();
     assert_eq!(far.failures, 0);
 }
+
+#[tokio::test]
+async fn an_active_ticket_follows_its_machine_to_another_site() {
+    let f = fixture().await;
+    let first = critical("press-01", AlertKind::Vibration);
+    let Outcome::Opened(ticket) = f.service.on_alert(&first).await.unwrap() else {
+        panic!("opened")
+    };
+    assert_eq!(ticket.site, "plant-a");
+    let mut moved = f
+        .storage
+        .machines
+        .machine(&MachineId("press-01".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    moved.location.site = "plant-b".into();
+    assert!(f.storage.machines.update_machine(&moved).await.unwrap());
+
+    // The next alert, seen by plant-b, joins the ticket, which plant-b now sees.
+    let second = critical("press-01", AlertKind::Vibration);
+    let Outcome::Linked(joined) = f.service.on_alert(&second).await.unwrap() else {
+        panic!("linked")
+    };
+    assert_eq!((joined.id, joined.site.as_str()), (ticket.id, "plant-b"));
+    let bea = person(
+        "bea",
+        Role::Operator,
+        SiteScope::named("s", &["plant-b"]).unwrap(),
+    );
+    assert_eq!(
+        f.service.get(&bea, ticket.id).await.unwrap().site,
+        "plant-b"
+    );
+}
+
+#[tokio::test]
+async fn the_auto_ticket_rule_writes_its_decisions_to_the_decision_log_once() {
+    let f = fixture().await;
+    let gates = Arc::new(crate::gates::Service::new(
+        f.storage.approvals.clone(),
+        f.storage.decisions.clone(),
+        fb_core::gates::Gates::default(),
+        Arc::new(audit::Service::new(
+            f.storage.audit.clone(),
+            f.clock.clone(),
+        )),
+        f.clock.clone(),
+    ));
+    assert!(f.service.attach_decision_log(gates));
+    let first = critical("press-01", AlertKind::Vibration);
+    let Outcome::Opened(ticket) = f.service.on_alert(&first).await.unwrap() else {
+        panic!("opened")
+    };
+    f.service.on_alert(&first).await.unwrap();
+    let second = critical("press-01", AlertKind::Vibration);
+    f.service.on_alert(&second).await.unwrap();
+    let log = f
+        .storage
+        .decisions
+        .list_decisions(&fb_core::ports::DecisionFilter::new(SiteScope::All, 10))
+        .await
+        .unwrap();
+    let mut actions: Vec<(&str, Option<uuid::Uuid>)> =
+        log.iter().map(|d| (d.action.as_str(), d.alert)).collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            ("ticket.auto_open", Some(first.id.0)),
+            ("ticket.link_alert", Some(second.id.0)),
+        ]
+    );
+    assert!(log.iter().all(|d| d.agent == "maintenance"
+        && d.ticket == Some(ticket.id.0)
+        && d.confidence == 1.0
+        && d.outcome == fb_core::gates::DecisionOutcome::Executed));
+}

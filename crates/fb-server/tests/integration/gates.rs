@@ -160,7 +160,11 @@ async fn held_order_is_approved_by_a_supervisor_only_on(app: TestApp) {
     };
     assert_eq!(count("user:otto", "denied"), 1, "{records:?}");
     assert_eq!(count("user:sam", "success"), 1, "{records:?}");
-    assert_eq!(count("user:sam", "failure"), 1, "the second answer: {records:?}");
+    assert_eq!(
+        count("user:sam", "failure"),
+        1,
+        "the second answer: {records:?}"
+    );
 
     // A viewer reads the decision log: the hold, then the execution.
     let log = app
