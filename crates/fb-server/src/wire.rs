@@ -527,7 +527,11 @@ pub async fn spawn_agents(
             state.energy.clone(),
         )));
     }
-    let options = a.run_options();
+    let options = fb_app::agents::RunOptions {
+        ack_wait: settings.bus.ack_wait(),
+        max_deliver: settings.bus.max_deliver,
+        ..fb_app::agents::RunOptions::default()
+    };
     for agent in &agents {
         if let Err(e) = fb_app::agents::register(bus.as_ref(), agent.as_ref(), options).await {
             // The runner keeps trying; what is published until then does not reach it.
