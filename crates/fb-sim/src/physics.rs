@@ -71,6 +71,8 @@ struct SimMachine {
     fault: Option<(FaultKind, OffsetDateTime, Option<usize>, f64)>,
     /// The values last reported, where a stuck sensor freezes.
     last: [f64; SENSORS.len()],
+    /// A load set from outside (a machine left idling), instead of the shift's.
+    pinned_load: Option<f64>,
 }
 
 /// A fault to inject at a chosen time rather than at random (the demo's scenario, tests).
@@ -121,6 +123,7 @@ impl Simulator {
                     leak: 0.0,
                     fault: None,
                     last: [0.0; SENSORS.len()],
+                    pinned_load: None,
                 }
             })
             .collect();
@@ -157,6 +160,14 @@ impl Simulator {
             .map(|m| m.wear)
     }
 
+    /// Holds a machine at `load` (0 to 1; 0.05 is a machine left idling) instead of following
+    /// the shifts, or lets it follow them again with `None`.
+    pub fn pin_load(&mut self, machine: &MachineId, load: Option<f64>) {
+        if let Some(m) = self.machines.iter_mut().find(|m| m.id == *machine) {
+            m.pinned_load = load.map(|l| l.clamp(0.0, 1.0));
+        }
+    }
+
     /// Expected faults per machine per hour (default 0.05).
     pub fn with_fault_rate(mut self, per_machine_per_hour: f64) -> Self {
         self.fault_rate = per_machine_per_hour.max(0.0);
@@ -185,8 +196,9 @@ impl Simulator {
             self.start_planned_fault(index);
             self.maybe_start_fault(index, dt_secs);
             let noise = |rng: &mut StdRng, sd: f64| gaussian(rng) * sd;
-            let load = (load_base + noise(&mut self.rng, 0.03)).clamp(0.05, 1.0);
+            let shift = (load_base + noise(&mut self.rng, 0.03)).clamp(0.05, 1.0);
             let m = &mut self.machines[index];
+            let load = m.pinned_load.unwrap_or(shift);
             let (rated, rise, vib, pressure, flow) = m.kind.nominal();
             let fault = m.fault.filter(|(_, end, _, _)| *end >= now);
             if fault.is_none() {
@@ -364,6 +376,36 @@ mod tests {
     fn the_same_seed_gives_the_same_plant() {
         assert_eq!(run(7, 200, 2.0), run(7, 200, 2.0));
         assert_ne!(run(7, 200, 2.0).0, run(8, 200, 2.0).0);
+    }
+
+    #[test]
+    fn a_pinned_machine_idles_while_the_others_follow_the_shift() {
+        let machines = plant_machines(5, start());
+        let mut sim = Simulator::new(3, &machines, start()).with_fault_rate(0.0);
+        let idle = machines[3].0.id.clone();
+        sim.pin_load(&idle, Some(0.05));
+        let power = |readings: &[Reading], machine: &MachineId| {
+            readings
+                .iter()
+                .find(|r| r.machine == *machine && r.sensor.0 == "power")
+                .map(|r| r.value)
+                .unwrap()
+        };
+        let mut idle_kw = Vec::new();
+        for _ in 0..60 {
+            idle_kw.push(power(&sim.step(Duration::seconds(10)), &idle));
+        }
+        let (rated, ..) = machines[3].1.nominal();
+        let mean = idle_kw.iter().sum::<f64>() / idle_kw.len() as f64;
+        // 5 % of rated power over the efficiency of a healthy machine, with noise.
+        assert!(mean < 0.1 * rated, "{mean} of {rated}");
+        sim.pin_load(&idle, None);
+        let mut followed = Vec::new();
+        for _ in 0..60 {
+            followed.push(power(&sim.step(Duration::seconds(10)), &idle));
+        }
+        let after = followed.iter().sum::<f64>() / followed.len() as f64;
+        assert!(after > mean * 2.0, "{after} vs {mean}");
     }
 
     #[test]
