@@ -59,6 +59,8 @@ pub const SOURCE: &str = "agent:energy";
 pub const REPORT_RANGE_MAX: Duration = Duration::days(366);
 /// Most buckets one machine's report reads (per period: current and each baseline day).
 pub const REPORT_BUCKETS_MAX: usize = 100_000;
+/// The machine's latest recommendations the generator looks through for a recent decision.
+const DECIDED_LOOKBACK: usize = 20;
 /// Most recommendations one list returns.
 pub const LIST_MAX: usize = 1000;
 
@@ -646,6 +648,7 @@ impl Service {
                 .open_recommendation(&p.machine, p.action)
                 .await?
                 .is_some()
+                || self.decided_lately(&p, now).await?
             {
                 continue;
             }
@@ -667,6 +670,28 @@ impl Service {
             created.push(r);
         }
         Ok(created)
+    }
+
+    /// Whether the machine had a recommendation of the same action accepted or dismissed
+    /// within the rules' horizon: a machine sent to standby still draws standby power and
+    /// looks idle, and a person who dismissed a proposal should not see it again at once.
+    async fn decided_lately(&self, p: &Proposal, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let since = now - self.config.rules.horizon;
+        let recent = self
+            .store
+            .list_recommendations(&RecommendationFilter {
+                machine: Some(p.machine.clone()),
+                ..RecommendationFilter::new(SiteScope::All, DECIDED_LOOKBACK)
+            })
+            .await?;
+        Ok(recent.iter().any(|r| {
+            r.action == p.action
+                && matches!(
+                    r.status,
+                    RecommendationStatus::Accepted | RecommendationStatus::Dismissed
+                )
+                && r.decided_at.is_some_and(|at| at >= since)
+        }))
     }
 
     /// Records a new recommendation in the audit log and publishes it on the bus.

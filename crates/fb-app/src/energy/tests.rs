@@ -772,3 +772,29 @@ async fn a_command_the_transport_refuses_is_retried_until_it_goes_out_once() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_decided_recommendation_is_not_proposed_again_within_its_horizon() {
+    let f = fixture(Some(Flaky::new(0))).await;
+    let (standby, shift) = idle_plant(&f).await;
+    let supervisor = person(Role::Supervisor, SiteScope::All);
+    f.service.accept(&supervisor, standby.id).await.unwrap();
+    f.service.dismiss(&supervisor, shift.id).await.unwrap();
+
+    // Ten minutes on, both machines look the same (the press ignored its standby): nothing.
+    f.clock.advance(Duration::minutes(10));
+    let now = f.clock.now_for_tests();
+    power(&f, "press-01", now, 20, 1.5).await;
+    power(&f, "comp-01", now, 20, 10.0).await;
+    assert!(f.service.generate().await.unwrap().is_empty());
+
+    // Past the horizon (an hour), the rules speak again.
+    f.clock.advance(Duration::minutes(55));
+    let later = f.clock.now_for_tests();
+    power(&f, "press-01", later, 20, 1.5).await;
+    power(&f, "comp-01", later, 20, 10.0).await;
+    let again = f.service.generate().await.unwrap();
+    let mut actions: Vec<EnergyAction> = again.iter().map(|r| r.action).collect();
+    actions.sort_by_key(|a| a.as_str());
+    assert_eq!(actions, [EnergyAction::ShiftOffPeak, EnergyAction::Standby]);
+}
