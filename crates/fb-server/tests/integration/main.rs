@@ -27,6 +27,7 @@ mod owasp;
 mod prediction;
 mod ratelimit;
 mod readings;
+mod scenarios;
 mod schemathesis;
 mod scopes;
 mod support;
