@@ -44,6 +44,16 @@ CREATE TABLE procurement_stock (
     PRIMARY KEY (site, part_sku)
 );
 
+-- What each ticket's repair reserved of a part, once: handling a ticket again reserves nothing
+-- more.
+CREATE TABLE procurement_reservations (
+    ticket_id uuid    NOT NULL,
+    part_sku  text    NOT NULL,
+    site      text    NOT NULL,
+    quantity  bigint  NOT NULL CHECK (quantity >= 0),
+    PRIMARY KEY (ticket_id, part_sku)
+);
+
 CREATE TABLE procurement_orders (
     id                    uuid    PRIMARY KEY, -- UUIDv7: time-ordered
     site                  text    NOT NULL,

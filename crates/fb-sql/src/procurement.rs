@@ -450,11 +450,19 @@ macro_rules! sql_procurement_store {
                 Self::timed("procurement.list_stock", query.fetch_all(&self.pool)).await?.iter().map(Self::decode_stock).collect()
             }
 
-            async fn reserve_stock(&self, site: &str, part: &str, wanted: u32) -> Result<u32, $crate::__private::fb_core::ports::StoreError> {
+            async fn reserve_stock(
+                &self,
+                ticket: $crate::__private::fb_core::maintenance::TicketId,
+                site: &str,
+                part: &str,
+                wanted: u32,
+            ) -> Result<u32, $crate::__private::fb_core::ports::StoreError> {
+                use $crate::__private::sqlx::Row as _;
                 let _turn = self.write_turn().await;
                 let mut tx = Self::timed("procurement.begin", self.pool.begin()).await?;
                 // A no-op update first takes the row (PostgreSQL) or the write lock (SQLite), so
-                // that the level read is the one the reservation changes.
+                // that the level read is the one the reservation changes, and a second caller
+                // for the same ticket waits and then finds the first one's reservation.
                 let lock = $crate::__private::sqlx::query(
                     "UPDATE procurement_stock SET reserved = reserved WHERE site = $1 AND part_sku = $2 \
                      RETURNING site, part_sku, on_hand, reserved, reorder_point, reorder_quantity",
@@ -462,11 +470,34 @@ macro_rules! sql_procurement_store {
                 .bind(site)
                 .bind(part)
                 .fetch_optional(&mut *tx);
-                let Some(row) = Self::timed("procurement.stock_lock", lock).await? else {
-                    return Ok(0);
+                let stock = Self::timed("procurement.stock_lock", lock).await?;
+                let earlier = $crate::__private::sqlx::query(
+                    "SELECT quantity FROM procurement_reservations WHERE ticket_id = $1 AND part_sku = $2",
+                )
+                .bind(ticket.0)
+                .bind(part);
+                if let Some(row) = Self::timed("procurement.reservation", earlier.fetch_optional(&mut *tx)).await? {
+                    let n: i64 = row.try_get("quantity").map_err($crate::corrupt)?;
+                    return $crate::procurement::quantity("reservation", n);
+                }
+                let n = match &stock {
+                    Some(row) => Self::decode_stock(row)?.available().min(wanted),
+                    None => 0,
                 };
-                let item = Self::decode_stock(&row)?;
-                let n = item.available().min(wanted);
+                let record = $crate::__private::sqlx::query(
+                    "INSERT INTO procurement_reservations (ticket_id, part_sku, site, quantity) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (ticket_id, part_sku) DO NOTHING",
+                )
+                .bind(ticket.0)
+                .bind(part)
+                .bind(site)
+                .bind(i64::from(n))
+                .execute(&mut *tx);
+                if Self::timed("procurement.reserve_record", record).await?.rows_affected() == 0 {
+                    // Only possible without a stock row (nothing was locked): the other caller
+                    // reserved nothing either.
+                    return Ok(0);
+                }
                 if n > 0 {
                     let update = $crate::__private::sqlx::query(
                         "UPDATE procurement_stock SET reserved = reserved + $3 WHERE site = $1 AND part_sku = $2",

@@ -44,6 +44,16 @@ CREATE TABLE procurement_stock (
     PRIMARY KEY (site, part_sku)
 ) STRICT;
 
+-- What each ticket's repair reserved of a part, once: handling a ticket again reserves nothing
+-- more.
+CREATE TABLE procurement_reservations (
+    ticket_id BLOB    NOT NULL,
+    part_sku  TEXT    NOT NULL,
+    site      TEXT    NOT NULL,
+    quantity  INTEGER NOT NULL CHECK (quantity >= 0),
+    PRIMARY KEY (ticket_id, part_sku)
+) STRICT;
+
 CREATE TABLE procurement_orders (
     id                    BLOB    PRIMARY KEY NOT NULL, -- UUIDv7: time-ordered
     site                  TEXT    NOT NULL,

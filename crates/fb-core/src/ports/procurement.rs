@@ -71,7 +71,8 @@ pub struct SiteSavings {
 /// - at most one open (awaiting approval, approved or placed) stock reorder — an order without
 ///   a ticket — per site and part (`Conflict { constraint: "order_open_reorder" }`),
 /// - an order's status moves by compare-and-set, so each move happens once,
-/// - reserving and receiving stock are atomic (no lost update between two callers).
+/// - reserving and receiving stock are atomic (no lost update between two callers), and a
+///   ticket reserves a part once.
 ///
 /// Parts and suppliers are never deleted: orders name them.
 #[async_trait]
@@ -110,9 +111,17 @@ pub trait ProcurementStore: Send + Sync {
     async fn stock(&self, site: &str, part: &str) -> Result<Option<StockItem>, StoreError>;
     /// The stock of the sites, by site and part.
     async fn list_stock(&self, sites: &SiteScope) -> Result<Vec<StockItem>, StoreError>;
-    /// Reserves up to `wanted` of the available stock (on hand − reserved), atomically; returns
-    /// how many were reserved (0 when the site has none or no such stock row).
-    async fn reserve_stock(&self, site: &str, part: &str, wanted: u32) -> Result<u32, StoreError>;
+    /// Reserves up to `wanted` of the available stock (on hand − reserved) of (site, part) for
+    /// a ticket's repair, atomically and once per ticket and part: the first call records what
+    /// it reserved (0 when the site has none), and every later call for the same ticket and
+    /// part reserves nothing more and returns that first figure.
+    async fn reserve_stock(
+        &self,
+        ticket: TicketId,
+        site: &str,
+        part: &str,
+        wanted: u32,
+    ) -> Result<u32, StoreError>;
 
     /// Inserts a new order (see the trait's rules for conflicts).
     async fn insert_order(&self, order: &Order) -> Result<(), StoreError>;

@@ -185,23 +185,24 @@ pub async fn stock_is_reserved_atomically_and_listed_by_site(storage: &Storage) 
     };
     store.put_stock(&item("plant-a", 5)).await.unwrap();
     store.put_stock(&item("plant-b", 1)).await.unwrap();
-    assert_eq!(
-        store.reserve_stock("plant-a", "SKF-6205", 3).await.unwrap(),
-        3
+    let (t1, t2, t3) = (
+        TicketId(Uuid::now_v7()),
+        TicketId(Uuid::now_v7()),
+        TicketId(Uuid::now_v7()),
     );
+    let reserve = |t, site: &'static str, n| {
+        let store = Arc::clone(&storage.procurement);
+        async move { store.reserve_stock(t, site, "SKF-6205", n).await.unwrap() }
+    };
+    assert_eq!(reserve(t1, "plant-a", 3).await, 3);
     assert_eq!(
-        store.reserve_stock("plant-a", "SKF-6205", 3).await.unwrap(),
-        2,
-        "only what is left"
+        reserve(t1, "plant-a", 3).await,
+        3,
+        "the same ticket again: the first reservation, nothing more"
     );
-    assert_eq!(
-        store.reserve_stock("plant-a", "SKF-6205", 1).await.unwrap(),
-        0
-    );
-    assert_eq!(
-        store.reserve_stock("plant-c", "SKF-6205", 1).await.unwrap(),
-        0
-    );
+    assert_eq!(reserve(t2, "plant-a", 3).await, 2, "only what is left");
+    assert_eq!(reserve(t3, "plant-a", 1).await, 0);
+    assert_eq!(reserve(t3, "plant-c", 1).await, 0, "no stock row");
     let a = store.stock("plant-a", "SKF-6205").await.unwrap().unwrap();
     assert_eq!((a.on_hand, a.reserved), (5, 5));
 
@@ -210,7 +211,8 @@ pub async fn stock_is_reserved_atomically_and_listed_by_site(storage: &Storage) 
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let store = Arc::clone(&storage.procurement);
-            tokio::spawn(async move { store.reserve_stock("plant-b", "SKF-6205", 2).await })
+            let ticket = TicketId(Uuid::now_v7());
+            tokio::spawn(async move { store.reserve_stock(ticket, "plant-b", "SKF-6205", 2).await })
         })
         .collect();
     let mut total = 0;

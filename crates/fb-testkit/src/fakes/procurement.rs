@@ -26,6 +26,8 @@ pub(super) struct ProcurementState {
     /// (site, part) → stock.
     stock: BTreeMap<(String, String), StockItem>,
     orders: BTreeMap<OrderId, Order>,
+    /// (ticket, part) → what its first reservation took.
+    reservations: BTreeMap<(TicketId, String), u32>,
 }
 
 fn state(s: &mut State) -> &mut ProcurementState {
@@ -147,15 +149,29 @@ impl ProcurementStore for MemoryStore {
         }))
     }
 
-    async fn reserve_stock(&self, site: &str, part: &str, wanted: u32) -> Result<u32, StoreError> {
+    async fn reserve_stock(
+        &self,
+        ticket: TicketId,
+        site: &str,
+        part: &str,
+        wanted: u32,
+    ) -> Result<u32, StoreError> {
         let key = (site.to_owned(), part.to_owned());
-        Ok(self.with(|s| match state(s).stock.get_mut(&key) {
-            Some(item) => {
-                let n = item.available().min(wanted);
-                item.reserved += n;
-                n
+        Ok(self.with(|s| {
+            let p = state(s);
+            if let Some(n) = p.reservations.get(&(ticket, part.to_owned())) {
+                return *n;
             }
-            None => 0,
+            let n = match p.stock.get_mut(&key) {
+                Some(item) => {
+                    let n = item.available().min(wanted);
+                    item.reserved += n;
+                    n
+                }
+                None => 0,
+            };
+            p.reservations.insert((ticket, part.to_owned()), n);
+            n
         }))
     }
 
