@@ -275,3 +275,51 @@ async fn procurement_orders_parts_and_a_supervisor_approves_on_sqlite() {
 async fn procurement_orders_parts_and_a_supervisor_approves_on_postgres() {
     procurement_on(TestApp::postgres().await).await;
 }
+
+/// The demo's seed loads into a real store, twice without change, and keeps counts the plant
+/// changed.
+#[tokio::test]
+async fn the_demo_catalogue_seeds_idempotently() {
+    let app = TestApp::new().await;
+    let supervisor = app.token_for("sam", Role::Supervisor).await;
+    fb_server::demo_procurement::seed(&app.state.procurement)
+        .await
+        .unwrap();
+    post_ok(
+        &app,
+        "/api/v1/procurement/stock",
+        &supervisor,
+        json!({"site": "demo-plant", "part": "BRG-6205", "on_hand": 40, "reorder_point": 4,
+               "reorder_quantity": 10}),
+    )
+    .await;
+    fb_server::demo_procurement::seed(&app.state.procurement)
+        .await
+        .unwrap();
+    let parts = app
+        .get("/api/v1/procurement/parts", Some(&supervisor))
+        .await;
+    assert_eq!(parts.body["parts"].as_array().unwrap().len(), 8);
+    let boms = app
+        .get(
+            "/api/v1/procurement/boms?machine_type=pump",
+            Some(&supervisor),
+        )
+        .await;
+    assert_eq!(boms.body["lines"].as_array().unwrap().len(), 8);
+    let stock = app
+        .get(
+            "/api/v1/procurement/stock?site=demo-plant",
+            Some(&supervisor),
+        )
+        .await;
+    let bearings = stock.body["stock"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["part"] == "BRG-6205")
+        .unwrap()
+        .clone();
+    assert_eq!(bearings["on_hand"], 40, "a restart keeps the plant's count");
+    app.finish().await;
+}
