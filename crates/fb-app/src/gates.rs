@@ -193,6 +193,14 @@ impl Service {
             .insert(kind, executor);
     }
 
+    fn executor(&self, kind: ActionKind) -> Option<Arc<dyn GatedExecutor>> {
+        self.executors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&kind)
+            .cloned()
+    }
+
     pub fn gates(&self) -> &Gates {
         &self.gates
     }
@@ -332,13 +340,7 @@ impl Service {
         let item = self
             .answer(caller, id, ApprovalStatus::Approved, reason)
             .await?;
-        let executor = self
-            .executors
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&item.kind)
-            .cloned();
-        let execution = match executor {
+        let execution = match self.executor(item.kind) {
             Some(executor) => match executor.execute(item.id, &item.action()).await {
                 Ok(note) => Execution::Executed(note),
                 Err(why) => Execution::Failed(why),
@@ -397,13 +399,9 @@ impl Service {
     /// Tells the kind's executor that a held action will not run; a failure is logged and
     /// audited, never undoes the answer.
     async fn tell_declined(&self, item: &ApprovalItem) {
-        let executor = self
-            .executors
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&item.kind)
-            .cloned();
-        let Some(executor) = executor else { return };
+        let Some(executor) = self.executor(item.kind) else {
+            return;
+        };
         if let Err(why) = executor.declined(item).await {
             tracing::warn!(item = %item.id, kind = %item.kind, error = %why, "The executor could not close a declined action.");
             self.record(

@@ -18,6 +18,11 @@ use fb_core::plant::MachineId;
 use fb_core::ports::StoreError;
 use fb_core::procurement::{Order, OrderId, OrderStatus, Quote, Urgency};
 
+pub const PART_COLUMNS: &str = "sku, name, unit, currency";
+pub const SUPPLIER_COLUMNS: &str = "id, name, reliability, currency";
+pub const STOCK_COLUMNS: &str =
+    "site, part_sku, on_hand, reserved, reorder_point, reorder_quantity";
+
 pub const ORDER_COLUMNS: &str = "id, site, machine_id, ticket_id, part_sku, quantity, \
      supplier_id, quoted_unit_minor, negotiated_unit_minor, amount_minor, savings_minor, currency, \
      urgency, status, approval_id, decision_id, quotes, reason, created_at, updated_at, placed_at, \
@@ -285,14 +290,14 @@ macro_rules! sql_procurement_store {
             }
 
             async fn part(&self, sku: &str) -> Result<Option<$crate::__private::fb_core::procurement::Part>, $crate::__private::fb_core::ports::StoreError> {
-                let query = $crate::__private::sqlx::query("SELECT sku, name, unit, currency FROM procurement_parts WHERE sku = $1")
+                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(format!("SELECT {} FROM procurement_parts WHERE sku = $1", $crate::procurement::PART_COLUMNS)))
                     .bind(sku)
                     .fetch_optional(&self.pool);
                 Self::timed("procurement.part", query).await?.as_ref().map(Self::decode_part).transpose()
             }
 
             async fn list_parts(&self) -> Result<Vec<$crate::__private::fb_core::procurement::Part>, $crate::__private::fb_core::ports::StoreError> {
-                let query = $crate::__private::sqlx::query("SELECT sku, name, unit, currency FROM procurement_parts ORDER BY sku")
+                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(format!("SELECT {} FROM procurement_parts ORDER BY sku", $crate::procurement::PART_COLUMNS)))
                     .fetch_all(&self.pool);
                 Self::timed("procurement.parts", query).await?.iter().map(Self::decode_part).collect()
             }
@@ -356,14 +361,14 @@ macro_rules! sql_procurement_store {
             }
 
             async fn supplier(&self, id: &str) -> Result<Option<$crate::__private::fb_core::procurement::Supplier>, $crate::__private::fb_core::ports::StoreError> {
-                let query = $crate::__private::sqlx::query("SELECT id, name, reliability, currency FROM procurement_suppliers WHERE id = $1")
+                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(format!("SELECT {} FROM procurement_suppliers WHERE id = $1", $crate::procurement::SUPPLIER_COLUMNS)))
                     .bind(id)
                     .fetch_optional(&self.pool);
                 Self::timed("procurement.supplier", query).await?.as_ref().map(Self::decode_supplier).transpose()
             }
 
             async fn list_suppliers(&self) -> Result<Vec<$crate::__private::fb_core::procurement::Supplier>, $crate::__private::fb_core::ports::StoreError> {
-                let query = $crate::__private::sqlx::query("SELECT id, name, reliability, currency FROM procurement_suppliers ORDER BY id")
+                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(format!("SELECT {} FROM procurement_suppliers ORDER BY id", $crate::procurement::SUPPLIER_COLUMNS)))
                     .fetch_all(&self.pool);
                 Self::timed("procurement.suppliers", query).await?.iter().map(Self::decode_supplier).collect()
             }
@@ -424,10 +429,11 @@ macro_rules! sql_procurement_store {
             }
 
             async fn stock(&self, site: &str, part: &str) -> Result<Option<$crate::__private::fb_core::procurement::StockItem>, $crate::__private::fb_core::ports::StoreError> {
-                let query = $crate::__private::sqlx::query(
-                    "SELECT site, part_sku, on_hand, reserved, reorder_point, reorder_quantity \
-                     FROM procurement_stock WHERE site = $1 AND part_sku = $2",
-                )
+                let sql = format!(
+                    "SELECT {} FROM procurement_stock WHERE site = $1 AND part_sku = $2",
+                    $crate::procurement::STOCK_COLUMNS
+                );
+                let query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
                 .bind(site)
                 .bind(part)
                 .fetch_optional(&self.pool);
@@ -440,8 +446,8 @@ macro_rules! sql_procurement_store {
                     None => (String::new(), Vec::new()),
                 };
                 let sql = format!(
-                    "SELECT site, part_sku, on_hand, reserved, reorder_point, reorder_quantity \
-                     FROM procurement_stock{site_sql} ORDER BY site, part_sku"
+                    "SELECT {} FROM procurement_stock{site_sql} ORDER BY site, part_sku",
+                    $crate::procurement::STOCK_COLUMNS
                 );
                 let mut query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql));
                 for name in site_names {
@@ -463,10 +469,12 @@ macro_rules! sql_procurement_store {
                 // A no-op update first takes the row (PostgreSQL) or the write lock (SQLite), so
                 // that the level read is the one the reservation changes, and a second caller
                 // for the same ticket waits and then finds the first one's reservation.
-                let lock = $crate::__private::sqlx::query(
+                let sql = format!(
                     "UPDATE procurement_stock SET reserved = reserved WHERE site = $1 AND part_sku = $2 \
-                     RETURNING site, part_sku, on_hand, reserved, reorder_point, reorder_quantity",
-                )
+                     RETURNING {}",
+                    $crate::procurement::STOCK_COLUMNS
+                );
+                let lock = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql))
                 .bind(site)
                 .bind(part)
                 .fetch_optional(&mut *tx);

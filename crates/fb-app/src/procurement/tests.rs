@@ -63,6 +63,17 @@ fn offer(supplier: &str, part: &str, price: i64, lead: u32, max_discount: f64) -
     }
 }
 
+fn stock_item(site: &str, part: &str, on_hand: u32, point: u32, quantity: u32) -> StockItem {
+    StockItem {
+        site: site.into(),
+        part: part.into(),
+        on_hand,
+        reserved: 0,
+        reorder_point: point,
+        reorder_quantity: quantity,
+    }
+}
+
 fn line(failure: Option<FailureType>, part: &str, quantity: u32) -> BomLine {
     BomLine {
         machine_type: "pump".into(),
@@ -150,17 +161,7 @@ async fn fixture() -> Fixture {
         service.put_bom_line(&sup, l).await.unwrap();
     }
     service
-        .put_stock(
-            &sup,
-            StockItem {
-                site: "plant-a".into(),
-                part: "SKF-6205".into(),
-                on_hand: 1,
-                reserved: 0,
-                reorder_point: 0,
-                reorder_quantity: 0,
-            },
-        )
+        .put_stock(&sup, stock_item("plant-a", "SKF-6205", 1, 0, 0))
         .await
         .unwrap();
     Fixture {
@@ -403,17 +404,7 @@ async fn stock_below_its_reorder_point_is_reordered_once_and_received() {
     let f = fixture().await;
     let sup = supervisor();
     f.service
-        .put_stock(
-            &sup,
-            StockItem {
-                site: "plant-b".into(),
-                part: "SKF-6205".into(),
-                on_hand: 2,
-                reserved: 0,
-                reorder_point: 5,
-                reorder_quantity: 10,
-            },
-        )
+        .put_stock(&sup, stock_item("plant-b", "SKF-6205", 2, 5, 10))
         .await
         .unwrap();
     let orders = f.service.check_reorder_points().await.unwrap();
@@ -570,17 +561,7 @@ async fn the_catalogue_needs_its_permission_and_valid_fields_and_sites_scope_ord
     assert!(listed.is_empty());
     let err = f
         .service
-        .put_stock(
-            &b,
-            StockItem {
-                site: "plant-a".into(),
-                part: "SKF-6205".into(),
-                on_hand: 9,
-                reserved: 0,
-                reorder_point: 0,
-                reorder_quantity: 0,
-            },
-        )
+        .put_stock(&b, stock_item("plant-a", "SKF-6205", 9, 0, 0))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::site_out_of_scope);
