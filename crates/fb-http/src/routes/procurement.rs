@@ -202,13 +202,7 @@ pub(crate) async fn orders(
     Caller(caller): Caller,
     AppQuery(params): AppQuery<OrdersParams>,
 ) -> Result<Json<OrderList>, ApiError> {
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid_parameter(
-            "limit",
-            "must be between 1 and 1000",
-        ));
-    }
+    let limit = super::gates::limit_param(params.limit)?;
     let status = params
         .status
         .as_deref()
