@@ -92,6 +92,15 @@ impl Coded for Error {
 pub trait GatedExecutor: Send + Sync {
     /// Runs the action; `Ok` with a short note of what was done, `Err` with why it failed.
     async fn execute(&self, item: ApprovalId, action: &Action) -> Result<String, String>;
+
+    /// Told once when a held action of its kind will not run: a person rejected it or nobody
+    /// answered in time (`item.status` says which), so that the agent can close what waited on
+    /// it. `Ok` with a short note, `Err` with why it could not; either way the item stays
+    /// answered. By default there is nothing to close.
+    async fn declined(&self, item: &ApprovalItem) -> Result<String, String> {
+        let _ = item;
+        Ok(String::new())
+    }
 }
 
 /// What an agent submits: the action, and what the decision log should say about it.
@@ -184,6 +193,14 @@ impl Service {
             .insert(kind, executor);
     }
 
+    fn executor(&self, kind: ActionKind) -> Option<Arc<dyn GatedExecutor>> {
+        self.executors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&kind)
+            .cloned()
+    }
+
     pub fn gates(&self) -> &Gates {
         &self.gates
     }
@@ -270,13 +287,7 @@ impl Service {
     /// that passed its gate, so that passed and approved actions are carried out by the same
     /// code. `key` names the run (the decision or approval id) for the executor's logs.
     pub async fn execute(&self, key: Uuid, action: &Action) -> Execution {
-        let executor = self
-            .executors
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&action.kind)
-            .cloned();
-        match executor {
+        match self.executor(action.kind) {
             Some(executor) => match executor.execute(ApprovalId(key), action).await {
                 Ok(note) => Execution::Executed(note),
                 Err(why) => Execution::Failed(why),
@@ -490,7 +501,27 @@ impl Service {
             ),
         )
         .await?;
+        self.tell_declined(&item).await;
         Ok(item)
+    }
+
+    /// Tells the kind's executor that a held action will not run; a failure is logged and
+    /// audited, never undoes the answer.
+    async fn tell_declined(&self, item: &ApprovalItem) {
+        let Some(executor) = self.executor(item.kind) else {
+            return;
+        };
+        if let Err(why) = executor.declined(item).await {
+            tracing::warn!(item = %item.id, kind = %item.kind, error = %why, "The executor could not close a declined action.");
+            self.record(
+                SYSTEM,
+                "approval.decline",
+                item,
+                AuditOutcome::Failure,
+                [("result", why)],
+            )
+            .await;
+        }
     }
 
     /// A decision-log entry for what became of a held action.
@@ -645,6 +676,7 @@ impl Service {
                 .await;
                 self.publish_verdict(&item, GateVerdict::TimedOut, now)
                     .await;
+                self.tell_declined(&item).await;
             }
             if last_batch {
                 break;

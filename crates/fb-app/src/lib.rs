@@ -18,5 +18,6 @@ pub mod maintenance;
 pub mod models;
 pub mod plant;
 pub mod prediction;
+pub mod procurement;
 pub mod rate_limit;
 pub mod scope;

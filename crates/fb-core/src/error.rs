@@ -194,6 +194,16 @@ error_codes! {
     recommendation_not_found => NotFound;
     /// The energy recommendation is not proposed any more (accepted, dismissed or expired): it is decided once.
     recommendation_not_open => Conflict;
+    /// No purchase order has this id (or its site is outside the caller's sites).
+    order_not_found => NotFound;
+    /// The purchase order's lifecycle does not allow this change from its current status (e.g. receive an order that is not placed); the lifecycle is in the README's Procurement section.
+    order_transition_invalid => Conflict;
+    /// The request names a part (sku) the catalogue does not have; add the part first.
+    part_not_found => NotFound;
+    /// The request names a supplier the catalogue does not have; add the supplier first.
+    supplier_not_found => NotFound;
+    /// The offer's supplier quotes in another currency than the part is priced in; FactoryBrain does not convert currencies.
+    currency_mismatch => InvalidInput;
     /// No model in the registry has this id.
     model_not_found => NotFound;
     /// The model's payload format is not one this server reads (the message lists those it does); it cannot be made active here.

@@ -114,6 +114,8 @@ pub enum Permission {
     OrdersApprove,
     /// Accept or dismiss energy recommendations (C3).
     EnergyManage,
+    /// Manage parts, BOMs, suppliers, offers and stock; receive orders (C2).
+    ProcurementManage,
     /// List users.
     UsersRead,
     /// Create, disable and enable users and change their role and sites.
@@ -129,7 +131,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 19] = [
         Permission::SelfRead,
         Permission::SelfPassword,
         Permission::SelfSecurity,
@@ -142,6 +144,7 @@ impl Permission {
         Permission::TicketsClose,
         Permission::OrdersApprove,
         Permission::EnergyManage,
+        Permission::ProcurementManage,
         Permission::UsersRead,
         Permission::UsersManage,
         Permission::ApiKeysManage,
@@ -164,6 +167,7 @@ impl Permission {
             Permission::TicketsClose => "tickets.close",
             Permission::OrdersApprove => "orders.approve",
             Permission::EnergyManage => "energy.manage",
+            Permission::ProcurementManage => "procurement.manage",
             Permission::UsersRead => "users.read",
             Permission::UsersManage => "users.manage",
             Permission::ApiKeysManage => "api_keys.manage",
@@ -206,6 +210,9 @@ impl Permission {
             Permission::OrdersApprove => "Approve purchase orders and gated actions",
             Permission::EnergyManage => {
                 "Accept or dismiss energy recommendations (an accepted one becomes a machine command)"
+            }
+            Permission::ProcurementManage => {
+                "Manage parts, bills of materials, suppliers, offers and stock; receive orders"
             }
             Permission::UsersRead => "List users",
             Permission::UsersManage => {

@@ -18,6 +18,7 @@ pub mod maintenance;
 pub mod model;
 pub mod plant;
 pub mod ports;
+pub mod procurement;
 pub mod rate_limit;
 pub mod rng;
 pub mod session;

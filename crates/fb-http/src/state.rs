@@ -5,7 +5,9 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use fb_app::detection::{AnomalyFeed, HealthFeed};
-use fb_app::{alerts, audit, auth, devices, energy, gates, ingest, maintenance, models, plant};
+use fb_app::{
+    alerts, audit, auth, devices, energy, gates, ingest, maintenance, models, plant, procurement,
+};
 use fb_core::ports::StoreHealth;
 
 use crate::events::{EventLimits, EventStreams};
@@ -53,6 +55,7 @@ pub struct Services {
     pub maintenance: Arc<maintenance::Service>,
     pub gates: Arc<gates::Service>,
     pub energy: Arc<energy::Service>,
+    pub procurement: Arc<procurement::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     /// The model registry, whatever this server loads models into.
@@ -69,6 +72,7 @@ pub struct AppState {
     pub maintenance: Arc<maintenance::Service>,
     pub gates: Arc<gates::Service>,
     pub energy: Arc<energy::Service>,
+    pub procurement: Arc<procurement::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     pub models: Arc<dyn models::Registry>,
@@ -101,6 +105,7 @@ impl AppState {
             maintenance,
             gates,
             energy,
+            procurement,
             audit,
             devices,
             models,
@@ -113,6 +118,7 @@ impl AppState {
             maintenance,
             gates,
             energy,
+            procurement,
             audit,
             devices,
             models,

@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (13, "gates", include_str!("../migrations/0013_gates.sql")),
     (14, "energy", include_str!("../migrations/0014_energy.sql")),
+    (
+        15,
+        "procurement",
+        include_str!("../migrations/0015_procurement.sql"),
+    ),
 ];
 
 #[derive(Clone)]
@@ -197,6 +202,7 @@ fb_sql::sql_model_store!(PgStore, PgRow);
 fb_sql::sql_ticket_store!(PgStore, PgRow);
 fb_sql::sql_gate_store!(PgStore, PgRow);
 fb_sql::sql_recommendation_store!(PgStore, PgRow);
+fb_sql::sql_procurement_store!(PgStore, PgRow);
 
 fb_sql::sql_series_store!(PgStore);
 
@@ -214,6 +220,9 @@ fn map_err(e: sqlx::Error) -> StoreError {
         Some("approvals_pkey") => "approval_id",
         Some("agent_decisions_pkey") => "decision_id",
         Some("energy_recommendations_one_open") => "recommendation_open",
+        Some("procurement_orders_ticket_part") => "order_ticket_part",
+        Some("procurement_orders_open_reorder") => "order_open_reorder",
+        Some("procurement_orders_pkey") => "order_id",
         _ => "unique",
     };
     // SQLSTATE classes 08 (connection exception), 53 (insufficient resources, e.g. too many

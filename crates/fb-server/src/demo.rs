@@ -108,13 +108,15 @@ fn items(readings: Vec<fb_core::plant::Reading>) -> Vec<Item> {
         .collect()
 }
 
-/// Registers the demo machines (if missing), makes sure their types have active prediction
-/// models (trained on simulated histories when missing, see [`crate::demo_models`]), and
-/// streams simulated readings every second until `stop` turns true.
+/// Registers the demo machines (if missing), seeds their spare parts, suppliers and stock
+/// ([`crate::demo_procurement`]), makes sure their types have active prediction models
+/// (trained on simulated histories when missing, see [`crate::demo_models`]), and streams
+/// simulated readings every second until `stop` turns true.
 pub(crate) async fn run(
     plant: Arc<plant::Service>,
     ingest: Arc<ingest::Service>,
     models: Arc<dyn fb_app::models::Registry>,
+    procurement: Arc<fb_app::procurement::Service>,
     mut stop: watch::Receiver<bool>,
 ) {
     let system = Principal::system();
@@ -140,6 +142,9 @@ pub(crate) async fn run(
                 return;
             }
         }
+    }
+    if let Err(e) = crate::demo_procurement::seed(&procurement).await {
+        tracing::warn!(error = %e, "Demo: the procurement catalogue could not be seeded.");
     }
     let mut kinds: Vec<fb_sim::MachineKind> = Vec::new();
     for (_, kind) in &machines {

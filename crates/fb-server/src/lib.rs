@@ -7,6 +7,7 @@ mod admin;
 pub mod cli;
 pub mod demo;
 pub mod demo_models;
+pub mod demo_procurement;
 mod eval;
 mod logging;
 mod serve;

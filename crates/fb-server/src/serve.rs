@@ -124,6 +124,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
             state.plant.clone(),
             state.ingest.clone(),
             state.models.clone(),
+            state.procurement.clone(),
             stop_rx,
         ))
     });

@@ -251,6 +251,7 @@ pub async fn http_state_and_models(
         max_in_flight: i.max_in_flight as usize,
         report_rejections: 20,
     };
+    let machines_for_procurement = machines.clone();
     let ingest = Arc::new(fb_app::ingest::Service::new(
         machines,
         storage.readings.clone(),
@@ -276,6 +277,13 @@ pub async fn http_state_and_models(
         audit.clone(),
         clock.clone(),
     ));
+    let procurement = procurement_service(
+        storage,
+        machines_for_procurement,
+        &gates,
+        audit.clone(),
+        clock.clone(),
+    );
     let models = model_registry(storage);
     let state = fb_http::AppState::new(
         fb_http::Services {
@@ -286,6 +294,7 @@ pub async fn http_state_and_models(
             maintenance,
             gates,
             energy,
+            procurement,
             audit,
             devices,
             models: models.clone(),
@@ -296,6 +305,34 @@ pub async fn http_state_and_models(
     )
     .with_rate_limits(rate_limits(settings)?);
     Ok((state, models))
+}
+
+/// The procurement service (C2) over the store's offers, with its executor registered at the
+/// gates, so that approving a held purchase order places it and rejecting or expiring one
+/// closes it. The agent's triggers (ticket events, the reorder check) are wired by the caller:
+/// `on_ticket` and `check_reorder_points`.
+pub fn procurement_service(
+    storage: &Storage,
+    machines: Arc<dyn fb_core::ports::MachineStore>,
+    gates: &Arc<fb_app::gates::Service>,
+    audit: Arc<fb_app::audit::Service>,
+    clock: Arc<dyn Clock>,
+) -> Arc<fb_app::procurement::Service> {
+    let service = Arc::new(fb_app::procurement::Service::new(
+        storage.procurement.clone(),
+        machines,
+        Arc::new(fb_app::procurement::StoredQuotes::new(
+            storage.procurement.clone(),
+        )),
+        gates.clone(),
+        audit,
+        clock,
+    ));
+    gates.register_executor(
+        fb_core::gates::ActionKind::PurchaseOrder,
+        Arc::new(fb_app::procurement::PlaceOrder::new(&service)),
+    );
+    service
 }
 
 fn max_json_depth(settings: &Settings) -> usize {

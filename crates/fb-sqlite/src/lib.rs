@@ -78,6 +78,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (13, "gates", include_str!("../migrations/0013_gates.sql")),
     (14, "energy", include_str!("../migrations/0014_energy.sql")),
+    (
+        15,
+        "procurement",
+        include_str!("../migrations/0015_procurement.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -199,6 +204,7 @@ fb_sql::sql_model_store!(SqliteStore, SqliteRow);
 fb_sql::sql_ticket_store!(SqliteStore, SqliteRow);
 fb_sql::sql_gate_store!(SqliteStore, SqliteRow);
 fb_sql::sql_recommendation_store!(SqliteStore, SqliteRow);
+fb_sql::sql_procurement_store!(SqliteStore, SqliteRow);
 
 fb_sql::sql_series_store!(SqliteStore);
 
@@ -224,7 +230,13 @@ fn map_err(e: sqlx::Error) -> StoreError {
     // SQLite names the column, not a constraint: "UNIQUE constraint failed: users.username".
     let constraint_of = |db: &dyn sqlx::error::DatabaseError| {
         let message = db.message();
-        if message.contains("energy_recommendations.machine_id") {
+        if message.contains("procurement_orders.ticket_id") {
+            "order_ticket_part"
+        } else if message.contains("procurement_orders.site") {
+            "order_open_reorder"
+        } else if message.contains("procurement_orders.id") {
+            "order_id"
+        } else if message.contains("energy_recommendations.machine_id") {
             "recommendation_open"
         } else if message.contains("tickets.machine_id") {
             "ticket_active"

@@ -27,6 +27,7 @@ use uuid::Uuid;
 mod energy;
 mod gates;
 mod models;
+mod procurement;
 mod tickets;
 
 #[derive(Default)]
@@ -58,6 +59,7 @@ struct State {
     tickets: tickets::TicketState,
     gates: gates::GateState,
     recommendations: BTreeMap<fb_core::energy::RecommendationId, fb_core::energy::Recommendation>,
+    procurement: procurement::ProcurementState,
 }
 
 /// Every storage port in memory, behind one lock (so each call is atomic, like a transaction).

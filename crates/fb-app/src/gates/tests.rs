@@ -16,6 +16,7 @@ use crate::bus::InProcessBus;
 #[derive(Default)]
 struct Recorder {
     runs: Mutex<Vec<(ApprovalId, Action)>>,
+    declined: Mutex<Vec<(ApprovalId, ApprovalStatus)>>,
 }
 
 #[async_trait]
@@ -27,9 +28,24 @@ impl GatedExecutor for Recorder {
             .push((item, action.clone()));
         Ok("order placed".to_owned())
     }
+
+    async fn declined(&self, item: &ApprovalItem) -> Result<String, String> {
+        self.declined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((item.id, item.status));
+        Ok("order closed".to_owned())
+    }
 }
 
 impl Recorder {
+    fn declined(&self) -> Vec<(ApprovalId, ApprovalStatus)> {
+        self.declined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn runs(&self) -> Vec<(ApprovalId, Action)> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -335,6 +351,8 @@ async fn a_rejection_needs_a_reason_and_runs_nothing() {
         .unwrap();
     assert_eq!(rejected.status, ApprovalStatus::Rejected);
     assert!(f.recorder.runs().is_empty());
+    // The executor hears of it once, so the agent can close what waited.
+    assert_eq!(f.recorder.declined(), [(item.id, ApprovalStatus::Rejected)]);
     let log = f
         .service
         .decisions(&supervisor(), &DecisionFilter::new(SiteScope::All, 1))
@@ -388,6 +406,7 @@ async fn unanswered_items_expire_and_cannot_be_approved_after() {
     assert_eq!(err.code(), Code::approval_expired);
     assert_eq!(f.service.sweep().await.unwrap(), 1);
     assert_eq!(f.service.sweep().await.unwrap(), 0);
+    assert_eq!(f.recorder.declined(), [(item.id, ApprovalStatus::Expired)]);
     let stored = f.service.get(&operator(), item.id).await.unwrap();
     assert_eq!(stored.status, ApprovalStatus::Expired);
     assert_eq!(stored.answer.unwrap().by, "system");

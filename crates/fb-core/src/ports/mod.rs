@@ -11,6 +11,7 @@ mod inference;
 mod maintenance;
 mod model;
 mod plant;
+mod procurement;
 mod rate_limit;
 mod session;
 mod store;
@@ -33,6 +34,7 @@ pub use plant::{
     AppendOutcome, BucketStats, DeadLetter, DeadLetterFilter, DeadLetterStore, MachineStore,
     RangeQuery, ReadingStore, Resolution, RetentionCutoffs, RetentionOutcome,
 };
+pub use procurement::{OrderFilter, OrderMove, ProcurementStore, QuoteSource, SiteSavings};
 pub use rate_limit::RateLimitStore;
 pub use session::{MfaStore, SessionStore};
 pub use store::{IdentityStore, SecretStore, Storage, StoreError, StoreHealth};

@@ -9,8 +9,8 @@ use crate::identity::{ApiKey, ApiKeyId, Role, SiteScope, User, UserId};
 
 use super::{
     AlertStore, AnomalyStore, ApprovalStore, AuditStore, DeadLetterStore, DecisionStore,
-    DeviceStore, MachineStore, MfaStore, ModelStore, ReadingStore, RecommendationStore, ScoreStore,
-    SessionStore, TicketStore,
+    DeviceStore, MachineStore, MfaStore, ModelStore, ProcurementStore, ReadingStore,
+    RecommendationStore, ScoreStore, SessionStore, TicketStore,
 };
 
 /// Errors every storage adapter translates its driver errors into.
@@ -137,6 +137,7 @@ pub struct Storage {
     pub approvals: Arc<dyn ApprovalStore>,
     pub decisions: Arc<dyn DecisionStore>,
     pub recommendations: Arc<dyn RecommendationStore>,
+    pub procurement: Arc<dyn ProcurementStore>,
     pub health: Arc<dyn StoreHealth>,
 }
 
@@ -161,6 +162,7 @@ impl Storage {
             + ApprovalStore
             + DecisionStore
             + RecommendationStore
+            + ProcurementStore
             + StoreHealth
             + 'static,
     {
@@ -182,6 +184,7 @@ impl Storage {
             approvals: backend.clone(),
             decisions: backend.clone(),
             recommendations: backend.clone(),
+            procurement: backend.clone(),
             health: backend,
         }
     }

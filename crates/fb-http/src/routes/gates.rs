@@ -17,7 +17,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AppPath, AppQuery, Caller, OptionalJson, query_time};
 use crate::state::AppState;
 
-fn limit_param(limit: Option<usize>) -> Result<usize, ApiError> {
+/// A list's `limit`: 1 to 1000, default 100.
+pub(crate) fn limit_param(limit: Option<usize>) -> Result<usize, ApiError> {
     let limit = limit.unwrap_or(100);
     if (1..=1000).contains(&limit) {
         Ok(limit)

@@ -11,6 +11,7 @@ pub(crate) mod gates;
 pub(crate) mod machines;
 pub(crate) mod meta;
 pub(crate) mod models;
+pub(crate) mod procurement;
 pub(crate) mod readings;
 pub(crate) mod tickets;
 pub(crate) mod users;
@@ -433,6 +434,104 @@ pub fn table() -> Vec<Route> {
             Requires(P::EnergyManage),
             "energy_recommendation.dismiss",
             post(energy::dismiss),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/procurement/parts",
+            Requires(P::PlantRead),
+            "part.list",
+            get(procurement::parts),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/procurement/parts",
+            Requires(P::ProcurementManage),
+            "part.put",
+            post(procurement::put_part),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/procurement/suppliers",
+            Requires(P::PlantRead),
+            "supplier.list",
+            get(procurement::suppliers),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/procurement/suppliers",
+            Requires(P::ProcurementManage),
+            "supplier.put",
+            post(procurement::put_supplier),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/procurement/offers",
+            Requires(P::PlantRead),
+            "offer.list",
+            get(procurement::offers),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/procurement/offers",
+            Requires(P::ProcurementManage),
+            "offer.put",
+            post(procurement::put_offer),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/procurement/boms",
+            Requires(P::PlantRead),
+            "bom_line.list",
+            get(procurement::boms),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/procurement/boms",
+            Requires(P::ProcurementManage),
+            "bom_line.put",
+            post(procurement::put_bom_line),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/procurement/stock",
+            Requires(P::PlantRead),
+            "stock.list",
+            get(procurement::stock),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/procurement/stock",
+            Requires(P::ProcurementManage),
+            "stock.put",
+            post(procurement::put_stock),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/procurement/orders",
+            Requires(P::PlantRead),
+            "order.list",
+            get(procurement::orders),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/procurement/orders/{id}",
+            Requires(P::PlantRead),
+            "order.get",
+            get(procurement::order),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/procurement/orders/{id}/receive",
+            Requires(P::ProcurementManage),
+            "order.receive",
+            post(procurement::receive),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/procurement/savings",
+            Requires(P::PlantRead),
+            "procurement.savings",
+            get(procurement::savings),
         ),
         route(
             Method::GET,

@@ -25,6 +25,7 @@ mod models;
 mod mqtt;
 mod owasp;
 mod prediction;
+mod procurement;
 mod ratelimit;
 mod readings;
 mod scenarios;

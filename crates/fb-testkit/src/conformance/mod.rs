@@ -17,6 +17,7 @@ mod gates;
 mod identities;
 mod machines;
 mod models;
+mod procurement;
 mod rate_limit;
 mod readings;
 mod secrets;
@@ -33,6 +34,7 @@ pub use gates::*;
 pub use identities::*;
 pub use machines::*;
 pub use models::*;
+pub use procurement::*;
 pub use rate_limit::*;
 pub use readings::*;
 pub use secrets::*;
@@ -120,6 +122,12 @@ macro_rules! storage_conformance {
             recommendations_round_trip_and_are_decided_once,
             one_open_recommendation_per_machine_and_action,
             recommendations_expire_and_are_listed_by_site_and_status,
+            procurement_catalogue_round_trips_and_upserts,
+            stock_is_reserved_atomically_and_listed_by_site,
+            orders_round_trip_and_are_one_per_ticket_and_part,
+            one_open_reorder_per_site_and_part,
+            orders_move_once_and_receiving_adds_stock,
+            orders_are_listed_newest_first_and_savings_sum_per_site,
         );
     };
     (@cases $($case:ident),+ $(,)?) => {
