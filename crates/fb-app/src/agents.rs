@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use fb_core::events::{Envelope, Event, SubjectFilter};
 use fb_core::ports::{BusError, ConsumerName, ConsumerSpec, EventBus};
 
-use crate::energy;
+use crate::auth::SystemPrincipal;
+use crate::{energy, gates, maintenance, procurement};
 
 /// What handling one event came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +231,111 @@ impl Agent for EnergyAgent {
                 Err(AgentError::Retry(e.to_string()))
             }
             Err(e) => Err(AgentError::Give(e.to_string())),
+        }
+    }
+}
+
+/// The procurement agent (C2): reserves and orders the parts each newly opened ticket's repair
+/// needs, through the purchase-order gate ([`procurement::Service::on_ticket`]; once per
+/// ticket and part, whatever the deliveries).
+pub struct ProcurementAgent {
+    procurement: Arc<procurement::Service>,
+    tickets: Arc<maintenance::Service>,
+}
+
+impl ProcurementAgent {
+    pub fn new(procurement: Arc<procurement::Service>, tickets: Arc<maintenance::Service>) -> Self {
+        Self {
+            procurement,
+            tickets,
+        }
+    }
+}
+
+/// A store that may come back, or a gate whose store may: worth another delivery.
+fn procurement_error(e: procurement::Error) -> AgentError {
+    match e {
+        procurement::Error::Store(_) | procurement::Error::Gate(gates::Error::Store(_)) => {
+            AgentError::Retry(e.to_string())
+        }
+        e => AgentError::Give(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl Agent for ProcurementAgent {
+    fn name(&self) -> &'static str {
+        procurement::AGENT
+    }
+
+    fn filter(&self) -> &'static str {
+        "tickets.open.>"
+    }
+
+    async fn handle(&self, envelope: &Envelope) -> Result<Handled, AgentError> {
+        let Event::Ticket(t) = envelope.event() else {
+            return Ok(Handled::Nothing);
+        };
+        let id = fb_core::maintenance::TicketId(t.ticket);
+        let ticket = match self
+            .tickets
+            .get(&fb_core::identity::Principal::system(), id)
+            .await
+        {
+            Ok(ticket) => ticket,
+            // Deleted since: nothing needs parts any more.
+            Err(maintenance::Error::NotFound) => return Ok(Handled::Nothing),
+            Err(maintenance::Error::Store(e)) => return Err(AgentError::Retry(e.to_string())),
+            Err(e) => return Err(AgentError::Give(e.to_string())),
+        };
+        let orders = self
+            .procurement
+            .on_ticket(&ticket, Some(envelope.id()))
+            .await
+            .map_err(procurement_error)?;
+        if orders.is_empty() {
+            return Ok(Handled::Nothing);
+        }
+        let list: Vec<String> = orders
+            .iter()
+            .map(|o| format!("{} × {} ({})", o.quantity, o.part, o.status.as_str()))
+            .collect();
+        Ok(Handled::Acted(format!(
+            "ticket {}: {}",
+            ticket.id,
+            list.join(", ")
+        )))
+    }
+}
+
+/// Runs the reorder-point check every `every` until `stop` turns true (orders are once per site
+/// and part while one is open, so several nodes running it order once).
+pub async fn run_reorder_checks(
+    procurement: Arc<procurement::Service>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopped = tokio::select! {
+            _ = stop.wait_for(|s| *s) => true,
+            _ = ticks.tick() => false,
+        };
+        if stopped {
+            break;
+        }
+        match procurement.check_reorder_points().await {
+            Ok(orders) if !orders.is_empty() => {
+                tracing::info!(
+                    orders = orders.len(),
+                    "Stock below its reorder point reordered."
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "Reorder points not checked this round; trying again.")
+            }
         }
     }
 }

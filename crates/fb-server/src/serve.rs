@@ -103,6 +103,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     tracing::info!(backend = bus.backend(), stream = %settings.bus.stream, prefix = %settings.bus.subject_prefix, "Event bus open.");
     // Gate verdicts and agent decisions take the same bus.
     state.gates.attach_bus(bus.clone());
+    state.procurement.set_bus(bus.clone());
     let command_publisher = wire::install_machine_commands(&settings, embedded.as_ref(), &state)?;
     // The agents' consumers first: they receive what is published after they exist.
     let agent_tasks = wire::spawn_agents(&settings, &state, bus.clone(), stop_rx.clone()).await;

@@ -564,6 +564,10 @@ pub async fn spawn_agents(
             state.energy.clone(),
         )));
     }
+    agents.push(Arc::new(fb_app::agents::ProcurementAgent::new(
+        state.procurement.clone(),
+        state.maintenance.clone(),
+    )));
     let options = fb_app::agents::RunOptions {
         ack_wait: settings.bus.ack_wait(),
         max_deliver: settings.bus.max_deliver,
@@ -575,6 +579,11 @@ pub async fn spawn_agents(
             tracing::warn!(agent = agent.name(), error = %e, "Could not create the agent's consumer yet.");
         }
     }
+    let reorders = tokio::spawn(fb_app::agents::run_reorder_checks(
+        state.procurement.clone(),
+        Duration::from_secs(a.reorder_check_secs),
+        stop.clone(),
+    ));
     agents
         .into_iter()
         .map(|agent| {
@@ -586,6 +595,7 @@ pub async fn spawn_agents(
                 stop.clone(),
             ))
         })
+        .chain([reorders])
         .collect()
 }
 

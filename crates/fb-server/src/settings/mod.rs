@@ -441,6 +441,7 @@ impl Settings {
         self.events.validate(&mut errors);
         self.bus.validate(&mut errors);
         self.gates.validate(&mut errors);
+        self.agents.validate(&mut errors);
         self.energy.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {

@@ -91,6 +91,7 @@ impl Scenario {
         let app = TestApp::with_env(env).await;
         let event_bus = wire::open_bus(&app.settings).await.unwrap();
         app.state.gates.attach_bus(event_bus.clone());
+        app.state.procurement.set_bus(event_bus.clone());
         let (stop, stopped) = watch::channel(false);
         let commands = wire::install_machine_commands(&app.settings, None, &app.state).unwrap();
         assert!(commands.is_some(), "a command publisher on Mosquitto");
@@ -426,4 +427,281 @@ async fn idle_machines_get_one_standby_command_each_on_the_in_process_bus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_machines_get_one_standby_command_each_on_nats_jetstream() {
     idle_machines_in_the_peak_get_one_standby_command_each(Bus::Nats).await;
+}
+
+/// Polls `path` as `token` until `found` picks something from the answer (at most the
+/// patience).
+async fn poll_until<T>(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    found: impl Fn(&Value) -> Option<T>,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        let answer = app.get(path, Some(token)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
+        if let Some(t) = found(&answer.body) {
+            return t;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{path} never showed it: {}",
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A worn bearing on the pump → a critical vibration alert → a maintenance ticket → the
+/// procurement agent orders bearings (none in stock) over the gate's limit → held → an
+/// Operator cannot approve, a Supervisor does → the order is placed with its savings; the
+/// chain is in the audit log and the decision log, once, though the agents crash twice.
+async fn a_bearing_fault_ends_in_a_placed_order_a_supervisor_approved(bus: Bus) {
+    // Orders above 20.00 wait for a person.
+    let mut s = Scenario::start(
+        bus,
+        vec![(
+            "FB__GATES__PURCHASE_ORDER__MAX_AMOUNT_MINOR".into(),
+            "2000".into(),
+        )],
+    )
+    .await;
+    let app = &s.app;
+    let admin = app.admin_token().await;
+    fb_server::demo_procurement::seed(&app.state.procurement)
+        .await
+        .unwrap();
+    let system = <fb_core::identity::Principal as fb_app::auth::SystemPrincipal>::system();
+    // The plant's bearings are used up.
+    app.state
+        .procurement
+        .put_stock(
+            &system,
+            fb_core::procurement::StockItem {
+                site: "demo-plant".into(),
+                part: "BRG-6205".into(),
+                on_hand: 0,
+                reserved: 0,
+                reorder_point: 0,
+                reorder_quantity: 0,
+            },
+        )
+        .await
+        .unwrap();
+    let mut plant = Plant::register(app, time::Duration::minutes(15)).await;
+    for (m, _) in plant.machines.clone() {
+        plant.sim.pin_load(&m.id, Some(0.8));
+    }
+    let pump = plant.id(MachineKind::Pump);
+    let now = OffsetDateTime::now_utc();
+    plant
+        .run_until(
+            app,
+            &admin,
+            now - time::Duration::minutes(3),
+            time::Duration::seconds(10),
+        )
+        .await;
+    // The bearing gives out: vibration far over the pump's critical limit.
+    plant.sim.set_wear(&pump, 0.9);
+    plant
+        .run_until(app, &admin, now, time::Duration::seconds(10))
+        .await;
+    s.crash_and_restart_agents().await;
+    let app = &s.app;
+
+    let supervisor = app.token_for("sue", Role::Supervisor).await;
+    let ticket = poll_until(
+        app,
+        &supervisor,
+        &format!("/api/v1/tickets?machine={}", pump.0),
+        |body| {
+            body["tickets"]
+                .as_array()?
+                .iter()
+                .find(|t| t["failure_type"] == "bearing")
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(ticket["reporter"], "system");
+    assert_eq!(ticket["priority"], "critical", "{ticket}");
+    let ticket_id = ticket["id"].as_str().unwrap().to_owned();
+    s.crash_and_restart_agents().await;
+    let app = &s.app;
+
+    let order = poll_until(
+        app,
+        &supervisor,
+        &format!("/api/v1/procurement/orders?ticket={ticket_id}"),
+        |body| {
+            body["orders"]
+                .as_array()?
+                .iter()
+                .find(|o| o["part"] == "BRG-6205" && o["approval"].is_string())
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(order["status"], "awaiting_approval", "{order}");
+    assert_eq!(
+        order["quantity"], 2,
+        "the BOM's two bearings, none in stock"
+    );
+    assert_eq!(order["urgency"], "critical");
+    assert_eq!(order["quotes"].as_array().unwrap().len(), 3, "{order}");
+    assert!(order["amount_minor"].as_i64().unwrap() > 2000, "{order}");
+    let approval = order["approval"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/approvals/{approval}");
+    let item = app.get(&path, Some(&supervisor)).await;
+    assert_eq!(item.body["kind"], "purchase_order", "{}", item.body);
+    assert!(
+        item.body["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("amount_over_limit"),
+        "{}",
+        item.body
+    );
+
+    // An Operator may not approve; a Supervisor does, and the order is placed.
+    let operator = app.token_for("otto", Role::Operator).await;
+    let refused = app
+        .post(&format!("{path}/approve"), Some(&operator), json!({}))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let approved = app
+        .post(
+            &format!("{path}/approve"),
+            Some(&supervisor),
+            json!({"reason": "line down without it"}),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(approved.body["execution"]["outcome"], "executed");
+    let order_id = order["id"].as_str().unwrap();
+    let placed = app
+        .get(
+            &format!("/api/v1/procurement/orders/{order_id}"),
+            Some(&supervisor),
+        )
+        .await;
+    assert_eq!(placed.body["status"], "placed", "{}", placed.body);
+    let savings = placed.body["savings_minor"].as_i64().unwrap();
+    let quoted = placed.body["quoted_unit_minor"].as_i64().unwrap();
+    let negotiated = placed.body["negotiated_unit_minor"].as_i64().unwrap();
+    assert!(savings > 0, "{}", placed.body);
+    assert_eq!(savings, (quoted - negotiated) * 2);
+    let total = app
+        .get("/api/v1/procurement/savings", Some(&supervisor))
+        .await;
+    assert_eq!(total.status, StatusCode::OK, "{}", total.body);
+    assert_eq!(
+        total.body["total"][0]["savings_minor"], savings,
+        "{}",
+        total.body
+    );
+
+    // Once each, despite the crashes: one bearing ticket, one order for its bearings.
+    let orders = app
+        .get(
+            &format!("/api/v1/procurement/orders?ticket={ticket_id}"),
+            Some(&supervisor),
+        )
+        .await;
+    let bearings: Vec<&Value> = orders.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["part"] == "BRG-6205")
+        .collect();
+    assert_eq!(bearings.len(), 1, "{}", orders.body);
+    let tickets = app
+        .get(
+            &format!("/api/v1/tickets?machine={}", pump.0),
+            Some(&supervisor),
+        )
+        .await;
+    let bearing_tickets = tickets.body["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["failure_type"] == "bearing")
+        .count();
+    assert_eq!(bearing_tickets, 1, "{}", tickets.body);
+
+    // The decision log: the ticket, the held order, its execution after the approval.
+    let viewer = app.token_for("vera", Role::Viewer).await;
+    let log = app.get("/api/v1/decisions?limit=200", Some(&viewer)).await;
+    let decisions = log.body["decisions"].as_array().unwrap();
+    let about_ticket = |agent: &str, action: &str, outcome: &str| {
+        decisions
+            .iter()
+            .filter(|d| {
+                d["agent"] == agent
+                    && d["action"] == action
+                    && d["outcome"] == outcome
+                    && d["ticket"] == ticket_id.as_str()
+            })
+            .count()
+    };
+    assert_eq!(
+        about_ticket("maintenance", "ticket.auto_open", "executed"),
+        1,
+        "{}",
+        log.body
+    );
+    assert_eq!(
+        about_ticket("procurement", "purchase_order", "held"),
+        1,
+        "{}",
+        log.body
+    );
+    assert_eq!(
+        about_ticket("procurement", "purchase_order", "executed"),
+        1,
+        "{}",
+        log.body
+    );
+
+    // The audit log: the chain from the ticket to the placed order.
+    let audit = app.get("/api/v1/audit?limit=1000", Some(&admin)).await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
+    let actions: Vec<(String, String)> = audit.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["target"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let has = |action: &str, target: &str| actions.iter().any(|(a, t)| a == action && t == target);
+    let order_target = format!("order:{order_id}");
+    let approval_target = format!("approval:{approval}");
+    assert!(
+        has("ticket.auto_open", &format!("ticket:{ticket_id}")),
+        "{actions:?}"
+    );
+    assert!(has("order.create", &order_target), "{actions:?}");
+    assert!(has("order.hold", &order_target), "{actions:?}");
+    assert!(has("approval.hold", &approval_target), "{actions:?}");
+    assert!(has("approval.approve", &approval_target), "{actions:?}");
+    assert!(has("approval.execute", &approval_target), "{actions:?}");
+    assert!(has("order.place", &order_target), "{actions:?}");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearing_fault_ends_in_an_approved_order_on_the_in_process_bus() {
+    a_bearing_fault_ends_in_a_placed_order_a_supervisor_approved(Bus::InProcess).await;
+}
+
+#[cfg(feature = "nats")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearing_fault_ends_in_an_approved_order_on_nats_jetstream() {
+    a_bearing_fault_ends_in_a_placed_order_a_supervisor_approved(Bus::Nats).await;
 }
