@@ -180,6 +180,19 @@ pub struct Oee {
     pub parts: OeeParts,
 }
 
+impl Oee {
+    /// Every figure unknown for `reason`; nothing to add to the aggregates.
+    pub fn unknown(reason: &str) -> Self {
+        Oee {
+            availability: Figure::unknown(reason),
+            performance: Figure::unknown(reason),
+            quality: Figure::unknown(reason),
+            oee: Figure::unknown(reason),
+            parts: OeeParts::default(),
+        }
+    }
+}
+
 /// A machine's share of the aggregates, in seconds; `None` where its figure is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct OeeParts {
