@@ -274,6 +274,12 @@ impl Service {
         &self.config
     }
 
+    /// The sensitivity handle increased monitoring is applied through: detection must follow
+    /// the same one ([`crate::detection::Service::with_sensitivity`]).
+    pub fn sensitivity(&self) -> Arc<Sensitivity> {
+        self.sensitivity.clone()
+    }
+
     /// KPIs per machine, line and site of the caller's sites (or the site asked for; the line
     /// asked for), over `[from, to)` cut at now.
     pub async fn kpis(&self, caller: &Principal, q: KpiQuery) -> Result<Report, Error> {

@@ -5,7 +5,9 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use fb_app::detection::{AnomalyFeed, HealthFeed};
-use fb_app::{alerts, audit, auth, devices, energy, gates, ingest, maintenance, models, plant};
+use fb_app::{
+    alerts, audit, auth, devices, energy, gates, ingest, maintenance, models, optimizer, plant,
+};
 use fb_core::ports::StoreHealth;
 
 use crate::events::{EventLimits, EventStreams};
@@ -53,6 +55,8 @@ pub struct Services {
     pub maintenance: Arc<maintenance::Service>,
     pub gates: Arc<gates::Service>,
     pub energy: Arc<energy::Service>,
+    /// The plant optimizer: KPIs and the coordination agent.
+    pub optimizer: Arc<optimizer::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     /// The model registry, whatever this server loads models into.
@@ -69,6 +73,7 @@ pub struct AppState {
     pub maintenance: Arc<maintenance::Service>,
     pub gates: Arc<gates::Service>,
     pub energy: Arc<energy::Service>,
+    pub optimizer: Arc<optimizer::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     pub models: Arc<dyn models::Registry>,
@@ -101,6 +106,7 @@ impl AppState {
             maintenance,
             gates,
             energy,
+            optimizer,
             audit,
             devices,
             models,
@@ -113,6 +119,7 @@ impl AppState {
             maintenance,
             gates,
             energy,
+            optimizer,
             audit,
             devices,
             models,

@@ -251,6 +251,7 @@ pub async fn http_state_and_models(
         max_in_flight: i.max_in_flight as usize,
         report_rejections: 20,
     };
+    let machines_for_kpis = machines.clone();
     let ingest = Arc::new(fb_app::ingest::Service::new(
         machines,
         storage.readings.clone(),
@@ -276,6 +277,16 @@ pub async fn http_state_and_models(
         audit.clone(),
         clock.clone(),
     ));
+    let optimizer = Arc::new(fb_app::optimizer::Service::new(
+        machines_for_kpis,
+        storage.readings.clone(),
+        storage.tickets.clone(),
+        energy.clone(),
+        gates.clone(),
+        Arc::new(fb_app::detection::Sensitivity::new()),
+        clock.clone(),
+        settings.optimizer.config(),
+    ));
     let models = model_registry(storage);
     let state = fb_http::AppState::new(
         fb_http::Services {
@@ -286,6 +297,7 @@ pub async fn http_state_and_models(
             maintenance,
             gates,
             energy,
+            optimizer,
             audit,
             devices,
             models: models.clone(),
@@ -409,7 +421,9 @@ pub fn spawn_detection(
     )
     .context("detection settings")?
     .publish_health_to(state.health_feed.clone())
-    .publish_anomalies_to(state.anomaly_feed.clone());
+    .publish_anomalies_to(state.anomaly_feed.clone())
+    // Increased monitoring, as the plant optimizer's coordination agent directs it.
+    .with_sensitivity(state.optimizer.sensitivity());
     Ok(tokio::spawn(service.run(sources, stop)))
 }
 

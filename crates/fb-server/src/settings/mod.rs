@@ -11,6 +11,7 @@ mod energy;
 mod events;
 mod gates;
 mod layers;
+mod optimizer;
 mod rate_limits;
 mod secret;
 mod urls;
@@ -25,6 +26,7 @@ pub use energy::EnergySettings;
 pub use events::EventSettings;
 pub use gates::GateSettings;
 pub use layers::{Layers, SettingsError, SettingsErrors};
+pub use optimizer::{IdealRate, OptimizerSettings};
 pub use rate_limits::{QuotaSetting, RateLimitSettings};
 pub use secret::Secret;
 
@@ -49,6 +51,7 @@ pub struct Settings {
     pub bus: BusSettings,
     pub gates: GateSettings,
     pub energy: EnergySettings,
+    pub optimizer: OptimizerSettings,
     pub log: LogSettings,
 }
 
@@ -439,6 +442,7 @@ impl Settings {
         self.bus.validate(&mut errors);
         self.gates.validate(&mut errors);
         self.energy.validate(&mut errors);
+        self.optimizer.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {

@@ -469,3 +469,41 @@ fn gate_settings_are_checked_field_by_field() {
         ]
     );
 }
+
+#[test]
+fn optimizer_settings_rate_the_simulated_plant_and_are_checked_field_by_field() {
+    let defaults = Settings::load(&layers()).unwrap();
+    let c = defaults.optimizer.config();
+    // The defaults rate exactly the simulator's machine types, at the simulator's rates.
+    assert_eq!(c.ideal_rates, fb_sim::ideal_rates());
+    assert_eq!(c.monitoring_factor, 0.5);
+    assert_eq!(c.monitoring_for, time::Duration::hours(1));
+    assert_eq!(
+        (c.anomaly_burst, c.burst_window),
+        (3, time::Duration::minutes(10))
+    );
+
+    let f = file(
+        "optimizer:\n  ideal_rates: [{ machine_type: '', units_per_hour: 0 }]\n  \
+         monitoring_factor: 0.05\n  monitoring_minutes: 0\n  anomaly_burst: 0\n  \
+         burst_window_minutes: 2000\n",
+    );
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    let mut found = paths(&errors);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "optimizer.anomaly_burst",
+            "optimizer.burst_window_minutes",
+            "optimizer.ideal_rates[0].machine_type",
+            "optimizer.ideal_rates[0].units_per_hour",
+            "optimizer.monitoring_factor",
+            "optimizer.monitoring_minutes",
+        ]
+    );
+}
