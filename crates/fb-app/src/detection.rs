@@ -936,14 +936,14 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_failure_probability_over_the_threshold_raises_one_warning_until_it_falls() {
-        let store = Arc::new(MemoryStore::new());
-        let storage = Storage::from_backend(store);
+    /// Detection over an in-memory store holding `machine`, with the alerts it tells.
+    async fn detection(
+        machine: &fb_core::plant::Machine,
+        options: Options,
+    ) -> (Service, Storage, Arc<FakeClock>) {
+        let storage = Storage::from_backend(Arc::new(MemoryStore::new()));
         let clock = Arc::new(FakeClock::new());
-        let mut machine = fb_testkit::fixtures::machine("press-01");
-        machine.failure_probability = Some(0.2);
-        storage.machines.insert_machine(&machine).await.unwrap();
+        storage.machines.insert_machine(machine).await.unwrap();
         let alerts = Arc::new(
             alerts::Service::start(
                 storage.alerts.clone(),
@@ -954,18 +954,30 @@ mod tests {
             .await
             .unwrap(),
         );
-        let mut detection = Service::new(
+        let detection = Service::new(
             storage.machines.clone(),
             storage.scores.clone(),
             storage.anomalies.clone(),
-            alerts.clone(),
+            alerts,
             clock.clone(),
+            options,
+        )
+        .unwrap();
+        (detection, storage, clock)
+    }
+
+    #[tokio::test]
+    async fn a_failure_probability_over_the_threshold_raises_one_warning_until_it_falls() {
+        let mut machine = fb_testkit::fixtures::machine("press-01");
+        machine.failure_probability = Some(0.2);
+        let (mut detection, storage, clock) = detection(
+            &machine,
             Options {
                 spec_recheck: Duration::ZERO,
                 ..Options::default()
             },
         )
-        .unwrap();
+        .await;
         let reading = |v: f64| {
             ReadingBatch::from_readings(&[fb_core::plant::Reading {
                 machine: MachineId("press-01".into()),
@@ -1053,32 +1065,10 @@ mod tests {
 
     #[tokio::test]
     async fn increased_monitoring_finds_a_borderline_shift_until_it_ends() {
-        let store = Arc::new(MemoryStore::new());
-        let storage = Storage::from_backend(store);
-        let clock = Arc::new(FakeClock::new());
         let machine = fb_testkit::fixtures::machine("press-01");
-        storage.machines.insert_machine(&machine).await.unwrap();
-        let alerts = Arc::new(
-            alerts::Service::start(
-                storage.alerts.clone(),
-                crate::scope::MachineVisibility::new(storage.machines.clone()),
-                clock.clone(),
-                fb_core::alerts::AlertPolicy::default(),
-            )
-            .await
-            .unwrap(),
-        );
+        let (detection, storage, clock) = detection(&machine, Options::default()).await;
         let sensitivity = Arc::new(Sensitivity::new());
-        let mut detection = Service::new(
-            storage.machines.clone(),
-            storage.scores.clone(),
-            storage.anomalies.clone(),
-            alerts,
-            clock.clone(),
-            Options::default(),
-        )
-        .unwrap()
-        .with_sensitivity(sensitivity.clone());
+        let mut detection = detection.with_sensitivity(sensitivity.clone());
         let mut feed = Feed {
             rng: fb_core::rng::SplitMix64::new(9),
             clock: clock.clone(),

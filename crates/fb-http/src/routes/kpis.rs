@@ -7,19 +7,15 @@ use fb_app::optimizer::KpiQuery;
 
 use crate::api::v1::{KpiParams, KpiReport, LineKpiReport};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppQuery, Caller, query_time};
+use crate::extract::{AppQuery, Caller, required_time};
 use crate::state::AppState;
 
 fn query(params: KpiParams) -> Result<KpiQuery, ApiError> {
-    let from = query_time("from", params.from.as_deref())?
-        .ok_or_else(|| ApiError::invalid_parameter("from", "is required"))?;
-    let to = query_time("to", params.to.as_deref())?
-        .ok_or_else(|| ApiError::invalid_parameter("to", "is required"))?;
     Ok(KpiQuery {
+        from: required_time("from", params.from.as_deref())?,
+        to: required_time("to", params.to.as_deref())?,
         site: params.site,
         line: params.line,
-        from,
-        to,
     })
 }
 
