@@ -292,13 +292,7 @@ impl Service {
         if q.to - q.from > RANGE_MAX {
             return Err(invalid("to", "the range may span at most 31 days"));
         }
-        let scope = match &q.site {
-            Some(site) => {
-                crate::scope::require_site(caller, "site", site)?;
-                SiteScope::Sites([site.clone()].into())
-            }
-            None => caller.sites.clone(),
-        };
+        let scope = crate::scope::sites_asked(caller, "site", q.site.as_deref())?;
         // The future has no production yet: planned time ends now.
         let to = q.to.min(self.clock.now()).max(q.from);
         let mut machines: Vec<Machine> = self
