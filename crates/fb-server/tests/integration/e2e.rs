@@ -754,7 +754,8 @@ fn simulate_feeds_a_running_server_over_http() {
     );
     assert_eq!(status, 200, "{body}");
     let latest: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(latest["readings"].as_array().unwrap().len(), 5, "{body}");
+    // Five condition sensors, output and scrap.
+    assert_eq!(latest["readings"].as_array().unwrap().len(), 7, "{body}");
     server.stop();
 
     let bad = Command::new(BIN)
