@@ -25,7 +25,7 @@ use fb_core::events::{Envelope, Event, SubjectFilter};
 use fb_core::ports::{BusError, ConsumerName, ConsumerSpec, EventBus};
 
 use crate::auth::SystemPrincipal;
-use crate::{energy, gates, maintenance, procurement};
+use crate::{energy, gates, maintenance, optimizer, procurement};
 
 /// What handling one event came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +305,62 @@ impl Agent for ProcurementAgent {
             ticket.id,
             list.join(", ")
         )))
+    }
+}
+
+/// The plant optimizer's coordination agent (C4): every domain event in, directives out
+/// ([`optimizer::Service::handle`]; once per event through the decision log).
+pub struct OptimizerAgent {
+    optimizer: Arc<optimizer::Service>,
+}
+
+impl OptimizerAgent {
+    pub fn new(optimizer: Arc<optimizer::Service>) -> Self {
+        Self { optimizer }
+    }
+}
+
+#[async_trait]
+impl Agent for OptimizerAgent {
+    fn name(&self) -> &'static str {
+        optimizer::AGENT
+    }
+
+    /// Alerts, anomalies, energy recommendations and tickets; the rest is passed over.
+    fn filter(&self) -> &'static str {
+        ">"
+    }
+
+    async fn handle(&self, envelope: &Envelope) -> Result<Handled, AgentError> {
+        if !matches!(
+            envelope.event(),
+            Event::AlertOpened(_)
+                | Event::AnomalyDetected(_)
+                | Event::EnergyRecommendation(_)
+                | Event::Ticket(_)
+        ) {
+            return Ok(Handled::Nothing);
+        }
+        match self.optimizer.handle(envelope).await {
+            Ok(directives) if directives.is_empty() => Ok(Handled::Nothing),
+            Ok(directives) => Ok(Handled::Acted(
+                directives
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {}",
+                            d.kind.as_str(),
+                            d.machine.as_ref().map_or(d.site.as_str(), |m| m.0.as_str())
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+            Err(e @ (optimizer::Error::Store(_) | optimizer::Error::Gates(_))) => {
+                Err(AgentError::Retry(e.to_string()))
+            }
+            Err(e) => Err(AgentError::Give(e.to_string())),
+        }
     }
 }
 

@@ -34,6 +34,10 @@ use fb_detect::pipeline::{DetectionConfig, Finding, MachineDetector, PointScore,
 use crate::alerts::{self, Observation};
 use crate::ingest::Refused;
 
+mod sensitivity;
+
+pub use sensitivity::{MIN_FACTOR, Sensitivity};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub detection: DetectionConfig,
@@ -250,6 +254,12 @@ pub struct Service {
     /// Set while [`Service::run`] runs: results go to its writer task.
     writer: Option<tokio::sync::mpsc::Sender<Write>>,
     health_feed: HealthFeed,
+    sensitivity: Arc<Sensitivity>,
+    /// What was last applied from `sensitivity`: its version, the earliest end of an override
+    /// in force, and the machines not at the normal factor (with theirs).
+    sensitivity_seen: u64,
+    sensitivity_next_end: Option<OffsetDateTime>,
+    sensitive: FxHashMap<MachineId, f64>,
 }
 
 impl Service {
@@ -279,7 +289,46 @@ impl Service {
             generations: 0,
             writer: None,
             health_feed: HealthFeed::default(),
+            sensitivity: Arc::new(Sensitivity::new()),
+            sensitivity_seen: 0,
+            sensitivity_next_end: None,
+            sensitive: FxHashMap::default(),
         })
+    }
+
+    /// Follows `sensitivity`'s per-machine overrides ("increase monitoring", set by the plant
+    /// optimizer through the same handle).
+    pub fn with_sensitivity(mut self, sensitivity: Arc<Sensitivity>) -> Self {
+        self.sensitivity = sensitivity;
+        self.sensitivity_seen = u64::MAX;
+        self
+    }
+
+    /// Applies changed or ended sensitivity overrides to the machines' detectors: an atomic
+    /// load and a comparison when nothing changed, which is every batch but a few.
+    fn follow_sensitivity(&mut self) {
+        let now = self.clock.now();
+        let version = self.sensitivity.version();
+        if version == self.sensitivity_seen && self.sensitivity_next_end.is_none_or(|end| now < end)
+        {
+            return;
+        }
+        let (version, active, next_end) = self.sensitivity.active(now);
+        self.sensitivity_seen = version;
+        self.sensitivity_next_end = next_end;
+        let active: FxHashMap<MachineId, f64> = active.into_iter().collect();
+        for (machine, tracked) in &mut self.tracked {
+            let factor = active.get(machine).copied().unwrap_or(1.0);
+            if tracked.detector.sensitivity() != factor {
+                tracked.detector.set_sensitivity(factor);
+            }
+        }
+        self.sensitive = active;
+    }
+
+    /// The sensitivity overrides this detection follows (share it with the plant optimizer).
+    pub fn sensitivity(&self) -> Arc<Sensitivity> {
+        self.sensitivity.clone()
     }
 
     /// Announces every health update on `feed` too.
@@ -394,6 +443,7 @@ impl Service {
     /// alerts by itself, so that a later batch's alert does not wait behind it either.
     async fn accept(&mut self, batch: &Arc<ReadingBatch>) -> Result<(), Error> {
         let started = std::time::Instant::now();
+        self.follow_sensitivity();
         // Where each series of the batch lives: (machine, sensor index), looked up once.
         let mut places: Vec<Option<(MachineId, usize, u64)>> =
             Vec::with_capacity(batch.series().len());
@@ -548,6 +598,7 @@ impl Service {
 
     /// Checks silences and lets the alerts resolve and escalate.
     pub async fn tick(&mut self) -> Result<(), Error> {
+        self.follow_sensitivity();
         let now = to_micros(self.clock.now());
         let mut per_machine = Vec::new();
         for (id, tracked) in &mut self.tracked {
@@ -712,8 +763,12 @@ impl Service {
                     let spec = (machine.machine_class, machine.sensors.clone());
                     let rebuild = self.tracked.get(id).is_none_or(|t| t.spec != spec);
                     if rebuild {
-                        let detector = MachineDetector::new(&machine, &self.options.detection)
+                        let mut detector = MachineDetector::new(&machine, &self.options.detection)
                             .map_err(|e| Error::Config(e.to_string()))?;
+                        // A detector built while its machine is watched more closely starts so.
+                        if let Some(factor) = self.sensitive.get(id) {
+                            detector.set_sensitivity(*factor);
+                        }
                         let previous = self.tracked.remove(id);
                         self.generations += 1;
                         self.tracked.insert(
@@ -881,14 +936,14 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_failure_probability_over_the_threshold_raises_one_warning_until_it_falls() {
-        let store = Arc::new(MemoryStore::new());
-        let storage = Storage::from_backend(store);
+    /// Detection over an in-memory store holding `machine`, with the alerts it tells.
+    async fn detection(
+        machine: &fb_core::plant::Machine,
+        options: Options,
+    ) -> (Service, Storage, Arc<FakeClock>) {
+        let storage = Storage::from_backend(Arc::new(MemoryStore::new()));
         let clock = Arc::new(FakeClock::new());
-        let mut machine = fb_testkit::fixtures::machine("press-01");
-        machine.failure_probability = Some(0.2);
-        storage.machines.insert_machine(&machine).await.unwrap();
+        storage.machines.insert_machine(machine).await.unwrap();
         let alerts = Arc::new(
             alerts::Service::start(
                 storage.alerts.clone(),
@@ -899,18 +954,30 @@ mod tests {
             .await
             .unwrap(),
         );
-        let mut detection = Service::new(
+        let detection = Service::new(
             storage.machines.clone(),
             storage.scores.clone(),
             storage.anomalies.clone(),
-            alerts.clone(),
+            alerts,
             clock.clone(),
+            options,
+        )
+        .unwrap();
+        (detection, storage, clock)
+    }
+
+    #[tokio::test]
+    async fn a_failure_probability_over_the_threshold_raises_one_warning_until_it_falls() {
+        let mut machine = fb_testkit::fixtures::machine("press-01");
+        machine.failure_probability = Some(0.2);
+        let (mut detection, storage, clock) = detection(
+            &machine,
             Options {
                 spec_recheck: Duration::ZERO,
                 ..Options::default()
             },
         )
-        .unwrap();
+        .await;
         let reading = |v: f64| {
             ReadingBatch::from_readings(&[fb_core::plant::Reading {
                 machine: MachineId("press-01".into()),
@@ -962,5 +1029,105 @@ mod tests {
         let all = failure_risk().await;
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].status, AlertStatus::Resolved);
+    }
+
+    /// Readings of press-01 at the clock's time, one second apart: temperature around 50 °C
+    /// (σ 0.2) plus `offset`, vibration around 1.8 mm/s.
+    struct Feed {
+        rng: fb_core::rng::SplitMix64,
+        clock: Arc<FakeClock>,
+    }
+
+    impl Feed {
+        fn normal(&mut self) -> f64 {
+            (0..12).map(|_| self.rng.next_f64()).sum::<f64>() - 6.0
+        }
+
+        fn batch(&mut self, offset: f64) -> Arc<ReadingBatch> {
+            self.clock.advance(time::Duration::seconds(1));
+            let ts = self.clock.now_for_tests();
+            let reading = |sensor: &str, value: f64| fb_core::plant::Reading {
+                machine: MachineId("press-01".into()),
+                sensor: fb_core::plant::SensorKey(sensor.into()),
+                ts,
+                value,
+            };
+            let (t, v) = (
+                50.0 + offset + 0.2 * self.normal(),
+                1.8 + 0.05 * self.normal(),
+            );
+            Arc::new(ReadingBatch::from_readings(&[
+                reading("temperature", t),
+                reading("vibration", v),
+            ]))
+        }
+    }
+
+    #[tokio::test]
+    async fn increased_monitoring_finds_a_borderline_shift_until_it_ends() {
+        let machine = fb_testkit::fixtures::machine("press-01");
+        let (detection, storage, clock) = detection(&machine, Options::default()).await;
+        let sensitivity = Arc::new(Sensitivity::new());
+        let mut detection = detection.with_sensitivity(sensitivity.clone());
+        let mut feed = Feed {
+            rng: fb_core::rng::SplitMix64::new(9),
+            clock: clock.clone(),
+        };
+        let start = clock.now_for_tests();
+        let overheating = || async {
+            storage
+                .anomalies
+                .list_anomalies(&fb_core::ports::AnomalyFilter {
+                    machine: MachineId("press-01".into()),
+                    from: start,
+                    to: clock.now_for_tests() + time::Duration::HOUR,
+                    after: None,
+                    limit: 1000,
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                // The learning detectors' findings; novelty marks readings of its own.
+                .filter(|a| {
+                    a.kind == fb_core::detection::AnomalyKind::Overheating
+                        && a.detector != DetectorKind::Novelty
+                })
+                .count()
+        };
+        for _ in 0..600 {
+            detection.process(&feed.batch(0.0)).await.unwrap();
+        }
+        // A 0.4 °C rise (two σ of the noise): within the statistical threshold.
+        for _ in 0..30 {
+            detection.process(&feed.batch(0.4)).await.unwrap();
+        }
+        assert_eq!(overheating().await, 0, "normal sensitivity lets it pass");
+        for _ in 0..120 {
+            detection.process(&feed.batch(0.0)).await.unwrap();
+        }
+
+        // Increased monitoring for ten minutes: the same rise is found.
+        let now = clock.now_for_tests();
+        sensitivity.increase(
+            &MachineId("press-01".into()),
+            0.5,
+            now,
+            now + time::Duration::minutes(10),
+        );
+        for _ in 0..30 {
+            detection.process(&feed.batch(0.4)).await.unwrap();
+        }
+        let found = overheating().await;
+        assert!(found > 0, "increased monitoring finds it");
+        for _ in 0..120 {
+            detection.process(&feed.batch(0.0)).await.unwrap();
+        }
+
+        // Ten minutes on, the override has ended: the rise passes again.
+        clock.advance(time::Duration::minutes(10));
+        for _ in 0..30 {
+            detection.process(&feed.batch(0.4)).await.unwrap();
+        }
+        assert_eq!(overheating().await, found, "back to normal after `until`");
     }
 }

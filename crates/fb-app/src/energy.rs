@@ -301,13 +301,7 @@ impl Service {
         if q.to - q.from > REPORT_RANGE_MAX {
             return Err(invalid("to", "the range may span at most 366 days"));
         }
-        let scope = match &q.site {
-            Some(site) => {
-                crate::scope::require_site(caller, "site", site)?;
-                SiteScope::Sites([site.clone()].into())
-            }
-            None => caller.sites.clone(),
-        };
+        let scope = crate::scope::sites_asked(caller, "site", q.site.as_deref())?;
         let length = Duration::seconds(q.bucket.seconds());
         let mut machines: Vec<Machine> = self
             .machines
@@ -401,13 +395,7 @@ impl Service {
         limit: usize,
     ) -> Result<Vec<Recommendation>, Error> {
         require(caller, Permission::PlantRead)?;
-        let sites = match site {
-            Some(site) => {
-                crate::scope::require_site(caller, "site", &site)?;
-                SiteScope::Sites([site].into())
-            }
-            None => caller.sites.clone(),
-        };
+        let sites = crate::scope::sites_asked(caller, "site", site.as_deref())?;
         let filter = RecommendationFilter {
             status,
             ..RecommendationFilter::new(sites, limit.clamp(1, LIST_MAX))

@@ -29,7 +29,7 @@ use fb_core::audit::{AuditEntry, Outcome as AuditOutcome};
 use fb_core::clock::truncate_to_micros;
 use fb_core::error::{Code, Coded, FieldError};
 use fb_core::events::{
-    AgentDecisionEvent, DecisionOutcome as BusOutcome, Envelope, Event, GateDecisionEvent,
+    AgentDecisionEvent, DecisionOutcome as BusOutcome, Envelope, Event, EventId, GateDecisionEvent,
     GateVerdict,
 };
 use fb_core::gates::{
@@ -404,6 +404,31 @@ impl Service {
         }
     }
 
+    /// Records a decision that passes no gate (an agent's directive, a rule that only
+    /// informs) in the decision log and publishes it as `agent.decided`, naming the event it
+    /// reacted to. The decision's id is the caller's, so that an agent can derive it from the
+    /// event it handles: `Ok(false)`, with nothing published, when a decision with that id is
+    /// logged already (the same event handled before, on this node or another).
+    pub async fn record_decision(
+        &self,
+        decision: &AgentDecision,
+        trigger: Option<EventId>,
+    ) -> Result<bool, Error> {
+        let errors = decision.validate();
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        match self.decisions.insert_decision(decision).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict {
+                constraint: "decision_id",
+            }) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        self.publish_decision_caused(decision, trigger).await;
+        Ok(true)
+    }
+
     /// Items matching `filter` within the caller's sites, newest first.
     pub async fn list(
         &self,
@@ -766,6 +791,10 @@ impl Service {
     }
 
     async fn publish_decision(&self, d: &AgentDecision) {
+        self.publish_decision_caused(d, None).await;
+    }
+
+    async fn publish_decision_caused(&self, d: &AgentDecision, trigger: Option<EventId>) {
         let outcome = match d.outcome {
             DecisionOutcome::Executed => BusOutcome::Executed,
             DecisionOutcome::Held => BusOutcome::HeldForApproval,
@@ -781,17 +810,30 @@ impl Service {
             reason: d.reason.clone(),
             confidence: d.confidence,
             outcome,
-            trigger: None,
+            trigger,
         });
-        self.publish(&d.site, d.at, event).await;
+        self.publish_caused(&d.site, d.at, event, trigger).await;
     }
 
     /// Publishes on the bus when one is attached. The store holds the truth: a failed publish
     /// is logged and counted, never undoes the change.
     async fn publish(&self, site: &str, at: OffsetDateTime, event: Event) {
+        self.publish_caused(site, at, event, None).await;
+    }
+
+    async fn publish_caused(
+        &self,
+        site: &str,
+        at: OffsetDateTime,
+        event: Event,
+        cause: Option<EventId>,
+    ) {
         let Some(bus) = self.bus.get() else { return };
         let name = event.name();
-        let envelope = Envelope::new(SOURCE, Some(site), at, event);
+        let mut envelope = Envelope::new(SOURCE, Some(site), at, event);
+        if let Some(cause) = cause {
+            envelope = envelope.caused_by(cause);
+        }
         if let Err(e) = bus.publish(&envelope).await {
             metrics::counter!("fb_gate_publish_failures_total").increment(1);
             tracing::warn!(event = name, id = %envelope.id(), error = %e, "Could not publish a gate event on the bus; the store keeps the change.");

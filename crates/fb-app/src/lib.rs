@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod machine_cache;
 pub mod maintenance;
 pub mod models;
+pub mod optimizer;
 pub mod plant;
 pub mod prediction;
 pub mod procurement;

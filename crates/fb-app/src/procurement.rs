@@ -396,7 +396,7 @@ impl Service {
     ) -> Result<Vec<SiteSavings>, Error> {
         require(caller, Permission::PlantRead)?;
         let sites = self.sites(caller, site)?;
-        Ok(self.store.savings(&sites).await?)
+        Ok(self.store.savings(&sites, None).await?)
     }
 
     // ---- The agent ------------------------------------------------------------------------
@@ -839,6 +839,36 @@ impl Service {
             "backend" => bus.backend()
         )
         .increment(1);
+    }
+}
+
+/// Procurement's savings as the plant optimizer reads them (C4's KPIs): the orders placed in a
+/// window, per site and currency.
+pub struct Ledger {
+    store: Arc<dyn ProcurementStore>,
+}
+
+impl Ledger {
+    pub fn new(store: Arc<dyn ProcurementStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[async_trait]
+impl fb_core::ports::SavingsLedger for Ledger {
+    async fn savings_minor(
+        &self,
+        sites: &SiteScope,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(self
+            .store
+            .savings(sites, Some((from, to)))
+            .await?
+            .into_iter()
+            .map(|s| (s.site, s.currency, s.savings_minor))
+            .collect())
     }
 }
 

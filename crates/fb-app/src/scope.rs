@@ -34,6 +34,22 @@ impl Coded for OutOfScope {
     }
 }
 
+/// The sites a read covers: the one `site` named in `field` (which the caller must reach),
+/// or all of the caller's.
+pub fn sites_asked(
+    caller: &Principal,
+    field: &str,
+    site: Option<&str>,
+) -> Result<SiteScope, OutOfScope> {
+    match site {
+        Some(site) => {
+            require_site(caller, field, site)?;
+            Ok(SiteScope::Sites([site.to_owned()].into()))
+        }
+        None => Ok(caller.sites.clone()),
+    }
+}
+
 /// The caller may put something into `site` (a new machine, a machine's new location).
 pub fn require_site(caller: &Principal, field: &str, site: &str) -> Result<(), OutOfScope> {
     if caller.can_access_site(site) {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod gates;
 pub mod identity;
+pub mod kpi;
 pub mod maintenance;
 pub mod model;
 pub mod plant;

@@ -172,6 +172,12 @@ impl From<fb_app::procurement::Error> for ApiError {
     }
 }
 
+impl From<fb_app::optimizer::Error> for ApiError {
+    fn from(e: fb_app::optimizer::Error) -> Self {
+        Self::from_coded(&e)
+    }
+}
+
 impl From<fb_app::maintenance::Error> for ApiError {
     fn from(e: fb_app::maintenance::Error) -> Self {
         Self::from_coded(&e)

@@ -290,6 +290,14 @@ pub(crate) fn query_time(
     .transpose()
 }
 
+/// A required time query parameter: 400 naming `field` when it is missing or unreadable.
+pub(crate) fn required_time(
+    field: &str,
+    raw: Option<&str>,
+) -> Result<time::OffsetDateTime, ApiError> {
+    query_time(field, raw)?.ok_or_else(|| ApiError::invalid_parameter(field, "is required"))
+}
+
 /// The authenticated caller, put in the request by the access check of the route.
 pub(crate) struct Caller(pub Principal);
 

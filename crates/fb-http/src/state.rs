@@ -6,7 +6,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use fb_app::detection::{AnomalyFeed, HealthFeed};
 use fb_app::{
-    alerts, audit, auth, devices, energy, gates, ingest, maintenance, models, plant, procurement,
+    alerts, audit, auth, devices, energy, gates, ingest, maintenance, models, optimizer, plant,
+    procurement,
 };
 use fb_core::ports::StoreHealth;
 
@@ -56,6 +57,8 @@ pub struct Services {
     pub gates: Arc<gates::Service>,
     pub energy: Arc<energy::Service>,
     pub procurement: Arc<procurement::Service>,
+    /// The plant optimizer: KPIs and the coordination agent.
+    pub optimizer: Arc<optimizer::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     /// The model registry, whatever this server loads models into.
@@ -73,6 +76,7 @@ pub struct AppState {
     pub gates: Arc<gates::Service>,
     pub energy: Arc<energy::Service>,
     pub procurement: Arc<procurement::Service>,
+    pub optimizer: Arc<optimizer::Service>,
     pub audit: Arc<audit::Service>,
     pub devices: Arc<devices::Service>,
     pub models: Arc<dyn models::Registry>,
@@ -106,6 +110,7 @@ impl AppState {
             gates,
             energy,
             procurement,
+            optimizer,
             audit,
             devices,
             models,
@@ -119,6 +124,7 @@ impl AppState {
             gates,
             energy,
             procurement,
+            optimizer,
             audit,
             devices,
             models,

@@ -75,7 +75,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Number of simulated machines (five sensors each).
+    /// Number of simulated machines (seven sensors each: five of their condition, output and scrap).
     #[arg(long, default_value_t = 10)]
     pub machines: usize,
     /// Samples per second; each sends one reading per sensor of every machine.
@@ -215,7 +215,7 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:8080 [settings: server.listen].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Run a simulated plant in-process: 10 machines sending five sensors each every second.
+    /// Run a simulated plant in-process: 10 machines sending seven sensors each every second.
     #[arg(long)]
     pub demo: bool,
 }

@@ -77,6 +77,11 @@ pub fn history(kind: MachineKind, seed: u64) -> History {
             continue;
         };
         machine.id = MachineId(format!("unit-{u}"));
+        // The models read the five condition sensors; the production rates are the plant
+        // optimizer's (and without them the simulator's other readings stay as they were).
+        machine.sensors.retain(|s| {
+            s.key.0 != fb_core::kpi::OUTPUT_SENSOR && s.key.0 != fb_core::kpi::SCRAP_SENSOR
+        });
         let keys: Vec<String> = machine.sensors.iter().map(|s| s.key.0.clone()).collect();
         schema.get_or_insert_with(|| Schema {
             settings: vec![],

@@ -104,6 +104,7 @@ pub(crate) async fn run(settings: Settings, demo: bool) -> anyhow::Result<()> {
     // Gate verdicts and agent decisions take the same bus.
     state.gates.attach_bus(bus.clone());
     state.procurement.set_bus(bus.clone());
+    state.optimizer.attach_bus(bus.clone());
     let command_publisher = wire::install_machine_commands(&settings, embedded.as_ref(), &state)?;
     // The agents' consumers first: they receive what is published after they exist.
     let agent_tasks = wire::spawn_agents(&settings, &state, bus.clone(), stop_rx.clone()).await;

@@ -252,6 +252,7 @@ pub async fn http_state_and_models(
         report_rejections: 20,
     };
     let machines_for_procurement = machines.clone();
+    let machines_for_kpis = machines.clone();
     let ingest = Arc::new(fb_app::ingest::Service::new(
         machines,
         storage.readings.clone(),
@@ -284,6 +285,20 @@ pub async fn http_state_and_models(
         audit.clone(),
         clock.clone(),
     );
+    let optimizer = Arc::new(fb_app::optimizer::Service::new(
+        machines_for_kpis,
+        storage.readings.clone(),
+        storage.tickets.clone(),
+        energy.clone(),
+        gates.clone(),
+        Arc::new(fb_app::detection::Sensitivity::new()),
+        clock.clone(),
+        settings.optimizer.config(),
+    ));
+    // Procurement's negotiated savings in the KPIs.
+    optimizer.set_ledger(Arc::new(fb_app::procurement::Ledger::new(
+        storage.procurement.clone(),
+    )));
     let models = model_registry(storage);
     let state = fb_http::AppState::new(
         fb_http::Services {
@@ -295,6 +310,7 @@ pub async fn http_state_and_models(
             gates,
             energy,
             procurement,
+            optimizer,
             audit,
             devices,
             models: models.clone(),
@@ -446,7 +462,9 @@ pub fn spawn_detection(
     )
     .context("detection settings")?
     .publish_health_to(state.health_feed.clone())
-    .publish_anomalies_to(state.anomaly_feed.clone());
+    .publish_anomalies_to(state.anomaly_feed.clone())
+    // Increased monitoring, as the plant optimizer's coordination agent directs it.
+    .with_sensitivity(state.optimizer.sensitivity());
     Ok(tokio::spawn(service.run(sources, stop)))
 }
 
@@ -567,6 +585,9 @@ pub async fn spawn_agents(
     agents.push(Arc::new(fb_app::agents::ProcurementAgent::new(
         state.procurement.clone(),
         state.maintenance.clone(),
+    )));
+    agents.push(Arc::new(fb_app::agents::OptimizerAgent::new(
+        state.optimizer.clone(),
     )));
     let options = fb_app::agents::RunOptions {
         ack_wait: settings.bus.ack_wait(),

@@ -45,6 +45,18 @@ impl MachineKind {
         }
     }
 
+    /// Units per hour at rated speed: the ideal rate of the `output` sensor (the plant
+    /// optimizer's performance is measured against it).
+    pub fn ideal_rate(self) -> f64 {
+        match self {
+            MachineKind::Pump => 120.0,
+            MachineKind::Compressor => 90.0,
+            MachineKind::Press => 240.0,
+            MachineKind::CncMill => 30.0,
+            MachineKind::Conveyor => 600.0,
+        }
+    }
+
     fn class(self) -> MachineClass {
         match self.nominal().0 {
             p if p <= 15.0 => MachineClass::Class1,
@@ -72,6 +84,31 @@ fn sensor(
         warning_high: Some(warning),
         critical_low: None,
         critical_high: Some(critical),
+    }
+}
+
+/// Every machine type's ideal rate (units per hour), keyed by the type's name as machines
+/// carry it: what the plant optimizer needs for the simulated plant.
+pub fn ideal_rates() -> std::collections::BTreeMap<String, f64> {
+    MachineKind::ALL
+        .iter()
+        .map(|k| (k.name().to_owned(), k.ideal_rate()))
+        .collect()
+}
+
+/// A production-rate sensor (units per hour) without alarm limits: a low rate is the optimizer's
+/// business (performance), not an alert's.
+fn rate_sensor(key: &str, max: f64) -> SensorSpec {
+    SensorSpec {
+        key: SensorKey(key.into()),
+        kind: SensorKind::Other,
+        unit: "units/h".into(),
+        physical_min: 0.0,
+        physical_max: max,
+        warning_low: None,
+        warning_high: None,
+        critical_low: None,
+        critical_high: None,
     }
 }
 
@@ -122,6 +159,8 @@ pub fn plant_machines(n: usize, now: OffsetDateTime) -> Vec<(Machine, MachineKin
                     power * 1.2,
                     power * 1.4,
                 ),
+                rate_sensor(fb_core::kpi::OUTPUT_SENSOR, kind.ideal_rate() * 1.5),
+                rate_sensor(fb_core::kpi::SCRAP_SENSOR, kind.ideal_rate() * 1.5),
             ];
             let machine = Machine {
                 id: MachineId(format!("sim-{}-{}", kind.name().replace('_', "-"), i + 1)),

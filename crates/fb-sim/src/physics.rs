@@ -58,6 +58,11 @@ pub struct Fault {
 }
 
 const SENSORS: [&str; 5] = ["temperature", "vibration", "pressure", "flow", "power"];
+/// The production sensors (units per hour): made, and rejected.
+const OUTPUT: &str = fb_core::kpi::OUTPUT_SENSOR;
+const SCRAP: &str = fb_core::kpi::SCRAP_SENSOR;
+/// Mixed into the seed for the production sensors' own random stream.
+const PRODUCTION_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 /// Temperature follows load with this time constant.
 const THERMAL_TAU_SECS: f64 = 600.0;
 
@@ -73,6 +78,8 @@ struct SimMachine {
     last: [f64; SENSORS.len()],
     /// A load set from outside (a machine left idling), instead of the shift's.
     pinned_load: Option<f64>,
+    /// Physical ranges of the output and scrap sensors, when the machine has them.
+    production: Option<((f64, f64), (f64, f64))>,
 }
 
 /// A fault to inject at a chosen time rather than at random (the demo's scenario, tests).
@@ -88,6 +95,9 @@ pub struct PlannedFault {
 
 pub struct Simulator {
     rng: StdRng,
+    /// The output and scrap noise: a stream of its own, so that the other sensors' readings
+    /// and the faults are the same as before the production sensors came.
+    production_rng: StdRng,
     machines: Vec<SimMachine>,
     now: OffsetDateTime,
     faults: Vec<Fault>,
@@ -124,11 +134,18 @@ impl Simulator {
                     fault: None,
                     last: [0.0; SENSORS.len()],
                     pinned_load: None,
+                    production: m.sensor(OUTPUT).zip(m.sensor(SCRAP)).map(|(o, s)| {
+                        (
+                            (o.physical_min, o.physical_max),
+                            (s.physical_min, s.physical_max),
+                        )
+                    }),
                 }
             })
             .collect();
         Self {
             rng,
+            production_rng: StdRng::seed_from_u64(seed ^ PRODUCTION_STREAM),
             machines,
             now: start,
             faults: Vec::new(),
@@ -261,6 +278,31 @@ impl Simulator {
                     value: value.clamp(min, max),
                 });
             }
+            if let Some((output_range, scrap_range)) = m.production {
+                // How badly the fault hurts production, 0 to 1.
+                let severity = match kind {
+                    Some(FaultKind::BearingWear) => m.wear * m.wear,
+                    Some(FaultKind::Overheating) => 0.5,
+                    Some(FaultKind::PressureLeak) => (2.0 * m.leak).min(1.0),
+                    _ => 0.3 * m.wear * m.wear,
+                };
+                let (output, scrap) = production(
+                    m.kind.ideal_rate(),
+                    load,
+                    severity,
+                    &mut self.production_rng,
+                );
+                for (key, value, (min, max)) in
+                    [(OUTPUT, output, output_range), (SCRAP, scrap, scrap_range)]
+                {
+                    readings.push(Reading {
+                        machine: m.id.clone(),
+                        sensor: SensorKey(key.into()),
+                        ts: now,
+                        value: value.clamp(min, max),
+                    });
+                }
+            }
         }
         readings
     }
@@ -327,6 +369,22 @@ impl Simulator {
             end,
         });
     }
+}
+
+/// Output and scrap rates (units per hour) of a machine with ideal rate `ideal`: below the
+/// ideal with the load (97 % of it at full load: minor stops and slow cycles), slowed by up to
+/// half and rejecting up to a fifth more of what it makes as a fault's `severity` goes to 1
+/// (1 % scrap when healthy). The noise is multiplicative, so that neither rate sits at zero
+/// (a stuck value to the detectors).
+fn production(ideal: f64, load: f64, severity: f64, rng: &mut StdRng) -> (f64, f64) {
+    let severity = severity.clamp(0.0, 1.0);
+    let output = ideal
+        * 0.97
+        * (0.6 + 0.4 * load)
+        * (1.0 - 0.5 * severity)
+        * (1.0 + 0.01 * gaussian(rng)).max(0.5);
+    let scrap = output * (0.01 + 0.2 * severity) * (1.0 + 0.05 * gaussian(rng)).max(0.5);
+    (output, scrap)
 }
 
 /// Three shifts: days busy, evenings less, nights light.
@@ -515,6 +573,53 @@ mod tests {
         );
         assert_eq!(fault.end - fault.start, Duration::seconds(60));
         assert!(stuck.windows(2).all(|w| w[0] == w[1]), "{stuck:?}");
+    }
+
+    #[test]
+    fn output_follows_load_below_the_ideal_and_a_fault_slows_it_and_makes_scrap() {
+        let machines = plant_machines(3, start());
+        let (press, kind) = &machines[2];
+        assert_eq!(*kind, MachineKind::Press);
+        let mut sim = Simulator::new(5, &machines, start()).with_fault_rate(0.0);
+        let rates = |sim: &mut Simulator| {
+            let (mut out, mut scrap, mut n) = (0.0, 0.0, 0.0);
+            for _ in 0..60 {
+                for r in sim.step(Duration::seconds(10)) {
+                    if r.machine == press.id {
+                        match r.sensor.0.as_str() {
+                            "output" => {
+                                out += r.value;
+                                n += 1.0;
+                            }
+                            "scrap" => scrap += r.value,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            (out / n, scrap / n)
+        };
+        let (healthy, healthy_scrap) = rates(&mut sim);
+        let ideal = kind.ideal_rate();
+        assert!(healthy < ideal && healthy > 0.5 * ideal, "{healthy}");
+        assert!(
+            healthy_scrap > 0.0 && healthy_scrap < 0.03 * healthy,
+            "{healthy_scrap}"
+        );
+        sim.plan(PlannedFault {
+            machine: press.id.clone(),
+            kind: FaultKind::Overheating,
+            sensor: None,
+            start: sim.now(),
+            duration: Duration::hours(1),
+        });
+        let (faulty, faulty_scrap) = rates(&mut sim);
+        assert!(faulty < 0.8 * healthy, "{healthy} -> {faulty}");
+        assert!(
+            faulty_scrap > 3.0 * healthy_scrap,
+            "{healthy_scrap} -> {faulty_scrap}"
+        );
+        assert_eq!(crate::ideal_rates()["press"], ideal);
     }
 
     #[test]

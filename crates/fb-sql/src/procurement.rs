@@ -676,19 +676,33 @@ macro_rules! sql_procurement_store {
                 Ok(Some(order))
             }
 
-            async fn savings(&self, sites: &$crate::__private::fb_core::identity::SiteScope) -> Result<Vec<$crate::__private::fb_core::ports::SiteSavings>, $crate::__private::fb_core::ports::StoreError> {
+            async fn savings(
+                &self,
+                sites: &$crate::__private::fb_core::identity::SiteScope,
+                placed: Option<(
+                    $crate::__private::OffsetDateTime,
+                    $crate::__private::OffsetDateTime,
+                )>,
+            ) -> Result<Vec<$crate::__private::fb_core::ports::SiteSavings>, $crate::__private::fb_core::ports::StoreError> {
                 use $crate::__private::sqlx::Row as _;
                 use $crate::corrupt;
-                let (site_sql, site_names) = match $crate::site_condition(sites, "site", 1) {
+                let (window_sql, first_site) = match placed {
+                    Some(_) => (" AND placed_at >= $1 AND placed_at < $2", 3),
+                    None => ("", 1),
+                };
+                let (site_sql, site_names) = match $crate::site_condition(sites, "site", first_site) {
                     Some((condition, names)) => (format!(" AND {condition}"), names),
                     None => (String::new(), Vec::new()),
                 };
                 let sql = format!(
                     "SELECT site, currency, COUNT(*) AS orders, CAST(SUM(amount_minor) AS BIGINT) AS amount, \
                      CAST(SUM(savings_minor) AS BIGINT) AS savings FROM procurement_orders \
-                     WHERE status IN ('placed', 'received'){site_sql} GROUP BY site, currency ORDER BY site, currency"
+                     WHERE status IN ('placed', 'received'){window_sql}{site_sql} GROUP BY site, currency ORDER BY site, currency"
                 );
                 let mut query = $crate::__private::sqlx::query($crate::__private::sqlx::AssertSqlSafe(sql));
+                if let Some((from, to)) = placed {
+                    query = query.bind(from).bind(to);
+                }
                 for name in site_names {
                     query = query.bind(name);
                 }

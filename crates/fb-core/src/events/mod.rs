@@ -37,9 +37,9 @@ use uuid::Uuid;
 use crate::error::FieldError;
 
 pub use payload::{
-    ActionEvent, AgentDecisionEvent, AlertEvent, AnomalyEvent, DecisionOutcome, EnergyAction,
-    EnergyRecommendationEvent, GateDecisionEvent, GateVerdict, OrderEvent, OrderStatus,
-    TicketEvent, TicketPriority, TicketStatus,
+    ActionEvent, AgentDecisionEvent, AlertEvent, AnomalyEvent, CoordinationEvent, DecisionOutcome,
+    Directive, EnergyAction, EnergyRecommendationEvent, GateDecisionEvent, GateVerdict, OrderEvent,
+    OrderStatus, TicketEvent, TicketPriority, TicketStatus,
 };
 pub use subject::{
     NO_KEY, NO_SITE, PREFIX_MAX, SubjectFilter, SubjectPrefix, token as subject_token, untoken,
@@ -104,6 +104,9 @@ pub enum Event {
     /// A confidence gate held an action, or a person approved or rejected it, or it timed out.
     #[serde(rename = "gate.decided")]
     GateDecision(GateDecisionEvent),
+    /// The plant optimizer asks the other agents for something (a [`Directive`]).
+    #[serde(rename = "plant.coordinated")]
+    Coordination(CoordinationEvent),
 }
 
 impl Event {
@@ -119,6 +122,7 @@ impl Event {
             Event::EnergyRecommendation(_) => "energy.recommended",
             Event::AgentDecision(_) => "agent.decided",
             Event::GateDecision(_) => "gate.decided",
+            Event::Coordination(_) => "plant.coordinated",
         }
     }
 
@@ -139,6 +143,11 @@ impl Event {
             Event::EnergyRecommendation(e) => ("energy", "recommended", Some(&e.machine.0)),
             Event::AgentDecision(e) => ("agents", "decided", Some(&e.agent)),
             Event::GateDecision(e) => ("gates", e.verdict.as_str(), Some(&e.gate)),
+            Event::Coordination(e) => (
+                "plant",
+                e.directive.as_str(),
+                e.machine.as_ref().map(|m| m.0.as_str()),
+            ),
         }
     }
 }
@@ -146,7 +155,7 @@ impl Event {
 /// The subject an event about `site` is published under, relative to the deployment's
 /// prefix: `{family}.{action}.{site}.{key}`, e.g. `alerts.opened.plant-a.press-01`,
 /// `tickets.in_progress.plant-a.press-01`, `agents.decided.plant-a.maintenance`,
-/// `gates.approved.plant-a.orders`. See [`subject`](self::subject) for the token rules.
+/// `gates.approved.plant-a.orders`, `plant.increase_monitoring.plant-a.press-01`. See [`subject`](self::subject) for the token rules.
 pub fn subject_of(site: Option<&str>, event: &Event) -> String {
     let (family, action, key) = event.subject_parts();
     let site = site.map_or_else(|| NO_SITE.to_owned(), subject::token);

@@ -316,3 +316,37 @@ pub struct GateDecisionEvent {
     /// The agent decision the action came from.
     pub decision: Option<Uuid>,
 }
+
+wire_enum! {
+    /// What the plant optimizer (C4) asks of the other agents (the subject's action token).
+    Directive {
+        /// The machine's detectors become more sensitive until `until`.
+        IncreaseMonitoring => "increase_monitoring",
+        /// The energy side runs the machine (or the site) in reduction mode.
+        ActivateReductionMode => "activate_reduction_mode",
+        /// Procurement and the storeroom get the parts for a failure type ready.
+        PrepareSpareParts => "prepare_spare_parts",
+    }
+}
+
+/// A directive of the plant optimizer, coordinating the other agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoordinationEvent {
+    pub directive: Directive,
+    /// The machine it is about; `None` for the whole site (the subject's key token is `~`).
+    pub machine: Option<MachineId>,
+    pub reason: String,
+    /// Until when it holds (increase monitoring), if it ends.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    /// The sensitivity factor (increase monitoring): detection thresholds are multiplied by
+    /// it, in (0, 1].
+    #[serde(default)]
+    pub factor: Option<f64>,
+    /// The failure type to prepare parts for (prepare spare parts), a ticket failure type.
+    #[serde(default)]
+    pub failure_type: Option<String>,
+    /// The decision-log entry that records it.
+    #[serde(default)]
+    pub decision: Option<Uuid>,
+}

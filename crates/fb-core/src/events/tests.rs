@@ -112,6 +112,24 @@ fn every_event() -> Vec<Event> {
             reason: Some("needed this week".into()),
             decision: Some(Uuid::now_v7()),
         }),
+        Event::Coordination(CoordinationEvent {
+            directive: Directive::IncreaseMonitoring,
+            machine: Some(machine()),
+            reason: "critical overheating alert".into(),
+            until: Some(datetime!(2026-11-02 11:15:00 UTC)),
+            factor: Some(0.5),
+            failure_type: None,
+            decision: Some(Uuid::now_v7()),
+        }),
+        Event::Coordination(CoordinationEvent {
+            directive: Directive::ActivateReductionMode,
+            machine: None,
+            reason: "peak tariff".into(),
+            until: None,
+            factor: None,
+            failure_type: None,
+            decision: None,
+        }),
     ]
 }
 
@@ -167,6 +185,8 @@ fn subjects_name_family_action_site_and_key() {
             "energy.recommended.plant-a.press-01",
             "agents.decided.plant-a.maintenance",
             "gates.approved.plant-a.orders",
+            "plant.increase_monitoring.plant-a.press-01",
+            "plant.activate_reduction_mode.plant-a.~",
         ]
     );
     // Free-text sites and dotted machine ids stay one token each; no site is `~`.
@@ -282,10 +302,47 @@ fn wire_enums_round_trip_their_names() {
             Value::String(a.as_str().into())
         );
     }
+    for d in Directive::ALL {
+        assert_eq!(Directive::parse(d.as_str()), Some(*d));
+        assert_eq!(
+            serde_json::to_value(d).unwrap(),
+            Value::String(d.as_str().into())
+        );
+    }
     for o in DecisionOutcome::ALL {
         assert_eq!(
             serde_json::to_value(o).unwrap(),
             Value::String(o.as_str().into())
         );
     }
+}
+
+#[test]
+fn a_coordination_event_s_wire_format_is_pinned() {
+    let text = json!({
+        "version": 1,
+        "id": "0190f2d4-6c2e-7a3b-8f00-000000000001",
+        "occurred_at": "2026-11-02T10:15:00Z",
+        "source": "agent:optimizer",
+        "site": "plant-a",
+        "subject": "plant.prepare_spare_parts.plant-a.press-01",
+        "type": "plant.coordinated",
+        "data": {
+            "directive": "prepare_spare_parts",
+            "machine": "press-01",
+            "reason": "ticket opened",
+            "failure_type": "bearing"
+        }
+    });
+    let e: Envelope = serde_json::from_value(text).unwrap();
+    let Event::Coordination(c) = e.event() else {
+        panic!("{e:?}")
+    };
+    assert_eq!(c.directive, Directive::PrepareSpareParts);
+    assert_eq!(c.failure_type.as_deref(), Some("bearing"));
+    assert_eq!(
+        (c.until, c.factor, c.decision),
+        (None, None, None),
+        "optional fields may be left out"
+    );
 }

@@ -8,6 +8,7 @@ mod device;
 mod energy;
 mod gates;
 mod inference;
+mod kpi;
 mod maintenance;
 mod model;
 mod plant;
@@ -28,6 +29,7 @@ pub use device::DeviceStore;
 pub use energy::{RecommendationFilter, RecommendationStore};
 pub use gates::{ApprovalFilter, ApprovalStore, DecisionFilter, DecisionStore};
 pub use inference::{InferenceError, InferenceRequest, RemoteInference};
+pub use kpi::SavingsLedger;
 pub use maintenance::{TicketFilter, TicketStore};
 pub use model::{Activator, ModelFilter, ModelStore, NewModel};
 pub use plant::{

@@ -153,8 +153,13 @@ pub trait ProcurementStore: Send + Sync {
         id: OrderId,
         at: OffsetDateTime,
     ) -> Result<Option<Order>, StoreError>;
-    /// Totals of the placed and received orders per site and currency, by site and currency.
-    async fn savings(&self, sites: &SiteScope) -> Result<Vec<SiteSavings>, StoreError>;
+    /// Totals of the placed and received orders per site and currency, by site and currency;
+    /// with `placed`, only the orders placed in `[from, to)`.
+    async fn savings(
+        &self,
+        sites: &SiteScope,
+        placed: Option<(OffsetDateTime, OffsetDateTime)>,
+    ) -> Result<Vec<SiteSavings>, StoreError>;
 }
 
 /// Where the agent gets its quotes: the suppliers that sell a part and their offers. Today

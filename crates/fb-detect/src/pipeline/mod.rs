@@ -187,6 +187,7 @@ pub struct MachineDetector {
     /// Exponentially weighted anomaly scores of the machine's readings (0 when all is calm).
     pressure: f64,
     pressure_alpha: f64,
+    sensitivity: f64,
 }
 
 impl MachineDetector {
@@ -221,7 +222,33 @@ impl MachineDetector {
             pressure: 0.0,
             // Half-life of about 30 readings per sensor.
             pressure_alpha: std::f64::consts::LN_2 / (30.0 * p.max(1) as f64),
+            sensitivity: 1.0,
         })
+    }
+
+    /// Makes the learning detectors more sensitive ("increase monitoring"): the statistical
+    /// threshold of every sensor is multiplied by `factor`, the multivariate distance
+    /// threshold by `factor²` (it is a squared distance). 1 is normal; values in (0, 1) are
+    /// more sensitive; anything else is ignored (a factor above 1 is taken as 1). Static
+    /// limits and ISO zones stay where they are: they are engineering limits, not estimates.
+    /// Called when the factor changes, never per reading: judging costs the same either way.
+    pub fn set_sensitivity(&mut self, factor: f64) {
+        if !(factor.is_finite() && factor > 0.0) {
+            return;
+        }
+        let factor = factor.min(1.0);
+        self.sensitivity = factor;
+        for s in &mut self.sensors {
+            s.set_sensitivity(factor);
+        }
+        if let Some(m) = self.multivariate.as_mut() {
+            m.set_sensitivity(factor * factor);
+        }
+    }
+
+    /// The sensitivity factor in force (1 normal).
+    pub fn sensitivity(&self) -> f64 {
+        self.sensitivity
     }
 
     pub fn machine(&self) -> &MachineId {

@@ -75,6 +75,11 @@ impl SensorDetector {
         })
     }
 
+    /// See [`super::MachineDetector::set_sensitivity`].
+    pub(super) fn set_sensitivity(&mut self, factor: f64) {
+        self.shift.set_sensitivity(factor);
+    }
+
     pub(super) fn spec(&self) -> &SensorSpec {
         &self.spec
     }
@@ -258,7 +263,8 @@ impl SensorDetector {
             self.shift.update(value)
         };
         if let Some(v) = verdict {
-            let s = (0.5 * v.z.abs() / 6.0).min(1.0);
+            // 0.5 is the alarm level, wherever the (sensitivity-scaled) threshold lies.
+            let s = (0.5 * v.z.abs() / self.shift.threshold()).min(1.0);
             score = score.max(s);
             if v.out && self.shift.out_streak() >= LEARNED_CONFIRM {
                 found.add(Finding {

@@ -374,3 +374,38 @@ fn a_change_of_operating_point_is_learned_not_alerted_and_a_fault_after_it_is_fo
     assert!(found, "a drop of power alone is found after the change");
     assert_eq!(p.d.mode_changes(), 1);
 }
+
+#[test]
+fn increased_monitoring_finds_a_borderline_shift_that_normal_sensitivity_lets_pass() {
+    // Temperature 0.4 °C over its baseline (two of its noise's σ): within what the statistical
+    // detector tolerates at its threshold, out at half of it.
+    let overheating = |p: &mut Plant| {
+        p.signals.clear();
+        for _ in 0..30 {
+            p.step(|v| v[0] += 0.4);
+        }
+        p.alerting()
+            .iter()
+            .any(|f| f.kind == AnomalyKind::Overheating)
+    };
+    let mut normal = Plant::new().warm();
+    assert_eq!(normal.d.sensitivity(), 1.0);
+    assert!(!overheating(&mut normal), "normal sensitivity lets it pass");
+
+    let mut watched = Plant::new().warm();
+    watched.d.set_sensitivity(0.5);
+    assert_eq!(watched.d.sensitivity(), 0.5);
+    assert!(overheating(&mut watched), "increased monitoring finds it");
+
+    // Back to normal: once the shift is gone and held state cleared, the same borderline
+    // shift passes again.
+    watched.d.set_sensitivity(1.0);
+    for _ in 0..60 {
+        watched.step(|_| {});
+    }
+    assert!(!overheating(&mut watched), "reverted");
+    // Nonsense factors change nothing.
+    watched.d.set_sensitivity(0.0);
+    watched.d.set_sensitivity(f64::INFINITY);
+    assert_eq!(watched.d.sensitivity(), 1.0);
+}

@@ -70,6 +70,8 @@ pub struct Mahalanobis {
     mean_d2: f64,
     out_streak: usize,
     scratch: Vec<f64>,
+    /// Multiplies the alarm level (see [`Mahalanobis::set_sensitivity`]).
+    scale: f64,
 }
 
 impl Mahalanobis {
@@ -85,6 +87,16 @@ impl Mahalanobis {
             mean_d2: p as f64,
             out_streak: 0,
             scratch: vec![0.0; 2 * p],
+            scale: 1.0,
+        }
+    }
+
+    /// Judges with the distance threshold times `factor` from now on (D² is a squared
+    /// distance, so `factor` here is the square of the per-sensor one): below 1 more
+    /// sensitive. Non-finite or non-positive factors are ignored; above 1 is taken as 1.
+    pub fn set_sensitivity(&mut self, factor: f64) {
+        if factor.is_finite() && factor > 0.0 {
+            self.scale = factor.min(1.0);
         }
     }
 
@@ -202,7 +214,7 @@ impl Mahalanobis {
         let (top, top_c) = (0..p)
             .map(|i| (i, diff[i] * y[i]))
             .max_by(|a, b| a.1.total_cmp(&b.1))?;
-        let threshold = chi2_quantile(p as f64) * (self.mean_d2 / p as f64).max(1.0);
+        let threshold = chi2_quantile(p as f64) * (self.mean_d2 / p as f64).max(1.0) * self.scale;
         Some(MultivariateVerdict {
             d2,
             threshold,

@@ -59,6 +59,9 @@ pub struct ShiftDetector {
     typical: Option<f64>,
     seen: usize,
     out_streak: usize,
+    /// `cfg.threshold` times the sensitivity factor (see [`ShiftDetector::set_sensitivity`]),
+    /// kept multiplied so that judging a value costs what it did.
+    threshold: f64,
 }
 
 impl ShiftDetector {
@@ -72,6 +75,17 @@ impl ShiftDetector {
             typical: None,
             seen: 0,
             out_streak: 0,
+            threshold: cfg.threshold,
+        }
+    }
+
+    /// Judges with the threshold times `factor` from now on: below 1 the detector is more
+    /// sensitive (a smaller shift is out), 1 is the configured threshold. Non-finite or
+    /// non-positive factors are ignored; factors above 1 are taken as 1 (monitoring is only
+    /// ever increased this way).
+    pub fn set_sensitivity(&mut self, factor: f64) {
+        if factor.is_finite() && factor > 0.0 {
+            self.threshold = self.cfg.threshold * factor.min(1.0);
         }
     }
 
@@ -122,9 +136,9 @@ impl ShiftDetector {
         verdict
     }
 
-    /// Deviation, in typical deviations, at which the level is out.
+    /// Deviation, in typical deviations, at which the level is out (with the sensitivity).
     pub fn threshold(&self) -> f64 {
-        self.cfg.threshold
+        self.threshold
     }
 
     /// Judges `value`, then learns from it. `None` while warming up.
@@ -162,7 +176,7 @@ impl ShiftDetector {
             level,
             baseline,
             z,
-            out: z.abs() >= self.cfg.threshold,
+            out: z.abs() >= self.threshold,
         })
     }
 
@@ -206,6 +220,32 @@ mod tests {
         }
         assert!(first.is_some_and(|i| i <= 5), "{first:?}");
         assert!(d.update(51.0).is_some_and(|v| v.out && v.z > 0.0));
+    }
+
+    #[test]
+    fn a_sensitive_detector_calls_a_smaller_shift_and_reverts() {
+        let mut d = ShiftDetector::new(ShiftConfig::new(300));
+        let mut rng = SplitMix64::new(7);
+        for _ in 0..3000 {
+            d.update(50.0 + 0.2 * noise(&mut rng));
+        }
+        let z = d.update(50.0).map(|v| v.z).unwrap_or(0.0);
+        assert!(z.abs() < 3.0, "{z}");
+        // A level the configured threshold (6) keeps in: out at half of it.
+        let typical = d.typical.unwrap() * MEAN_ABS_TO_SIGMA;
+        let level = 50.0 + 4.0 * typical;
+        let judge =
+            |d: &mut ShiftDetector| (0..5).filter_map(|_| d.learn(level)).last().map(|v| v.out);
+        let mut normal = d.clone();
+        assert_eq!(judge(&mut normal), Some(false));
+        d.set_sensitivity(0.5);
+        assert_eq!(d.threshold(), 3.0);
+        assert_eq!(judge(&mut d.clone()), Some(true));
+        d.set_sensitivity(1.0);
+        assert_eq!(judge(&mut d), Some(false));
+        d.set_sensitivity(f64::NAN);
+        d.set_sensitivity(4.0);
+        assert_eq!(d.threshold(), 6.0, "never less sensitive than configured");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::api::v1::{
 };
 use crate::audit::AuditFacts;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AppPath, AppQuery, Caller, query_time};
+use crate::extract::{AppPath, AppQuery, Caller, required_time};
 use crate::state::AppState;
 
 /// kWh, cost, CO2, baseline and reduction per site and machine over `[from, to)`.
@@ -27,10 +27,8 @@ pub(crate) async fn report(
     Caller(caller): Caller,
     AppQuery(params): AppQuery<EnergyParams>,
 ) -> Result<Json<EnergyReport>, ApiError> {
-    let from = query_time("from", params.from.as_deref())?
-        .ok_or_else(|| ApiError::invalid_parameter("from", "is required"))?;
-    let to = query_time("to", params.to.as_deref())?
-        .ok_or_else(|| ApiError::invalid_parameter("to", "is required"))?;
+    let from = required_time("from", params.from.as_deref())?;
+    let to = required_time("to", params.to.as_deref())?;
     let bucket = match params.bucket.as_deref() {
         None | Some("hour") => Resolution::Hour,
         Some("minute") => Resolution::Minute,

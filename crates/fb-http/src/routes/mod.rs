@@ -8,6 +8,7 @@ pub(crate) mod devices;
 pub(crate) mod energy;
 pub(crate) mod events;
 pub(crate) mod gates;
+pub(crate) mod kpis;
 pub(crate) mod machines;
 pub(crate) mod meta;
 pub(crate) mod models;
@@ -413,6 +414,20 @@ pub fn table() -> Vec<Route> {
             Requires(P::PlantRead),
             "energy.report",
             get(energy::report),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/kpis",
+            Requires(P::PlantRead),
+            "kpi.report",
+            get(kpis::report),
+        ),
+        route(
+            Method::GET,
+            "/api/v1/kpis/lines",
+            Requires(P::PlantRead),
+            "kpi.lines",
+            get(kpis::lines),
         ),
         route(
             Method::GET,

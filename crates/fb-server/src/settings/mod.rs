@@ -12,6 +12,7 @@ mod energy;
 mod events;
 mod gates;
 mod layers;
+mod optimizer;
 mod rate_limits;
 mod secret;
 mod urls;
@@ -27,6 +28,7 @@ pub use energy::EnergySettings;
 pub use events::EventSettings;
 pub use gates::GateSettings;
 pub use layers::{Layers, SettingsError, SettingsErrors};
+pub use optimizer::{IdealRate, OptimizerSettings};
 pub use rate_limits::{QuotaSetting, RateLimitSettings};
 pub use secret::Secret;
 
@@ -52,6 +54,7 @@ pub struct Settings {
     pub gates: GateSettings,
     pub agents: AgentSettings,
     pub energy: EnergySettings,
+    pub optimizer: OptimizerSettings,
     pub log: LogSettings,
 }
 
@@ -443,6 +446,7 @@ impl Settings {
         self.gates.validate(&mut errors);
         self.agents.validate(&mut errors);
         self.energy.validate(&mut errors);
+        self.optimizer.validate(&mut errors);
         let i = &self.ingest;
         let mut check = |ok: bool, path: &str, message: &str| {
             if !ok {

@@ -18,6 +18,19 @@ fn paths(errors: &SettingsErrors) -> Vec<&str> {
     errors.0.iter().map(|e| e.path.as_str()).collect()
 }
 
+/// The sorted paths of every problem settings `yaml` over the defaults have.
+fn refused_paths(yaml: &str) -> Vec<String> {
+    let f = file(yaml);
+    let errors = Settings::load(&Layers {
+        file: Some(f.path().to_owned()),
+        ..layers()
+    })
+    .unwrap_err();
+    let mut found: Vec<String> = paths(&errors).into_iter().map(str::to_owned).collect();
+    found.sort();
+    found
+}
+
 #[test]
 fn defaults_load_and_validate() {
     let s = Settings::load(&layers()).unwrap();
@@ -404,7 +417,7 @@ fn energy_settings_become_the_domain_and_are_checked_field_by_field() {
     assert!((tariff.price_at(wed + time::Duration::days(3)) - 0.12).abs() < 1e-12);
     assert_eq!(e.rules().horizon, time::Duration::hours(1));
 
-    let f = file(
+    let found = refused_paths(
         "energy:\n  emission_factor: -1\n  site_emission_factors: [{ site: 'plant-b', kg_per_kwh: 0.2 }, \
          { site: '', kg_per_kwh: 11 }]\n  baseline_days: 0\n  tariff:\n    \
          off_peak_price: -0.1\n    windows:\n      - { name: '', peak: true, days: ['monday'], \
@@ -413,13 +426,6 @@ fn energy_settings_become_the_domain_and_are_checked_field_by_field() {
          idle_max_kw: 0\n    standby_kw: 1\n    idle_min_minutes: 61\n    efficiency_margin: -1\n    \
          non_critical_types: ['']\n",
     );
-    let errors = Settings::load(&Layers {
-        file: Some(f.path().to_owned()),
-        ..layers()
-    })
-    .unwrap_err();
-    let mut found = paths(&errors);
-    found.sort();
     assert_eq!(
         found,
         [
@@ -466,6 +472,37 @@ fn gate_settings_are_checked_field_by_field() {
             "gates.purchase_order.min_confidence",
             "gates.purchase_order.timeout_secs",
             "gates.sweep_interval_secs",
+        ]
+    );
+}
+
+#[test]
+fn optimizer_settings_rate_the_simulated_plant_and_are_checked_field_by_field() {
+    let defaults = Settings::load(&layers()).unwrap();
+    let c = defaults.optimizer.config();
+    // The defaults rate exactly the simulator's machine types, at the simulator's rates.
+    assert_eq!(c.ideal_rates, fb_sim::ideal_rates());
+    assert_eq!(c.monitoring_factor, 0.5);
+    assert_eq!(c.monitoring_for, time::Duration::hours(1));
+    assert_eq!(
+        (c.anomaly_burst, c.burst_window),
+        (3, time::Duration::minutes(10))
+    );
+
+    let found = refused_paths(
+        "optimizer:\n  ideal_rates: [{ machine_type: '', units_per_hour: 0 }]\n  \
+         monitoring_factor: 0.05\n  monitoring_minutes: 0\n  anomaly_burst: 0\n  \
+         burst_window_minutes: 2000\n",
+    );
+    assert_eq!(
+        found,
+        [
+            "optimizer.anomaly_burst",
+            "optimizer.burst_window_minutes",
+            "optimizer.ideal_rates[0].machine_type",
+            "optimizer.ideal_rates[0].units_per_hour",
+            "optimizer.monitoring_factor",
+            "optimizer.monitoring_minutes",
         ]
     );
 }

@@ -146,10 +146,16 @@ async fn lifecycle_on(app: TestApp) {
         while let Ok(e) = events.try_recv() {
             seen.push(e);
         }
-        // Acknowledge the press's alert once it has escalated.
+        // Acknowledge the press's overheating alert once it has escalated.
         if !acknowledged
             && let Some(escalated) = seen.iter().find_map(|e| match e {
-                AlertEvent::Escalated(a) if a.machine == press => Some(a.clone()),
+                // Its overheating alert: the press's output rate falls with the fault too, which
+                // is an alert (of the process) of its own.
+                AlertEvent::Escalated(a)
+                    if a.machine == press && a.kind == AlertKind::Overheating =>
+                {
+                    Some(a.clone())
+                }
                 _ => None,
             })
         {

@@ -603,7 +603,8 @@ fn demo_mode_shows_fresh_readings_and_raises_the_scenarios_alerts() {
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 10, "{ids:?}");
-    // Within a few seconds every machine has a fresh value for each of its five sensors. The
+    // Within a few seconds every machine has a fresh value for each of its seven sensors (five
+    // of its condition, output and scrap). The
     // scenario's clock starts when the plant goes live, after the demo's models are trained
     // (seconds in a debug build, more on a busy machine): the first fresh readings mark it.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -616,7 +617,7 @@ fn demo_mode_shows_fresh_readings_and_raises_the_scenarios_alerts() {
             );
             let latest: Value = serde_json::from_str(&body).unwrap();
             let readings = latest["readings"].as_array().unwrap();
-            let fresh = readings.len() == 5
+            let fresh = readings.len() == 7
                 && readings.iter().all(|r| {
                     let ts = time::OffsetDateTime::parse(
                         r["ts"].as_str().unwrap(),
@@ -753,7 +754,8 @@ fn simulate_feeds_a_running_server_over_http() {
     );
     assert_eq!(status, 200, "{body}");
     let latest: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(latest["readings"].as_array().unwrap().len(), 5, "{body}");
+    // Five condition sensors, output and scrap.
+    assert_eq!(latest["readings"].as_array().unwrap().len(), 7, "{body}");
     server.stop();
 
     let bad = Command::new(BIN)

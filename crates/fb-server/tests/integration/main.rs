@@ -20,6 +20,7 @@ mod energy;
 mod events;
 mod gates;
 mod hardening;
+mod kpis;
 mod machines;
 mod models;
 mod mqtt;

@@ -92,6 +92,7 @@ impl Scenario {
         let event_bus = wire::open_bus(&app.settings).await.unwrap();
         app.state.gates.attach_bus(event_bus.clone());
         app.state.procurement.set_bus(event_bus.clone());
+        app.state.optimizer.attach_bus(event_bus.clone());
         let (stop, stopped) = watch::channel(false);
         let commands = wire::install_machine_commands(&app.settings, None, &app.state).unwrap();
         assert!(commands.is_some(), "a command publisher on Mosquitto");

@@ -443,7 +443,10 @@ pub async fn orders_are_listed_newest_first_and_savings_sum_per_site(storage: &S
         ("plant-b", None, "SKF-6205", OrderStatus::Placed),
         ("plant-b", None, "SEAL-40", OrderStatus::Rejected),
     ] {
-        let o = order(site, ticket, part, status);
+        let mut o = order(site, ticket, part, status);
+        if matches!(status, OrderStatus::Placed | OrderStatus::Received) {
+            o.placed_at = Some(o.created_at);
+        }
         store.insert_order(&o).await.unwrap();
         all.push(o);
     }
@@ -492,7 +495,7 @@ pub async fn orders_are_listed_newest_first_and_savings_sum_per_site(storage: &S
     // Placed and received orders count; waiting and rejected ones do not.
     let each = order("x", None, "x", OrderStatus::Placed);
     assert_eq!(
-        store.savings(&SiteScope::All).await.unwrap(),
+        store.savings(&SiteScope::All, None).await.unwrap(),
         vec![
             SiteSavings {
                 site: "plant-a".into(),
@@ -510,10 +513,27 @@ pub async fn orders_are_listed_newest_first_and_savings_sum_per_site(storage: &S
             },
         ]
     );
-    assert_eq!(store.savings(&a).await.unwrap().len(), 1);
+    assert_eq!(store.savings(&a, None).await.unwrap().len(), 1);
+    // A window counts the orders placed in it.
+    let placed_at = all[0].created_at;
+    let second = Duration::seconds(1);
+    assert_eq!(
+        store
+            .savings(&SiteScope::All, Some((placed_at, placed_at + second)))
+            .await
+            .unwrap(),
+        store.savings(&SiteScope::All, None).await.unwrap()
+    );
     assert!(
         store
-            .savings(&SiteScope::Sites(Default::default()))
+            .savings(&a, Some((placed_at + second, placed_at + second * 2)))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .savings(&SiteScope::Sites(Default::default()), None)
             .await
             .unwrap()
             .is_empty()

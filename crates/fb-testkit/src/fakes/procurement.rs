@@ -318,11 +318,17 @@ impl ProcurementStore for MemoryStore {
         }))
     }
 
-    async fn savings(&self, sites: &SiteScope) -> Result<Vec<SiteSavings>, StoreError> {
+    async fn savings(
+        &self,
+        sites: &SiteScope,
+        placed: Option<(OffsetDateTime, OffsetDateTime)>,
+    ) -> Result<Vec<SiteSavings>, StoreError> {
         Ok(self.with(|s| {
             let mut totals: BTreeMap<(String, String), SiteSavings> = BTreeMap::new();
             for o in state(s).orders.values() {
-                if !counts_savings(o.status) || !sites.contains(&o.site) {
+                let in_window = placed
+                    .is_none_or(|(from, to)| o.placed_at.is_some_and(|at| at >= from && at < to));
+                if !counts_savings(o.status) || !sites.contains(&o.site) || !in_window {
                     continue;
                 }
                 let t = totals
