@@ -296,18 +296,6 @@ impl Service {
         }
     }
 
-    /// Writes a decision an agent made without a gate (a rule it applies on its own, such as
-    /// opening a ticket for a critical alert) to the decision log, and publishes it.
-    pub async fn log(&self, decision: &AgentDecision) -> Result<(), Error> {
-        let errors = decision.validate();
-        if !errors.is_empty() {
-            return Err(Error::Validation(errors));
-        }
-        self.decisions.insert_decision(decision).await?;
-        self.publish_decision(decision).await;
-        Ok(())
-    }
-
     /// Carries out an action that passed its gate ([`Submitted::Proceed`]) with the executor
     /// of its kind. A failure is written to the decision log as a follow-up of `decision`
     /// (which says `executed`: the gate let it run).

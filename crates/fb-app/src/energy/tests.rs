@@ -524,6 +524,34 @@ fn agent_options() -> crate::agents::RunOptions {
     }
 }
 
+/// The energy agent over the fixture's service, its consumer created on the fixture's bus.
+async fn energy_agent(f: &Fixture) -> Arc<dyn crate::agents::Agent> {
+    let agent: Arc<dyn crate::agents::Agent> =
+        Arc::new(crate::agents::EnergyAgent::new(f.service.clone()));
+    crate::agents::register(f.bus.as_ref(), agent.as_ref(), agent_options())
+        .await
+        .unwrap();
+    agent
+}
+
+/// Runs `agent` on the fixture's bus until the returned sender says stop.
+fn start(
+    f: &Fixture,
+    agent: Arc<dyn crate::agents::Agent>,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(crate::agents::run(
+        f.bus.clone(),
+        agent,
+        agent_options(),
+        stop,
+    ));
+    (stop_tx, task)
+}
+
 /// Waits (up to 10 s) until `done` holds.
 async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
     for _ in 0..500 {
@@ -590,19 +618,9 @@ async fn a_person_accepting_a_command_its_gate_does_not_allow_waits_for_an_appro
 async fn the_energy_agent_sends_standby_through_its_gate_once_and_holds_the_rest() {
     let transport = Flaky::new(0);
     let f = fixture(Some(transport.clone())).await;
-    let agent: Arc<dyn crate::agents::Agent> =
-        Arc::new(crate::agents::EnergyAgent::new(f.service.clone()));
-    crate::agents::register(f.bus.as_ref(), agent.as_ref(), agent_options())
-        .await
-        .unwrap();
+    let agent = energy_agent(&f).await;
     let (standby, shift) = idle_plant(&f).await;
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(crate::agents::run(
-        f.bus.clone(),
-        agent.clone(),
-        agent_options(),
-        stop,
-    ));
+    let (stop_tx, task) = start(&f, agent.clone());
     let viewer = person(Role::Viewer, SiteScope::All);
     eventually("both recommendations handled", async || {
         let s = f.service.get(&viewer, standby.id).await.unwrap();
@@ -669,11 +687,7 @@ async fn the_energy_agent_sends_standby_through_its_gate_once_and_holds_the_rest
 async fn an_energy_agent_stopped_between_acceptance_and_gate_finishes_once_after_restart() {
     let transport = Flaky::new(0);
     let f = fixture(Some(transport.clone())).await;
-    let agent: Arc<dyn crate::agents::Agent> =
-        Arc::new(crate::agents::EnergyAgent::new(f.service.clone()));
-    crate::agents::register(f.bus.as_ref(), agent.as_ref(), agent_options())
-        .await
-        .unwrap();
+    let agent = energy_agent(&f).await;
     let (standby, _) = idle_plant(&f).await;
     // The agent accepted the standby and stopped before it reached the gate: the store says
     // accepted, command pending, and the event was never acknowledged.
@@ -691,13 +705,7 @@ async fn an_energy_agent_stopped_between_acceptance_and_gate_finishes_once_after
             .await
             .unwrap()
     );
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(crate::agents::run(
-        f.bus.clone(),
-        agent,
-        agent_options(),
-        stop,
-    ));
+    let (stop_tx, task) = start(&f, agent);
     eventually("the standby command sent", async || {
         !transport.sent().is_empty()
     })
@@ -718,19 +726,9 @@ async fn an_energy_agent_stopped_between_acceptance_and_gate_finishes_once_after
 async fn a_command_the_transport_refuses_is_retried_until_it_goes_out_once() {
     let transport = Flaky::new(2);
     let f = fixture(Some(transport.clone())).await;
-    let agent: Arc<dyn crate::agents::Agent> =
-        Arc::new(crate::agents::EnergyAgent::new(f.service.clone()));
-    crate::agents::register(f.bus.as_ref(), agent.as_ref(), agent_options())
-        .await
-        .unwrap();
+    let agent = energy_agent(&f).await;
     let (standby, _) = idle_plant(&f).await;
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(crate::agents::run(
-        f.bus.clone(),
-        agent,
-        agent_options(),
-        stop,
-    ));
+    let (stop_tx, task) = start(&f, agent);
     let viewer = person(Role::Viewer, SiteScope::All);
     eventually("the standby command sent", async || {
         f.service

@@ -189,7 +189,7 @@ impl Service {
             alert: Some(alert.id.0),
             at: self.clock.now(),
         };
-        if let Err(e) = log.log(&decision).await {
+        if let Err(e) = log.record_decision(&decision, None).await {
             tracing::warn!(ticket = %ticket.id, alert = %alert.id, error = %e, "Could not write the auto-ticket decision to the decision log.");
         }
     }
